@@ -1,0 +1,126 @@
+// Helpers for the nanobind boundary: dtype checks, shape checks that raise
+// TypeError/ValueError with the offending values, and output allocation.
+// Bindings validate everything here; kernels trust their callers.
+#pragma once
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <climits>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace nb = nanobind;
+
+namespace nnc {
+
+// Read-only input of any dtype: nanobind copies a non-contiguous array once
+// into C order; the dtype is checked by us so that nothing is converted
+// behind the user's back.
+using In = nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>;
+// Arrays updated in place: the binding marks them .noconvert() so a wrong
+// dtype or layout raises instead of silently updating a copy.
+using InOut = nb::ndarray<nb::c_contig, nb::device::cpu>;
+template <class T>
+using Out = nb::ndarray<nb::numpy, T, nb::c_contig>;
+
+enum class DType { f32, f64 };
+
+std::string shape_str(const nb::ndarray<>& a);
+std::string shape_str(const std::vector<i64>& s);
+
+template <class A>
+inline std::string shape_of(const A& a) {
+    std::string s = "(";
+    for (size_t i = 0; i < a.ndim(); i++) {
+        s += std::to_string(a.shape(i));
+        if (a.ndim() == 1 || i + 1 < a.ndim()) s += i + 1 < a.ndim() ? ", " : ",";
+    }
+    return s + ")";
+}
+
+std::string dtype_name(nb::dlpack::dtype dt);
+
+// float32/float64 or TypeError naming the argument.
+template <class A>
+DType float_dtype(const A& a, const char* name) {
+    auto dt = a.dtype();
+    if (dt == nb::dtype<float>()) return DType::f32;
+    if (dt == nb::dtype<double>()) return DType::f64;
+    throw nb::type_error((std::string(name) + " must be float32 or float64, got " +
+                          dtype_name(dt)).c_str());
+}
+
+struct Named {
+    const char* name;
+    nb::dlpack::dtype dt;
+};
+// All arrays share one float dtype (float32 or float64), or TypeError naming
+// the first one that differs: same_dtype({{"x", x.dtype()}, {"w", w.dtype()}}).
+DType same_dtype(std::initializer_list<Named> arrays);
+
+inline void fail_value(const std::string& msg) { throw nb::value_error(msg.c_str()); }
+inline void fail_type(const std::string& msg) { throw nb::type_error(msg.c_str()); }
+
+template <class A>
+void check_ndim(const A& a, const char* name, size_t ndim) {
+    if (a.ndim() != ndim)
+        fail_value(std::string(name) + " must be " + std::to_string(ndim) + "-D, got shape " +
+                   shape_of(a));
+}
+
+// OpenBLAS takes 32-bit dimensions.
+inline void check_blas_dim(i64 v, const char* what) {
+    if (v > INT_MAX)
+        fail_value(std::string(what) + " = " + std::to_string(v) +
+                   " exceeds OpenBLAS's 32-bit index limit");
+}
+
+template <class T>
+Out<T> new_array(std::initializer_list<size_t> shape) {
+    size_t n = 1;
+    for (size_t s : shape) n *= s;
+    T* data = new T[n > 0 ? n : 1];
+    nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+    return Out<T>(data, shape.size(), shape.begin(), owner);
+}
+
+template <class T>
+Out<T> new_array(const std::vector<size_t>& shape) {
+    size_t n = 1;
+    for (size_t s : shape) n *= s;
+    T* data = new T[n > 0 ? n : 1];
+    nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+    return Out<T>(data, shape.size(), shape.data(), owner);
+}
+
+template <class T, class A>
+const T* ptr(const A& a) {
+    return static_cast<const T*>(a.data());
+}
+template <class T>
+T* mut(InOut& a) {
+    return static_cast<T*>(a.data());
+}
+
+// Calls f(float{}) or f(double{}) for the dtype, so each binding is written
+// once and instantiated for both.
+template <class F>
+auto dispatch(DType dt, F&& f) {
+    if (dt == DType::f32) return f(float{});
+    return f(double{});
+}
+
+// One registration function per op family, called from module.cpp.
+void bind_affine(nb::module_& m);
+void bind_activation(nb::module_& m);
+void bind_conv(nb::module_& m);
+void bind_pool(nb::module_& m);
+void bind_norm(nb::module_& m);
+void bind_dropout(nb::module_& m);
+void bind_loss(nb::module_& m);
+void bind_optim(nb::module_& m);
+
+}  // namespace nnc

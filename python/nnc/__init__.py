@@ -1,0 +1,33 @@
+"""nnc: CS231n-style neural-network layers on two swappable backends.
+
+``numpy`` is the pure-NumPy reference; ``cpp`` is the native backend (OpenMP,
+SIMD and OpenBLAS kernels bound with nanobind) and the default when built.
+
+    import nnc
+    from nnc.layers import affine_forward
+    with nnc.use_backend("numpy"):
+        out, cache = affine_forward(x, w, b)
+"""
+import os as _os
+
+# libgomp reads this once when it loads. Spinning OpenMP workers starve
+# OpenBLAS's own threads right after a parallel region (20-80x slowdowns), so
+# idle workers sleep unless the user chose otherwise.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+__version__ = "0.1.0"
+
+from .backends import (  # noqa: E402
+    available_backends,
+    get_backend,
+    implemented_ops,
+    missing_ops,
+    set_backend,
+    use_backend,
+)
+from ._info import build_info, get_num_threads, set_num_threads  # noqa: E402
+
+__all__ = [
+    "available_backends", "get_backend", "set_backend", "use_backend", "implemented_ops",
+    "missing_ops", "build_info", "get_num_threads", "set_num_threads", "__version__",
+]

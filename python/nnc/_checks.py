@@ -1,0 +1,56 @@
+"""Argument checks shared by the public functions of both backends.
+
+Each raises TypeError/ValueError naming the argument and the shapes, before
+any work starts. Kept cheap: they run on every call.
+"""
+import numpy as np
+
+
+def array(x, name, min_ndim=None, ndim=None):
+    """``x`` as an ndarray of real numbers with the required ndim."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dims, got shape {x.shape}")
+    return x
+
+
+def batch(x, name="x"):
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {x.shape})")
+
+
+def same_shape(a, b, name_a, name_b):
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} has shape {a.shape} but {name_b} has shape {b.shape}")
+
+
+def labels(y, N, C, name="y"):
+    """Integer class labels of shape (N,) in [0, C)."""
+    if not isinstance(y, np.ndarray):
+        y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    if y.shape != (N,):
+        raise ValueError(f"{name} must have shape ({N},) to match x, got {y.shape}")
+    if N and (y.min() < 0 or y.max() >= C):
+        raise ValueError(f"{name} must lie in [0, {C}), got values in [{y.min()}, {y.max()}]")
+    return y
+
+
+def positive_int(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"{name} must be positive, got {v}")
+    return int(v)
+
+
+def mode(m, name="mode"):
+    if m not in ("train", "test"):
+        raise ValueError(f"{name} must be 'train' or 'test', got {m!r}")
+    return m

@@ -1,0 +1,53 @@
+"""Build facts and the single thread knob shared by OpenMP and OpenBLAS."""
+import os
+
+from . import __version__
+from .backends import _BACKENDS, CPP_IMPORT_ERROR, available_backends
+
+
+def _native():
+    return _BACKENDS["cpp"]._nnc if "cpp" in _BACKENDS else None
+
+
+def build_info():
+    """A dict describing this build: version, blas, openmp, simd, compiler,
+    num_threads, backends (and cpp_error when the extension did not load)."""
+    nat = _native()
+    info = {"version": __version__, "backends": available_backends()}
+    if nat is None:
+        info.update(blas=None, openmp=False, simd=None, compiler=None,
+                    num_threads=get_num_threads(), cpp_error=str(CPP_IMPORT_ERROR))
+        return info
+    info.update(
+        blas=f"OpenBLAS {nat.blas_config().strip()} (core {nat.blas_corename()})",
+        openmp=nat.openmp_version() > 0,
+        simd=nat.simd_isa(),
+        compiler=nat.compiler,
+        num_threads=nat.get_num_threads(),
+    )
+    return info
+
+
+def set_num_threads(n):
+    """Threads used by nnc's OpenMP kernels and by OpenBLAS (one knob)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    nat = _native()
+    if nat is not None:
+        nat.set_num_threads(n)
+    else:
+        global _fallback_threads
+        _fallback_threads = n
+
+
+_fallback_threads = None
+
+
+def get_num_threads():
+    """Current thread count (default: OMP_NUM_THREADS, else the core count)."""
+    nat = _native()
+    if nat is not None:
+        return nat.get_num_threads()
+    return _fallback_threads or int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
