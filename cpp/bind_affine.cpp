@@ -58,6 +58,4 @@ void bind_affine(nb::module_& m) {
        "(dx[N,D], dw[D,M], db[M]) for out = x @ w + b");
 }
 
-// Families not bound yet register nothing; the Python registry reports them
-// as missing from the cpp backend instead of falling back.
 }  // namespace nnc

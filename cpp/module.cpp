@@ -62,4 +62,11 @@ NB_MODULE(_nnc, m) {
     set_threads(omp_get_max_threads());
 
     bind_affine(m);
+    bind_activation(m);
+    bind_conv(m);
+    bind_pool(m);
+    bind_norm(m);
+    bind_dropout(m);
+    bind_loss(m);
+    bind_optim(m);
 }

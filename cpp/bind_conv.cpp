@@ -1,0 +1,7 @@
+#include "bind.h"
+
+namespace nnc {
+
+void bind_conv(nb::module_& m) { (void)m; }
+
+}  // namespace nnc
