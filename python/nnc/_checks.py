@@ -54,3 +54,73 @@ def mode(m, name="mode"):
     if m not in ("train", "test"):
         raise ValueError(f"{name} must be 'train' or 'test', got {m!r}")
     return m
+
+
+# --- normalization ---
+
+
+def param_dict(p, name):
+    """A layer's parameter dict (bn_param, ln_param, gn_param)."""
+    if not isinstance(p, dict):
+        raise TypeError(f"{name} must be a dict, got {type(p).__name__}")
+    return p
+
+
+def _real(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {v!r}")
+    return float(v)
+
+
+def eps_param(p, name):
+    """``p['eps']`` (default 1e-5): a finite number >= 0."""
+    eps = _real(p.get("eps", 1e-5), f"{name}['eps']")
+    if not (np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"{name}['eps'] must be a finite number >= 0, got {eps!r}")
+    return eps
+
+
+def bn_param(p, name, n):
+    """A batchnorm parameter dict for ``n`` features or channels: 'mode' is
+    required; eps, momentum in [0, 1] and running statistics of shape (n,) optional."""
+    param_dict(p, name)
+    mode(p.get("mode"), f"{name}['mode']")
+    eps_param(p, name)
+    momentum = _real(p.get("momentum", 0.9), f"{name}['momentum']")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{name}['momentum'] must lie in [0, 1], got {momentum!r}")
+    for key in ("running_mean", "running_var"):
+        if p.get(key) is not None:
+            a = p[key]
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"{name}[{key!r}] must be a numpy.ndarray, got {type(a).__name__}")
+            if a.shape != (n,):
+                raise ValueError(f"{name}[{key!r}] has shape {a.shape}, expected ({n},) "
+                                 f"(one entry per feature/channel)")
+    return p
+
+
+def vector(a, name, n, what):
+    """``a`` is an array of shape (n,); ``what`` says where n comes from."""
+    array(a, name)
+    if a.shape != (n,):
+        raise ValueError(f"{name} has shape {a.shape}, expected ({n},) {what}")
+    return a
+
+
+def updated_in_place(a, name, dtype, shape):
+    """An array a native kernel updates in place (running statistics,
+    optimizer state): exactly ``dtype`` and ``shape``, C-contiguous, writable."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but the input has dtype {np.dtype(dtype)}; "
+                        f"the native backend updates it in place, so the dtypes must match")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
+    if not a.flags.c_contiguous:
+        raise TypeError(f"{name} must be C-contiguous (strides {a.strides}): the native backend "
+                        f"updates it in place")
+    if not a.flags.writeable:
+        raise TypeError(f"{name} is read-only: the native backend updates it in place")
+    return a

@@ -45,3 +45,236 @@ def affine_backward(dout, cache):
     """
     ck.array(dout, "dout", ndim=2)
     return _backward("affine_backward", dout, cache)
+
+
+# --- normalization ---
+
+
+def _norm_inputs(x, gamma, beta, ndim):
+    """x of the layer's ndim with a non-empty batch; gamma and beta arrays."""
+    ck.array(x, "x", ndim=ndim)
+    ck.batch(x)
+    ck.array(gamma, "gamma")
+    ck.array(beta, "beta")
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Forward pass for batch normalization.
+
+    In train mode each feature is normalized with the minibatch mean and
+    (biased, uncorrected) variance, then scaled and shifted:
+    out = gamma * (x - mean) / sqrt(var + eps) + beta. Exponentially decaying
+    running averages of the statistics are kept in bn_param,
+
+        running_mean = momentum * running_mean + (1 - momentum) * sample_mean
+        running_var = momentum * running_var + (1 - momentum) * sample_var
+
+    and test mode normalizes with them instead of the batch statistics.
+
+    Inputs:
+    - x: data of shape (N, D)
+    - gamma: scale parameter of shape (D,)
+    - beta: shift parameter of shape (D,)
+    - bn_param: dict with the keys
+      - mode: 'train' or 'test'; required
+      - eps: constant for numeric stability (default 1e-5)
+      - momentum: constant for the running mean / variance (default 0.9)
+      - running_mean: (D,) running mean of the features; created as zeros of
+        x's dtype on first use and updated in the dict
+      - running_var: (D,) running variance of the features; likewise
+      The cpp backend updates running_mean/running_var in place, so they must
+      be C-contiguous writable arrays of x's dtype.
+
+    Returns a tuple of:
+    - out: of shape (N, D)
+    - cache: values needed in the backward pass
+    """
+    _norm_inputs(x, gamma, beta, 2)
+    D = x.shape[1]
+    ck.vector(gamma, "gamma", D, f"(one per feature of x, shape {x.shape})")
+    ck.vector(beta, "beta", D, f"(one per feature of x, shape {x.shape})")
+    ck.bn_param(bn_param, "bn_param", D)
+    return _forward("batchnorm_forward", x, gamma, beta, bn_param)
+
+
+def batchnorm_backward(dout, cache):
+    """Backward pass for batch normalization, walking the computational graph
+    of the forward pass stage by stage (the cpp backend uses the closed form).
+
+    A cache from test mode backpropagates through the affine map the layer
+    then is (the running statistics are constants).
+
+    Inputs:
+    - dout: upstream derivatives, of shape (N, D)
+    - cache: from batchnorm_forward
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, D)
+    - dgamma: gradient with respect to gamma, of shape (D,)
+    - dbeta: gradient with respect to beta, of shape (D,)
+    """
+    ck.array(dout, "dout", ndim=2)
+    return _backward("batchnorm_backward", dout, cache)
+
+
+def batchnorm_backward_alt(dout, cache):
+    """Backward pass for batch normalization in the simplified closed form
+
+        dx = gamma / sqrt(var + eps) * (dout - mean(dout) - xhat * mean(dout * xhat))
+
+    (means over the batch, xhat the normalized x). Same inputs and outputs as
+    batchnorm_backward: dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    ck.array(dout, "dout", ndim=2)
+    return _backward("batchnorm_backward_alt", dout, cache)
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Forward pass for layer normalization.
+
+    Each data point (row) is normalized with its own mean and (biased)
+    variance over its D features, then scaled and shifted per feature. Train
+    and test time behave the same and no running statistics are kept.
+
+    Inputs:
+    - x: data of shape (N, D)
+    - gamma: scale parameter of shape (D,)
+    - beta: shift parameter of shape (D,)
+    - ln_param: dict with the key
+      - eps: constant for numeric stability (default 1e-5)
+      (other keys, such as 'mode', are ignored)
+
+    Returns a tuple of:
+    - out: of shape (N, D)
+    - cache: values needed in the backward pass
+    """
+    _norm_inputs(x, gamma, beta, 2)
+    D = x.shape[1]
+    if D == 0:
+        raise ValueError(f"layernorm_forward: x has no features to normalize (shape {x.shape})")
+    ck.vector(gamma, "gamma", D, f"(one per feature of x, shape {x.shape})")
+    ck.vector(beta, "beta", D, f"(one per feature of x, shape {x.shape})")
+    ck.param_dict(ln_param, "ln_param")
+    ck.eps_param(ln_param, "ln_param")
+    return _forward("layernorm_forward", x, gamma, beta, ln_param)
+
+
+def layernorm_backward(dout, cache):
+    """Backward pass for layer normalization.
+
+    Inputs:
+    - dout: upstream derivatives, of shape (N, D)
+    - cache: from layernorm_forward
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, D)
+    - dgamma: gradient with respect to gamma, of shape (D,)
+    - dbeta: gradient with respect to beta, of shape (D,)
+    """
+    ck.array(dout, "dout", ndim=2)
+    return _backward("layernorm_backward", dout, cache)
+
+
+def _check_planes(op, x):
+    if x.shape[1] * x.shape[2] * x.shape[3] == 0:
+        raise ValueError(f"{op}: x has no channels or pixels to normalize (shape {x.shape})")
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    """Forward pass for spatial batch normalization.
+
+    Each channel is normalized over the batch and every spatial position
+    (statistics over axes (0, 2, 3)); otherwise as batchnorm_forward, with
+    running statistics of shape (C,).
+
+    Inputs:
+    - x: input data of shape (N, C, H, W)
+    - gamma: scale parameter of shape (C,)
+    - beta: shift parameter of shape (C,)
+    - bn_param: dict with the keys
+      - mode: 'train' or 'test'; required
+      - eps: constant for numeric stability (default 1e-5)
+      - momentum: constant for the running mean / variance (default 0.9)
+      - running_mean: (C,) running mean of the channels (zeros on first use)
+      - running_var: (C,) running variance of the channels (zeros on first use)
+
+    Returns a tuple of:
+    - out: output data, of shape (N, C, H, W)
+    - cache: values needed for the backward pass
+    """
+    _norm_inputs(x, gamma, beta, 4)
+    _check_planes("spatial_batchnorm_forward", x)
+    C = x.shape[1]
+    ck.vector(gamma, "gamma", C, f"(one per channel of x, shape {x.shape})")
+    ck.vector(beta, "beta", C, f"(one per channel of x, shape {x.shape})")
+    ck.bn_param(bn_param, "bn_param", C)
+    return _forward("spatial_batchnorm_forward", x, gamma, beta, bn_param)
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """Backward pass for spatial batch normalization.
+
+    Inputs:
+    - dout: upstream derivatives, of shape (N, C, H, W)
+    - cache: from spatial_batchnorm_forward
+
+    Returns a tuple of:
+    - dx: gradient with respect to inputs, of shape (N, C, H, W)
+    - dgamma: gradient with respect to scale parameter, of shape (C,)
+    - dbeta: gradient with respect to shift parameter, of shape (C,)
+    """
+    ck.array(dout, "dout", ndim=4)
+    return _backward("spatial_batchnorm_backward", dout, cache)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    """Forward pass for spatial group normalization.
+
+    The C channels are split into G groups of C // G adjacent channels; each
+    (data point, group) is normalized with the mean and (biased) variance of
+    its C // G * H * W values, then every channel is scaled and shifted by
+    its own gamma and beta. Train and test time behave the same.
+
+    Inputs:
+    - x: input data of shape (N, C, H, W)
+    - gamma: scale parameter of shape (1, C, 1, 1) (or (C,))
+    - beta: shift parameter of shape (1, C, 1, 1) (or (C,))
+    - G: integer number of groups to split into, should be a divisor of C
+    - gn_param: dict with the key
+      - eps: constant for numeric stability (default 1e-5)
+
+    Returns a tuple of:
+    - out: output data, of shape (N, C, H, W)
+    - cache: values needed for the backward pass
+    """
+    _norm_inputs(x, gamma, beta, 4)
+    _check_planes("spatial_groupnorm_forward", x)
+    C = x.shape[1]
+    G = ck.positive_int(G, "G")
+    if C % G != 0:
+        raise ValueError(f"spatial_groupnorm_forward: G={G} groups do not divide the C={C} "
+                         f"channels of x (shape {x.shape})")
+    for a, name in ((gamma, "gamma"), (beta, "beta")):
+        if a.shape not in ((1, C, 1, 1), (C,)):
+            raise ValueError(f"{name} has shape {a.shape}, expected (1, {C}, 1, 1) or ({C},) "
+                             f"(one per channel of x, shape {x.shape})")
+    ck.param_dict(gn_param, "gn_param")
+    ck.eps_param(gn_param, "gn_param")
+    return _forward("spatial_groupnorm_forward", x, gamma, beta, G, gn_param)
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Backward pass for spatial group normalization.
+
+    Inputs:
+    - dout: upstream derivatives, of shape (N, C, H, W)
+    - cache: from spatial_groupnorm_forward
+
+    Returns a tuple of:
+    - dx: gradient with respect to inputs, of shape (N, C, H, W)
+    - dgamma: gradient with respect to scale parameter, of gamma's shape
+      ((1, C, 1, 1) or (C,))
+    - dbeta: gradient with respect to shift parameter, of beta's shape
+    """
+    ck.array(dout, "dout", ndim=4)
+    return _backward("spatial_groupnorm_backward", dout, cache)

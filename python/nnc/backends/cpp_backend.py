@@ -32,3 +32,90 @@ def affine_backward(dout, cache):
     x, w, b = cache
     dx, dw, db = _nnc.affine_backward(dout, x.reshape(x.shape[0], -1), w)
     return dx.reshape(x.shape), dw, db
+
+
+# --- normalization ---
+# Forward kernels return float64 (mean, rstd) per normalized group; backward
+# uses them with x (xhat is recomputed, never stored).
+
+import numpy as _np  # noqa: E402
+
+from .. import _checks as _ck  # noqa: E402
+
+
+def _running_stats(bn_param, x, n):
+    """bn_param's running statistics, zeros on first use. The kernel updates
+    them in place, so they must already be what it writes to."""
+    stats = []
+    for key in ("running_mean", "running_var"):
+        a = bn_param.get(key)
+        if a is None:
+            a = _np.zeros(n, dtype=x.dtype)
+        else:
+            _ck.updated_in_place(a, f"bn_param[{key!r}]", x.dtype, (n,))
+        stats.append(a)
+    return stats
+
+
+def _batchnorm(train_kernel, test_kernel, x, gamma, beta, bn_param):
+    mode = bn_param.get("mode")
+    if mode not in ("train", "test"):
+        raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    eps = float(bn_param.get("eps", 1e-5))
+    running_mean, running_var = _running_stats(bn_param, x, x.shape[1])
+    if mode == "train":
+        momentum = float(bn_param.get("momentum", 0.9))
+        out, mean, rstd = train_kernel(x, gamma, beta, running_mean, running_var, eps, momentum)
+    else:
+        out, mean, rstd = test_kernel(x, gamma, beta, running_mean, running_var, eps)
+    bn_param["running_mean"] = running_mean
+    bn_param["running_var"] = running_var
+    return out, (mode == "train", x, gamma, mean, rstd)
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    return _batchnorm(_nnc.batchnorm_forward_train, _nnc.batchnorm_forward_test,
+                      x, gamma, beta, bn_param)
+
+
+def batchnorm_backward(dout, cache):
+    train, x, gamma, mean, rstd = cache
+    return _nnc.batchnorm_backward(dout, x, gamma, mean, rstd, train)
+
+
+def batchnorm_backward_alt(dout, cache):
+    # The native kernel is the closed form already: both names share it.
+    return batchnorm_backward(dout, cache)
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    out, mean, rstd = _nnc.layernorm_forward(x, gamma, beta, float(ln_param.get("eps", 1e-5)))
+    return out, (x, gamma, mean, rstd)
+
+
+def layernorm_backward(dout, cache):
+    x, gamma, mean, rstd = cache
+    return _nnc.layernorm_backward(dout, x, gamma, mean, rstd)
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    return _batchnorm(_nnc.spatial_batchnorm_forward_train, _nnc.spatial_batchnorm_forward_test,
+                      x, gamma, beta, bn_param)
+
+
+def spatial_batchnorm_backward(dout, cache):
+    train, x, gamma, mean, rstd = cache
+    return _nnc.spatial_batchnorm_backward(dout, x, gamma, mean, rstd, train)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    # gamma/beta may be (C,) or CS231n's (1, C, 1, 1): the kernel takes (C,).
+    out, mean, rstd = _nnc.groupnorm_forward(x, gamma.reshape(-1), beta.reshape(-1), G,
+                                             float(gn_param.get("eps", 1e-5)))
+    return out, (G, x, gamma, beta.shape, mean, rstd)
+
+
+def spatial_groupnorm_backward(dout, cache):
+    G, x, gamma, beta_shape, mean, rstd = cache
+    dx, dgamma, dbeta = _nnc.groupnorm_backward(dout, x, gamma.reshape(-1), mean, rstd, G)
+    return dx, dgamma.reshape(gamma.shape), dbeta.reshape(beta_shape)
