@@ -132,6 +132,8 @@ CONV_CASES = [
     (5, 4, 6, 9, 3, 3, 3, 3, 0),      # stride 3, several images per block
     (4, 3, 4, 4, 6, 3, 3, 1, 3),      # pad larger than half the kernel
     (2, 3, 5, 3, 2, 5, 3, 1, 0),      # the kernel is the whole input
+    (2, 64, 32, 32, 8, 3, 3, 1, 1),   # native: several column tiles per image, ragged last
+    (3, 40, 33, 33, 4, 3, 3, 2, 1),   # the same with stride 2
 ]
 
 
