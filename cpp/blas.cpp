@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <mutex>
+
 namespace nnc {
 
 static CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
@@ -20,8 +22,42 @@ void gemm<double>(bool ta, bool tb, i64 M, i64 N, i64 K, double alpha, const dou
                       (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
-int blas_set_threads_local(int n) { return scipy_openblas_set_num_threads_local(n); }
-void blas_set_threads(int n) { scipy_openblas_set_num_threads(n); }
+// OpenBLAS's pthreads build has no per-thread count: its
+// openblas_set_num_threads_local() sets the process-wide count, and the
+// scipy-openblas wheel does not even export it. So nnc keeps the count it
+// was asked for (set_threads) and the number of threads that currently want
+// single-threaded GEMMs, and OpenBLAS runs on 1 thread while any does.
+// Threads of one OpenMP region, or of concurrent calls from several Python
+// threads, then never restore a count another thread still relies on.
+namespace {
+std::mutex g_blas_mutex;
+int g_blas_configured = 0;        // 0 until blas_set_threads is first called
+int g_blas_single_holders = 0;    // threads inside blas_set_threads_local(1)
+thread_local bool t_blas_single = false;
+
+void apply_blas_threads_locked() {
+    const int want = g_blas_single_holders > 0 ? 1 : g_blas_configured;
+    if (want > 0 && want != scipy_openblas_get_num_threads()) scipy_openblas_set_num_threads(want);
+}
+}  // namespace
+
+int blas_set_threads_local(int n) {
+    std::lock_guard<std::mutex> lock(g_blas_mutex);
+    const int prev = t_blas_single ? 1 : 0;
+    const bool single = n == 1;
+    if (single != t_blas_single) {
+        t_blas_single = single;
+        g_blas_single_holders += single ? 1 : -1;
+        apply_blas_threads_locked();
+    }
+    return prev;
+}
+
+void blas_set_threads(int n) {
+    std::lock_guard<std::mutex> lock(g_blas_mutex);
+    g_blas_configured = n;
+    apply_blas_threads_locked();
+}
 const char* blas_config() { return scipy_openblas_get_config(); }
 const char* blas_corename() { return scipy_openblas_get_corename(); }
 

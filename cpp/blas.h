@@ -11,9 +11,13 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, T alpha, const T* A, i64 lda,
           const T* B, i64 ldb, T beta, T* C, i64 ldc);
 
-// Threads OpenBLAS uses for calls made from the current thread. Kernels that
-// call gemm from inside an OpenMP region set it to 1 so the two pools do not
-// fight over the same cores; returns the previous value.
+// blas_set_threads_local(1) asks for single-threaded GEMMs from the calling
+// thread, so OpenMP and OpenBLAS do not fight over the same cores inside a
+// parallel region; it returns the previous request (1, or 0 for none) to be
+// passed back afterwards: prev = blas_set_threads_local(1); ...;
+// blas_set_threads_local(prev). OpenBLAS (pthreads build) has only one
+// process-wide count, so it runs single-threaded while any thread holds a
+// request; blas_set_threads(n) sets the count used otherwise.
 int blas_set_threads_local(int n);
 void blas_set_threads(int n);
 const char* blas_config();

@@ -1,0 +1,125 @@
+"""Fast convolution and max-pooling with the CS231n ``fast_layers`` names.
+
+Every function dispatches at call time to the active backend. In NumPy each
+name is its own vectorized method (im2col by fancy indexing, strided windows,
+reshape pooling); in the cpp backend all conv names run the same kernel
+(per-thread im2col + OpenBLAS GEMM) and all pool names the same pooling
+kernel. Shapes and semantics are those of ``conv_forward_naive`` and
+``max_pool_forward_naive`` in ``nnc.layers``, with which they agree.
+"""
+from . import _checks as ck
+from .backends import backward as _backward
+from .backends import forward as _forward
+from .layers import _check_conv, _check_pool
+
+
+def conv_forward_im2col(x, w, b, conv_param):
+    """Convolution by im2col and one matrix product.
+
+    Inputs:
+    - x: (N, C, H, W)
+    - w: (F, C, HH, WW)
+    - b: (F,)
+    - conv_param: dict with 'stride' (int >= 1) and 'pad' (int >= 0); the
+      filter must tile the padded input: (H + 2*pad - HH) % stride == 0, same for W.
+
+    Returns (out, cache): out (N, F, H', W') with H' = 1 + (H + 2*pad - HH) // stride,
+    W' = 1 + (W + 2*pad - WW) // stride.
+    """
+    _check_conv("conv_forward_im2col", x, w, b, conv_param)
+    return _forward("conv_forward_im2col", x, w, b, conv_param)
+
+
+def conv_backward_im2col(dout, cache):
+    """Backward pass of ``conv_forward_im2col``.
+
+    Inputs:
+    - dout: (N, F, H', W')
+    - cache: from conv_forward_im2col
+
+    Returns (dx, dw, db): dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
+    """
+    ck.array(dout, "dout", ndim=4)
+    return _backward("conv_backward_im2col", dout, cache)
+
+
+def conv_forward_strides(x, w, b, conv_param):
+    """Convolution over a strided view of the windows; same inputs and
+    outputs as ``conv_forward_im2col``."""
+    _check_conv("conv_forward_strides", x, w, b, conv_param)
+    return _forward("conv_forward_strides", x, w, b, conv_param)
+
+
+def conv_backward_strides(dout, cache):
+    """Backward pass of ``conv_forward_strides``: (dout (N, F, H', W'), cache)
+    -> (dx (N, C, H, W), dw (F, C, HH, WW), db (F,))."""
+    ck.array(dout, "dout", ndim=4)
+    return _backward("conv_backward_strides", dout, cache)
+
+
+conv_forward_fast = conv_forward_strides
+conv_backward_fast = conv_backward_strides
+
+
+def max_pool_forward_reshape(x, pool_param):
+    """Max pooling for windows that tile the input exactly: pool_height ==
+    pool_width == stride, dividing H and W (ValueError otherwise).
+
+    Inputs:
+    - x: (N, C, H, W)
+    - pool_param: dict with 'pool_height', 'pool_width', 'stride'
+
+    Returns (out, cache): out (N, C, H / stride, W / stride).
+    """
+    ph, pw, stride = _check_pool("max_pool_forward_reshape", x, pool_param)
+    H, W = x.shape[2:]
+    if not (ph == pw == stride and H % ph == 0 and W % pw == 0):
+        raise ValueError(f"max_pool_forward_reshape: the {ph}x{pw} windows with stride {stride} "
+                         f"do not tile x of shape {x.shape} exactly; it needs pool_height == "
+                         f"pool_width == stride dividing H and W (max_pool_forward_fast "
+                         f"handles any window)")
+    return _forward("max_pool_forward_reshape", x, pool_param)
+
+
+def max_pool_backward_reshape(dout, cache):
+    """Backward pass of ``max_pool_forward_reshape``: dout (N, C, H', W') ->
+    dx (N, C, H, W), the gradient routed to each window's first maximum."""
+    ck.array(dout, "dout", ndim=4)
+    return _backward("max_pool_backward_reshape", dout, cache)
+
+
+def max_pool_forward_im2col(x, pool_param):
+    """Max pooling for any window and stride, overlapping windows included.
+    Ties go to the first maximum in row-major window order (as np.argmax).
+
+    Inputs:
+    - x: (N, C, H, W)
+    - pool_param: dict with 'pool_height', 'pool_width', 'stride'; the window
+      must tile the input: (H - pool_height) % stride == 0, same for W.
+
+    Returns (out, cache): out (N, C, H', W') with H' = 1 + (H - pool_height) // stride,
+    W' = 1 + (W - pool_width) // stride.
+    """
+    _check_pool("max_pool_forward_im2col", x, pool_param)
+    return _forward("max_pool_forward_im2col", x, pool_param)
+
+
+def max_pool_backward_im2col(dout, cache):
+    """Backward pass of ``max_pool_forward_im2col``: dout (N, C, H', W') ->
+    dx (N, C, H, W); where windows overlap the gradients add up."""
+    ck.array(dout, "dout", ndim=4)
+    return _backward("max_pool_backward_im2col", dout, cache)
+
+
+def max_pool_forward_fast(x, pool_param):
+    """Max pooling by the fastest method that applies (the NumPy backend uses
+    reshape when the windows tile x and im2col otherwise). Same inputs and
+    outputs as ``max_pool_forward_im2col``."""
+    _check_pool("max_pool_forward_fast", x, pool_param)
+    return _forward("max_pool_forward_fast", x, pool_param)
+
+
+def max_pool_backward_fast(dout, cache):
+    """Backward pass of ``max_pool_forward_fast``: dout (N, C, H', W') -> dx (N, C, H, W)."""
+    ck.array(dout, "dout", ndim=4)
+    return _backward("max_pool_backward_fast", dout, cache)
