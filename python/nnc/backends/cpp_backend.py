@@ -109,32 +109,46 @@ def mse_loss(x, y):
 
 
 # The kernels update w and the state arrays in place (one fused pass, no
-# temporaries); next_w is w itself.
+# temporaries); next_w is w itself. The binding refuses (TypeError) arrays it
+# could only update through a copy; this says which one and why.
+
+def _in_place(w, config, *state):
+    for name, a in [("w", w)] + [(f"config[{k!r}]", config[k]) for k in state]:
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise TypeError(f"{name} must be a C-contiguous, writable array: the cpp backend "
+                            f"updates it in place (got shape {a.shape}, strides {a.strides}, "
+                            f"writeable={a.flags.writeable})")
+
 
 def sgd(w, dw, config):
+    _in_place(w, config)
     _nnc.sgd(w, dw, float(config["learning_rate"]))
     return w, config
 
 
 def sgd_momentum(w, dw, config):
+    _in_place(w, config, "velocity")
     _nnc.sgd_momentum(w, config["velocity"], dw, float(config["learning_rate"]),
                       float(config["momentum"]))
     return w, config
 
 
 def sgd_nesterov_momentum(w, dw, config):
+    _in_place(w, config, "velocity")
     _nnc.sgd_nesterov_momentum(w, config["velocity"], dw, float(config["learning_rate"]),
                                float(config["momentum"]))
     return w, config
 
 
 def rmsprop(w, dw, config):
+    _in_place(w, config, "cache")
     _nnc.rmsprop(w, config["cache"], dw, float(config["learning_rate"]),
                  float(config["decay_rate"]), float(config["epsilon"]))
     return w, config
 
 
 def adam(w, dw, config):
+    _in_place(w, config, "m", "v")
     beta1, beta2, t = config["beta1"], config["beta2"], config["t"] + 1
     # The bias corrections are the reference's own Python expressions.
     _nnc.adam(w, config["m"], config["v"], dw, float(config["learning_rate"]), float(beta1),
