@@ -5,8 +5,12 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include <sys/mman.h>
+
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -78,12 +82,31 @@ inline void check_blas_dim(i64 v, const char* what) {
                    " exceeds OpenBLAS's 32-bit index limit");
 }
 
+// Output buffers. Large ones ask for transparent huge pages, as NumPy's own
+// allocator does: glibc serves blocks of 32 MiB and more with a fresh mmap
+// on every call, and faulting that in 4 KiB pages costs several times more
+// than the kernel that fills it.
+inline void* alloc_output(size_t bytes) {
+    constexpr size_t kHugePage = size_t(1) << 21;
+    void* p;
+    if (bytes < (size_t(4) << 20)) {
+        p = std::malloc(bytes > 0 ? bytes : 1);
+    } else {
+        p = std::aligned_alloc(kHugePage, (bytes + kHugePage - 1) / kHugePage * kHugePage);
+#ifdef MADV_HUGEPAGE
+        if (p) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    }
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+
 template <class T>
 Out<T> new_array(std::initializer_list<size_t> shape) {
     size_t n = 1;
     for (size_t s : shape) n *= s;
-    T* data = new T[n > 0 ? n : 1];
-    nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+    T* data = static_cast<T*>(alloc_output(n * sizeof(T)));
+    nb::capsule owner(data, [](void* p) noexcept { std::free(p); });
     return Out<T>(data, shape.size(), shape.begin(), owner);
 }
 
@@ -91,8 +114,8 @@ template <class T>
 Out<T> new_array(const std::vector<size_t>& shape) {
     size_t n = 1;
     for (size_t s : shape) n *= s;
-    T* data = new T[n > 0 ? n : 1];
-    nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+    T* data = static_cast<T*>(alloc_output(n * sizeof(T)));
+    nb::capsule owner(data, [](void* p) noexcept { std::free(p); });
     return Out<T>(data, shape.size(), shape.data(), owner);
 }
 

@@ -124,3 +124,51 @@ def updated_in_place(a, name, dtype, shape):
     if not a.flags.writeable:
         raise TypeError(f"{name} is read-only: the native backend updates it in place")
     return a
+
+# --- activations, dropout, losses, optimizers ---
+
+def floating(x, name, min_ndim=None, ndim=None):
+    """``x`` as an ndarray of floating-point numbers with the required ndim."""
+    array(x, name, min_ndim=min_ndim, ndim=ndim)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
+    return x
+
+
+def real(v, name):
+    """A real scalar (int, float or NumPy number; not bool), as a float."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {v!r}")
+    return float(v)
+
+
+def dropout_param(dp):
+    """CS231n's dropout_param: 'p' (keep probability in (0, 1]) and 'mode'
+    ('train' or 'test') are required, 'seed' is optional. Returns (p, mode)."""
+    if not isinstance(dp, dict):
+        raise TypeError(f"dropout_param must be a dict, got {type(dp).__name__}")
+    for key in ("p", "mode"):
+        if key not in dp:
+            raise ValueError(f"dropout_param must have the key {key!r}, got keys {sorted(dp)}")
+    p = real(dp["p"], "dropout_param['p']")
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"dropout_param['p'] is the keep probability and must be in (0, 1], got {p}")
+    return p, mode(dp["mode"], "dropout_param['mode']")
+
+
+def optim_config(config):
+    """An optimizer's config: None (a new dict) or the caller's dict, which
+    the rule fills with defaults and state as CS231n does."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
+    return config
+
+
+def state_array(a, name, w):
+    """An optimizer state array (velocity, cache, m, v) shaped like w."""
+    floating(a, name)
+    if a.shape != w.shape:
+        raise ValueError(f"{name} has shape {a.shape} but w has shape {w.shape}; they must match")
+    return a
