@@ -19,7 +19,7 @@ def build_info():
                     num_threads=get_num_threads(), cpp_error=str(CPP_IMPORT_ERROR))
         return info
     info.update(
-        blas=f"OpenBLAS {nat.blas_config().strip()} (core {nat.blas_corename()})",
+        blas=f"{nat.blas_config().strip()} (core {nat.blas_corename()})",
         openmp=nat.openmp_version() > 0,
         simd=nat.simd_isa(),
         compiler=nat.compiler,
