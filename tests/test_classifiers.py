@@ -78,6 +78,9 @@ def test_two_layer_net_gradients(backend):
     X = rng.standard_normal((5, 2, 3))
     y = rng.integers(4, size=5)
     check_all_grads(model, X, y)
+    # float32 data is cast to the parameters' dtype
+    np.testing.assert_array_equal(model.loss(X.astype(np.float32)),
+                                  model.loss(X.astype(np.float32).astype(np.float64)))
 
 
 # --- FullyConnectedNet (golden 3.2, 3.3, 3.5, 3.4) -------------------------------------

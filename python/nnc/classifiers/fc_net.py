@@ -75,7 +75,7 @@ class TwoLayerNet:
         """Scores, or loss and gradients, for a minibatch.
 
         Inputs:
-        - X: (N, d_1, ..., d_k) with d_1 * ... * d_k = D
+        - X: (N, d_1, ..., d_k) with d_1 * ... * d_k = D; cast to the dtype of W1
         - y: (N,) integer labels in [0, C), or None
 
         Returns:
@@ -84,6 +84,7 @@ class TwoLayerNet:
           and shapes of self.params
         """
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
+        X = np.asarray(X).astype(W1.dtype, copy=False)  # e.g. float32 data, float64 params
         h, cache1 = affine_relu_forward(X, W1, b1)
         scores, cache2 = affine_forward(h, W2, b2)
         if y is None:
