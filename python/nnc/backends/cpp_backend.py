@@ -1,9 +1,26 @@
 """The native backend: thin wrappers that call the C++ kernels in ``nnc._nnc``
 and pack what they return into CS231n caches. The binding validates dtypes
 and shapes; the math is all in cpp/."""
-import scipy_openblas32  # noqa: F401  preloads libscipy_openblas.so (RTLD_GLOBAL) for _nnc
+import ctypes
+import importlib.util
+import os
 
-from .. import _nnc
+
+def _preload_openblas():
+    """Load scipy-openblas32's library with RTLD_GLOBAL before _nnc, as
+    ``import scipy_openblas32`` would, without that module's 50 ms of imports.
+    The extension's rpath also points there; this covers layouts it misses."""
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("nnc's cpp backend needs the scipy-openblas32 package")
+    libdir = os.path.join(spec.submodule_search_locations[0], "lib")
+    for name in os.listdir(libdir):
+        if name.startswith("libscipy_openblas") and ".so" in name:
+            ctypes.CDLL(os.path.join(libdir, name), mode=ctypes.RTLD_GLOBAL)
+
+
+_preload_openblas()
+from .. import _nnc  # noqa: E402
 
 
 def affine_forward(x, w, b):

@@ -1,0 +1,174 @@
+"""``python -m nnc.bench``: validate, then time nnc's kernels against the NumPy
+reference and (when installed) PyTorch on the CPU.
+
+    python -m nnc.bench --quick                 # under a minute
+    python -m nnc.bench --filter conv --dtype float32 --json out.json --plot out.png
+"""
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+import nnc
+
+from .harness import bench_case, gemm_roofline, validate
+from .suite import CASES, OPS
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _torch(threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def _progress(i, total, label):
+    width = 28
+    done = int(width * i / total)
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{total} {label[:40]:40s}")
+    sys.stderr.flush()
+    if i == total:
+        sys.stderr.write("\n")
+
+
+def _fmt_ms(r):
+    if not r:
+        return "-"
+    if "missing" in r:
+        return "missing"
+    if "error" in r:
+        return "error"
+    return f"{r['median_ms']:.3g}±{100 * r['spread']:.0f}%"
+
+
+def _table(records, roof):
+    cols = ["case", "dtype", "kind", "numpy ms", "cpp ms", "torch ms", "x numpy", "x torch",
+            "GFLOP/s", "%roof", "GB/s", "cpp MB", "torch MB", "check"]
+    rows = []
+    for r in records:
+        cpp, tor = r.get("cpp") or {}, r.get("torch") or {}
+        g = r.get("gflops")
+        rows.append([
+            r["case"], r["dtype"], r["kind"], _fmt_ms(r.get("numpy")), _fmt_ms(cpp), _fmt_ms(tor),
+            f"{r['speedup_vs_numpy']:.1f}" if "speedup_vs_numpy" in r else "-",
+            f"{r['speedup_vs_torch']:.2f}" if "speedup_vs_torch" in r else "-",
+            f"{g:.1f}" if g else "-",
+            f"{100 * g / roof[r['dtype']]:.0f}" if g and r["kind"] == "fwd" else "-",
+            f"{r['gbytes_per_s']:.1f}" if "gbytes_per_s" in r else "-",
+            f"{cpp['peak_extra_mb']:.1f}" if cpp.get("peak_extra_mb") is not None else "-",
+            f"{tor['peak_extra_mb']:.1f}" if tor.get("peak_extra_mb") is not None else "-",
+            r.get("check", "-"),
+        ])
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(out)
+
+
+def _plot(records, roof, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['case']} {r['dtype'][5:]} {r['kind']}" for r in records]
+    fig, axes = plt.subplots(1, 2, figsize=(14, max(4, 0.28 * len(records))), sharey=True)
+    y = np.arange(len(records))
+    for key, off, name in (("speedup_vs_torch", -0.2, "vs PyTorch"),
+                           ("speedup_vs_numpy", 0.2, "vs numpy")):
+        vals = [r.get(key, np.nan) for r in records]
+        axes[0].barh(y + off, vals, height=0.4, label=name)
+    axes[0].axvline(1.0, color="k", lw=0.8)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("speedup of nnc cpp (x, log scale)")
+    axes[0].legend()
+    frac = [100 * r["gflops"] / roof[r["dtype"]] if r.get("gflops") else np.nan for r in records]
+    axes[1].barh(y, frac, color="tab:green")
+    axes[1].set_xlabel("% of measured GEMM roofline")
+    axes[0].set_yticks(y, labels, fontsize=7)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m nnc.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a few cases, float32, short budgets")
+    p.add_argument("--filter", default="", help="only cases whose name or op contains this")
+    p.add_argument("--dtype", choices=["float32", "float64", "both"], default=None)
+    p.add_argument("--threads", type=int, default=None, help="threads for nnc and torch")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+    p.add_argument("--no-numpy", action="store_true", help="skip timing the numpy reference")
+    p.add_argument("--json", metavar="FILE", help="write all records as JSON")
+    p.add_argument("--plot", metavar="FILE", help="write a matplotlib chart (PNG/SVG)")
+    args = p.parse_args(argv)
+
+    if "cpp" not in nnc.available_backends():
+        sys.exit("nnc.bench needs the cpp backend; build_info: %s" % nnc.build_info())
+    if args.threads:
+        nnc.set_num_threads(args.threads)
+    threads = nnc.get_num_threads()
+    torch = None if args.no_torch else _torch(threads)
+    dtype_arg = args.dtype or ("float32" if args.quick else "both")
+    dtypes = ["float32", "float64"] if dtype_arg == "both" else [dtype_arg]
+    cases = [c for c in CASES if (c.quick or not args.quick) and
+             (args.filter in c.name or args.filter in c.op)]
+    if not cases:
+        sys.exit(f"no case matches --filter {args.filter!r}")
+    budget, min_reps = (0.15, 3) if args.quick else (0.6, 5)
+
+    info = nnc.build_info()
+    print(f"nnc {info['version']} | {info['blas']} | simd {info['simd']} | threads {threads}"
+          f" | torch {torch.__version__ if torch else 'not installed'}")
+    roof = {d: gemm_roofline(DTYPES[d], n=1024 if args.quick else 2048) for d in dtypes}
+    print("GEMM roofline: " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in roof.items()))
+
+    jobs = []
+    for c in cases:
+        op = OPS[c.op]
+        kinds = ["step"] if op.is_step else (["fwd", "fwdbwd"] if op.backward else ["fwd"])
+        jobs += [(c, d, k) for d in dtypes for k in kinds]
+    impls = [i for i in ("numpy", "cpp") if not (i == "numpy" and args.no_numpy)]
+    impls += ["torch"] if torch else []
+
+    records, checked = [], {}
+    t0 = time.time()
+    for i, (c, d, k) in enumerate(jobs):
+        _progress(i, len(jobs), f"{c.name} {d} {k}")
+        key = (c.name, d)
+        if key not in checked:    # validate before timing: cpp must equal the reference
+            try:
+                ok, err = validate(OPS[c.op], c.shape, DTYPES[d])
+                checked[key] = f"ok {err:.0e}" if ok else f"FAIL {err:.1e}"
+            except NotImplementedError:
+                checked[key] = "missing"
+            except Exception as e:  # report, keep benchmarking the rest
+                checked[key] = f"error {type(e).__name__}"
+        rec = bench_case(c, DTYPES[d], k, impls, budget, min_reps)
+        rec["check"] = checked[key]
+        records.append(rec)
+    _progress(len(jobs), len(jobs), "done")
+
+    print(_table(records, roof))
+    print(f"({time.time() - t0:.0f} s; 'x numpy'/'x torch': how many times faster nnc cpp is; "
+          f"%roof: forward GFLOP/s over the {'/'.join(dtypes)} GEMM roofline)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"build_info": info, "threads": threads, "roofline_gflops": roof,
+                       "torch": torch.__version__ if torch else None, "records": records}, f,
+                      indent=1)
+    if args.plot:
+        _plot(records, roof, args.plot)
+    return 1 if any(v.startswith("FAIL") for v in checked.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

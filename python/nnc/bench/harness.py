@@ -1,0 +1,142 @@
+"""Measuring one case: validate the native result against the reference, then
+time each implementation (median and spread after warm-up) and record its
+peak extra memory."""
+import time
+
+import numpy as np
+
+import nnc
+
+from .suite import OPS, run_op
+
+
+def measure(fn, budget=0.5, min_reps=5, max_reps=200, warmup=1):
+    """Runs ``fn`` ``warmup`` times, then until ``budget`` seconds have passed
+    (at least ``min_reps`` times). Returns (median s, relative spread, reps),
+    the spread being the interquartile range over the median."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps or
+                                     time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    q1, med, q3 = np.percentile(times, [25, 50, 75])
+    return float(med), float((q3 - q1) / med) if med > 0 else 0.0, len(times)
+
+
+def _status_kb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def peak_extra_bytes(fn):
+    """Growth of the process's peak resident memory during one ``fn()`` call
+    (Linux: resets the high-water mark through /proc/self/clear_refs), or
+    None where that is not available. Memory the allocator kept from earlier
+    calls is reused, so call it before timing, on fresh inputs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        base = _status_kb("VmRSS")
+    except (OSError, KeyError):
+        return None
+    fn()
+    return max(0, _status_kb("VmHWM") - base) * 1024
+
+
+def gemm_roofline(dtype, n=2048, budget=0.5):
+    """GFLOP/s of a large n x n x n GEMM through nnc's OpenBLAS (the cpp
+    affine kernel; its bias add is n^2 of 2n^3 operations)."""
+    from nnc.layers import affine_forward
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    z = np.zeros(n, dtype)
+    with nnc.use_backend("cpp"):
+        med, _, _ = measure(lambda: affine_forward(a, b, z), budget=budget, min_reps=3)
+    return 2.0 * n ** 3 / med / 1e9
+
+
+def compare(ref, got, dtype):
+    """Max error of ``got`` against ``ref``, relative to each output's largest
+    magnitude; returns (ok, worst error)."""
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    worst = 0.0
+    for r, g in zip(ref, got):
+        if r.shape != g.shape:
+            return False, float("inf")
+        scale = max(float(np.max(np.abs(r))) if r.size else 0.0, 1e-30)
+        err = float(np.max(np.abs(r.astype(np.float64) - g))) / scale if r.size else 0.0
+        worst = max(worst, err)
+    return worst <= tol, worst
+
+
+def validate(op, shape, dtype):
+    """Runs the op (forward and backward) on both backends from identical inputs."""
+    res = {}
+    for name in ("numpy", "cpp"):
+        with nnc.use_backend(name):
+            res[name] = run_op(op, op.make(shape, dtype, 0))
+    return compare(res["numpy"], res["cpp"], dtype)
+
+
+def missing(op, backend):
+    have = set(nnc.implemented_ops(backend))
+    return [n for n in op.needs if n not in have]
+
+
+def _runner(op, shape, dtype, impl, backward):
+    """A zero-arg callable doing the case's work in ``impl`` on fresh inputs."""
+    inp = op.make(shape, dtype, 0)
+    if impl == "torch":
+        return op.torch(inp, backward)
+
+    def fn():
+        with nnc.use_backend(impl):
+            run_op(op, inp, backward)
+    return fn
+
+
+def bench_case(case, dtype, kind, impls, budget, min_reps, torch_threads=None):
+    """Times one case for one dtype and kind ('fwd', 'fwdbwd' or 'step') over
+    ``impls`` (subset of 'numpy', 'cpp', 'torch'). Returns a record dict."""
+    op = OPS[case.op]
+    backward = kind == "fwdbwd"
+    rec = {"case": case.name, "op": case.op, "shape": list(case.shape),
+           "dtype": np.dtype(dtype).name, "kind": kind}
+    for impl in impls:
+        if impl == "torch" and op.torch is None:
+            continue
+        gaps = [] if impl == "torch" else missing(op, impl)
+        if gaps:
+            rec[impl] = {"missing": gaps}
+            continue
+        try:
+            fn = _runner(op, case.shape, dtype, impl, backward)
+            peak = peak_extra_bytes(fn)
+            med, spread, reps = measure(fn, budget=budget, min_reps=min_reps)
+        except Exception as e:  # a bench keeps going; the record says what broke
+            rec[impl] = {"error": f"{type(e).__name__}: {e}"}
+            continue
+        rec[impl] = {"median_ms": med * 1e3, "spread": spread, "reps": reps,
+                     "peak_extra_mb": None if peak is None else peak / 2**20}
+    cpp = rec.get("cpp", {}).get("median_ms")
+    if cpp:
+        if op.flops:
+            f = op.flops(case.shape) * (3.0 if backward else 1.0)
+            rec["gflops"] = f / (cpp * 1e-3) / 1e9
+        if op.nbytes:
+            b = op.nbytes(case.shape, np.dtype(dtype).itemsize) * (2.5 if backward else 1.0)
+            rec["gbytes_per_s"] = b / (cpp * 1e-3) / 1e9
+        for other in ("numpy", "torch"):
+            t = rec.get(other, {}).get("median_ms")
+            if t:
+                rec[f"speedup_vs_{other}"] = t / cpp
+    return rec

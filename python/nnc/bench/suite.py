@@ -1,0 +1,566 @@
+"""The op registry shared by the tests and the benchmarks.
+
+Each ``Op`` knows how to build its inputs for a shape and dtype, how to run
+its forward and backward pass through nnc's public API (so it runs on
+whatever backend is active), and, optionally, the same work in PyTorch and
+its FLOP and byte counts. ``CASES`` names the benchmark shapes; each op's
+``test_shapes`` are small shapes with tails on purpose (N=1, odd and prime
+sizes, channel counts that are not multiples of the SIMD width) for the
+backend-equivalence tests.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+
+@dataclass
+class Op:
+    name: str
+    make: Callable                      # (shape, dtype, seed) -> dict of inputs
+    forward: Callable                   # (inp) -> (tuple of outputs, cache)
+    backward: Optional[Callable] = None  # (inp, cache) -> tuple of gradients
+    needs: tuple = ()                   # registry op names it calls
+    test_shapes: list = field(default_factory=list)
+    torch: Optional[Callable] = None    # (inp, backward: bool) -> zero-arg callable
+    flops: Optional[Callable] = None    # (shape) -> forward FLOPs (backward counts 2x)
+    nbytes: Optional[Callable] = None   # (shape, itemsize) -> bytes a forward moves
+    is_step: bool = False               # a whole update (optimizer / training step)
+
+
+@dataclass
+class Case:
+    name: str
+    op: str
+    shape: tuple
+    quick: bool = False
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _randn(rng, shape, dtype, scale=1.0, shift=0.0):
+    return (rng.standard_normal(shape) * scale + shift).astype(dtype)
+
+
+def _t(a):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _torch_fwd_bwd(fn, inputs, dout, backward):
+    """Callable running ``fn(*inputs)`` in torch, plus backward with ``dout``."""
+    import torch
+
+    ts = [_t(a).requires_grad_(backward) for a in inputs]
+    g = _t(dout)
+
+    def run():
+        if backward:
+            for t in ts:
+                t.grad = None
+            fn(*ts).backward(g)
+        else:
+            with torch.no_grad():
+                fn(*ts)
+    return run
+
+
+# --- convolution --------------------------------------------------------------
+# shape = (N, C, H, W, F, HH, WW, stride, pad)
+
+def _conv_out(shape):
+    N, C, H, W, F, HH, WW, s, p = shape
+    return N, F, (H + 2 * p - HH) // s + 1, (W + 2 * p - WW) // s + 1
+
+
+def _conv_make(shape, dtype, seed):
+    N, C, H, W, F, HH, WW, s, p = shape
+    rng = _rng(seed)
+    return dict(x=_randn(rng, (N, C, H, W), dtype), w=_randn(rng, (F, C, HH, WW), dtype, 0.1),
+                b=_randn(rng, (F,), dtype), conv_param={"stride": s, "pad": p},
+                dout=_randn(rng, _conv_out(shape), dtype))
+
+
+def _conv_forward(inp):
+    from nnc.fast_layers import conv_forward_fast
+
+    out, cache = conv_forward_fast(inp["x"], inp["w"], inp["b"], inp["conv_param"])
+    return (out,), cache
+
+
+def _conv_backward(inp, cache):
+    from nnc.fast_layers import conv_backward_fast
+
+    return conv_backward_fast(inp["dout"], cache)
+
+
+def _conv_torch(inp, backward):
+    import torch.nn.functional as F
+
+    s, p = inp["conv_param"]["stride"], inp["conv_param"]["pad"]
+    return _torch_fwd_bwd(lambda x, w, b: F.conv2d(x, w, b, stride=s, padding=p),
+                          (inp["x"], inp["w"], inp["b"]), inp["dout"], backward)
+
+
+def _conv_flops(shape):
+    N, F, Ho, Wo = _conv_out(shape)
+    C, HH, WW = shape[1], shape[5], shape[6]
+    return 2.0 * N * F * Ho * Wo * C * HH * WW
+
+
+# --- max-pool -------------------------------------------------------------------
+# shape = (N, C, H, W, ph, pw, stride)
+
+def _pool_make(shape, dtype, seed):
+    N, C, H, W, ph, pw, s = shape
+    rng = _rng(seed)
+    Ho, Wo = (H - ph) // s + 1, (W - pw) // s + 1
+    return dict(x=_randn(rng, (N, C, H, W), dtype),
+                pool_param={"pool_height": ph, "pool_width": pw, "stride": s},
+                dout=_randn(rng, (N, C, Ho, Wo), dtype))
+
+
+def _pool_forward(inp):
+    from nnc.fast_layers import max_pool_forward_fast
+
+    out, cache = max_pool_forward_fast(inp["x"], inp["pool_param"])
+    return (out,), cache
+
+
+def _pool_backward(inp, cache):
+    from nnc.fast_layers import max_pool_backward_fast
+
+    return (max_pool_backward_fast(inp["dout"], cache),)
+
+
+def _pool_torch(inp, backward):
+    import torch.nn.functional as F
+
+    pp = inp["pool_param"]
+    k, s = (pp["pool_height"], pp["pool_width"]), pp["stride"]
+    return _torch_fwd_bwd(lambda x: F.max_pool2d(x, k, s), (inp["x"],), inp["dout"], backward)
+
+
+def _pool_bytes(shape, itemsize):
+    N, C, H, W, ph, pw, s = shape
+    return itemsize * N * C * (H * W + ((H - ph) // s + 1) * ((W - pw) // s + 1))
+
+
+# --- normalization ----------------------------------------------------------------
+
+def _bn_make(shape, dtype, seed):
+    rng = _rng(seed)
+    D = shape[1]
+    return dict(x=_randn(rng, shape, dtype, 3.0, 5.0), gamma=_randn(rng, (D,), dtype, 0.5, 1.0),
+                beta=_randn(rng, (D,), dtype), param={"mode": "train"},
+                dout=_randn(rng, shape, dtype))
+
+
+def _bn_forward(inp):
+    from nnc.layers import batchnorm_forward
+
+    out, cache = batchnorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["param"])
+    return (out, inp["param"]["running_mean"], inp["param"]["running_var"]), cache
+
+
+def _bn_backward(inp, cache):
+    from nnc.layers import batchnorm_backward
+
+    return batchnorm_backward(inp["dout"], cache)
+
+
+def _bn_torch(inp, backward):
+    import torch.nn.functional as F
+
+    D = inp["x"].shape[1]
+    rm, rv = _t(np.zeros(D, inp["x"].dtype)), _t(np.ones(D, inp["x"].dtype))
+    return _torch_fwd_bwd(lambda x, g, b: F.batch_norm(x, rm, rv, g, b, training=True,
+                                                       momentum=0.1, eps=1e-5),
+                          (inp["x"], inp["gamma"], inp["beta"]), inp["dout"], backward)
+
+
+def _norm_bytes(shape, itemsize):
+    return 2.0 * itemsize * float(np.prod(shape))   # read x, write out
+
+
+def _sbn_forward(inp):
+    from nnc.layers import spatial_batchnorm_forward
+
+    out, cache = spatial_batchnorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["param"])
+    return (out, inp["param"]["running_mean"], inp["param"]["running_var"]), cache
+
+
+def _sbn_backward(inp, cache):
+    from nnc.layers import spatial_batchnorm_backward
+
+    return spatial_batchnorm_backward(inp["dout"], cache)
+
+
+def _ln_forward(inp):
+    from nnc.layers import layernorm_forward
+
+    out, cache = layernorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["param"])
+    return (out,), cache
+
+
+def _ln_backward(inp, cache):
+    from nnc.layers import layernorm_backward
+
+    return layernorm_backward(inp["dout"], cache)
+
+
+def _ln_torch(inp, backward):
+    import torch.nn.functional as F
+
+    D = inp["x"].shape[1]
+    return _torch_fwd_bwd(lambda x, g, b: F.layer_norm(x, (D,), g, b, eps=1e-5),
+                          (inp["x"], inp["gamma"], inp["beta"]), inp["dout"], backward)
+
+
+def _gn_make(shape, dtype, seed):
+    N, C, H, W, G = shape
+    inp = _bn_make((N, C, H, W), dtype, seed)
+    inp["G"] = G
+    return inp
+
+
+def _gn_forward(inp):
+    from nnc.layers import spatial_groupnorm_forward
+
+    C = inp["x"].shape[1]
+    out, cache = spatial_groupnorm_forward(inp["x"], inp["gamma"].reshape(1, C, 1, 1),
+                                           inp["beta"].reshape(1, C, 1, 1), inp["G"], inp["param"])
+    return (out,), cache
+
+
+def _gn_backward(inp, cache):
+    from nnc.layers import spatial_groupnorm_backward
+
+    return spatial_groupnorm_backward(inp["dout"], cache)
+
+
+# --- affine, activations, dropout, loss -------------------------------------------
+
+def _affine_make(shape, dtype, seed):
+    N, D, M = shape
+    rng = _rng(seed)
+    return dict(x=_randn(rng, (N, D), dtype), w=_randn(rng, (D, M), dtype, D ** -0.5),
+                b=_randn(rng, (M,), dtype), dout=_randn(rng, (N, M), dtype))
+
+
+def _affine_forward(inp):
+    from nnc.layers import affine_forward
+
+    out, cache = affine_forward(inp["x"], inp["w"], inp["b"])
+    return (out,), cache
+
+
+def _affine_backward(inp, cache):
+    from nnc.layers import affine_backward
+
+    return affine_backward(inp["dout"], cache)
+
+
+def _affine_torch(inp, backward):
+    import torch
+
+    return _torch_fwd_bwd(torch.addmm, (inp["b"], inp["x"], inp["w"]), inp["dout"], backward)
+
+
+def _ew_make(shape, dtype, seed):
+    rng = _rng(seed)
+    return dict(x=_randn(rng, shape, dtype), dout=_randn(rng, shape, dtype),
+                param={"mode": "train", "p": 0.7, "seed": 42})
+
+
+def _relu_forward(inp):
+    from nnc.layers import relu_forward
+
+    out, cache = relu_forward(inp["x"])
+    return (out,), cache
+
+
+def _relu_backward(inp, cache):
+    from nnc.layers import relu_backward
+
+    return (relu_backward(inp["dout"], cache),)
+
+
+def _relu_torch(inp, backward):
+    import torch
+
+    return _torch_fwd_bwd(torch.relu, (inp["x"],), inp["dout"], backward)
+
+
+def _ew_bytes(shape, itemsize):
+    return 2.0 * itemsize * float(np.prod(shape))
+
+
+def _dropout_forward(inp):
+    from nnc.layers import dropout_forward
+
+    out, cache = dropout_forward(inp["x"], inp["param"])
+    return (out,), cache
+
+
+def _dropout_backward(inp, cache):
+    from nnc.layers import dropout_backward
+
+    return (dropout_backward(inp["dout"], cache),)
+
+
+def _dropout_torch(inp, backward):
+    import torch.nn.functional as F
+
+    return _torch_fwd_bwd(lambda x: F.dropout(x, p=1 - inp["param"]["p"], training=True),
+                          (inp["x"],), inp["dout"], backward)
+
+
+def _softmax_make(shape, dtype, seed):
+    N, C = shape
+    rng = _rng(seed)
+    return dict(x=_randn(rng, (N, C), dtype), y=rng.integers(0, C, size=N))
+
+
+def _softmax_forward(inp):
+    from nnc.layers import softmax_loss
+
+    loss, dx = softmax_loss(inp["x"], inp["y"])
+    return (np.asarray(loss), dx), None
+
+
+def _softmax_torch(inp, backward):
+    import torch.nn.functional as F
+
+    y = _t(inp["y"]).long()
+    x = _t(inp["x"]).requires_grad_(True)
+
+    def run():   # loss and gradient, as nnc's softmax_loss returns both
+        x.grad = None
+        F.cross_entropy(x, y).backward()
+    return run
+
+
+def _softmax_bytes(shape, itemsize):
+    return 2.0 * itemsize * float(np.prod(shape))
+
+
+# --- optimizer steps ----------------------------------------------------------------
+
+def _optim_make(shape, dtype, seed):
+    rng = _rng(seed)
+    (n,) = shape
+    return dict(w=_randn(rng, (n,), dtype), dw=_randn(rng, (n,), dtype, 1e-2),
+                config={"learning_rate": 1e-3})
+
+
+def _make_optim_forward(rule):
+    def forward(inp):
+        from nnc import optim
+
+        next_w, config = getattr(optim, rule)(inp["w"], inp["dw"], inp["config"])
+        inp["w"] = next_w
+        state = tuple(v for k, v in sorted(config.items()) if isinstance(v, np.ndarray))
+        return (next_w,) + state, None
+    return forward
+
+
+def _make_optim_torch(rule):
+    def build(inp, backward):
+        import torch
+
+        p = torch.nn.Parameter(_t(inp["w"].copy()))
+        p.grad = _t(inp["dw"])
+        if rule == "adam":
+            opt = torch.optim.Adam([p], lr=1e-3)
+        else:
+            opt = torch.optim.SGD([p], lr=1e-3, momentum=0.9)
+
+        def run():
+            opt.step()
+        return run
+    return build
+
+
+def _adam_bytes(shape, itemsize):
+    return 7.0 * itemsize * shape[0]     # read w, dw, m, v; write w, m, v
+
+
+def _momentum_bytes(shape, itemsize):
+    return 5.0 * itemsize * shape[0]     # read w, dw, v; write w, v
+
+
+# --- whole training steps (Solver._step: loss, gradients, update) -------------------
+
+def _convnet_make(shape, dtype, seed):
+    from nnc.classifiers import ThreeLayerConvNet
+    from nnc.solver import Solver
+
+    N, C, H, W = shape
+    np.random.seed(seed)
+    model = ThreeLayerConvNet(input_dim=(C, H, W), num_filters=32, filter_size=7,
+                              hidden_dim=100, num_classes=10, weight_scale=1e-2, dtype=dtype)
+    rng = _rng(seed)
+    data = dict(X_train=_randn(rng, shape, dtype), y_train=rng.integers(0, 10, size=N),
+                X_val=_randn(rng, (10, C, H, W), dtype), y_val=rng.integers(0, 10, size=10))
+    solver = Solver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-3},
+                    batch_size=N, verbose=False)
+    return dict(solver=solver, data=data, seed=seed)
+
+
+def _fcnet_make(shape, dtype, seed):
+    from nnc.classifiers import FullyConnectedNet
+    from nnc.solver import Solver
+
+    N, D = shape
+    np.random.seed(seed)
+    model = FullyConnectedNet([100] * 5, input_dim=D, num_classes=10, normalization="batchnorm",
+                              weight_scale=5e-2, dtype=dtype)
+    rng = _rng(seed)
+    data = dict(X_train=_randn(rng, shape, dtype), y_train=rng.integers(0, 10, size=N),
+                X_val=_randn(rng, (10, D), dtype), y_val=rng.integers(0, 10, size=10))
+    solver = Solver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-3},
+                    batch_size=N, verbose=False)
+    return dict(solver=solver, data=data, seed=seed)
+
+
+def _solver_step(inp):
+    np.random.seed(inp["seed"])     # the batch draw, identical for every backend
+    inp["solver"]._step()
+    return (np.asarray(inp["solver"].loss_history[-1]),), None
+
+
+def _convnet_torch(inp, backward):
+    import torch
+    from torch import nn
+
+    X, y = inp["data"]["X_train"], inp["data"]["y_train"]
+    C, H, W = X.shape[1:]
+    dt = torch.float32 if X.dtype == np.float32 else torch.float64
+    net = nn.Sequential(nn.Conv2d(C, 32, 7, padding=3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(32 * (H // 2) * (W // 2), 100), nn.ReLU(),
+                        nn.Linear(100, 10)).to(dt)
+    return _torch_train_step(net, X, y)
+
+
+def _fcnet_torch(inp, backward):
+    import torch
+    from torch import nn
+
+    X, y = inp["data"]["X_train"], inp["data"]["y_train"]
+    dt = torch.float32 if X.dtype == np.float32 else torch.float64
+    layers, d = [], X.shape[1]
+    for _ in range(5):
+        layers += [nn.Linear(d, 100), nn.BatchNorm1d(100), nn.ReLU()]
+        d = 100
+    net = nn.Sequential(*layers, nn.Linear(d, 10)).to(dt)
+    return _torch_train_step(net, X, y)
+
+
+def _torch_train_step(net, X, y):
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    Xt, yt = _t(X), _t(y).long()
+
+    def run():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(Xt), yt).backward()
+        opt.step()
+    return run
+
+
+def _convnet_flops(shape):
+    N, C, H, W = shape
+    conv = _conv_flops((N, C, H, W, 32, 7, 7, 1, 3))
+    fc = 2.0 * N * (32 * (H // 2) * (W // 2) * 100 + 100 * 10)
+    return conv + fc
+
+
+# --- the registry --------------------------------------------------------------------
+
+CONV_TEST_SHAPES = [
+    (1, 1, 5, 5, 1, 1, 1, 1, 0), (2, 3, 7, 7, 4, 3, 3, 1, 1), (3, 5, 11, 13, 7, 3, 3, 2, 1),
+    (2, 3, 13, 11, 5, 5, 5, 1, 2), (1, 17, 9, 9, 3, 7, 7, 1, 3), (2, 4, 8, 12, 6, 3, 5, 1, 1),
+    (4, 2, 9, 9, 3, 3, 3, 3, 0), (3, 3, 8, 8, 5, 1, 1, 2, 0), (2, 3, 7, 7, 2, 3, 3, 2, 3),
+]
+
+OPS = {op.name: op for op in [
+    Op("conv", _conv_make, _conv_forward, _conv_backward,
+       needs=("conv_forward_strides", "conv_backward_strides"), test_shapes=CONV_TEST_SHAPES,
+       torch=_conv_torch, flops=_conv_flops),
+    Op("max_pool", _pool_make, _pool_forward, _pool_backward,
+       needs=("max_pool_forward_fast", "max_pool_backward_fast"),
+       test_shapes=[(1, 1, 2, 2, 2, 2, 2), (2, 3, 8, 8, 2, 2, 2), (3, 5, 7, 9, 3, 3, 2),
+                    (1, 17, 7, 7, 3, 3, 1), (2, 3, 6, 9, 2, 3, 1), (2, 2, 13, 13, 5, 5, 4)],
+       torch=_pool_torch, nbytes=_pool_bytes),
+    Op("batchnorm", _bn_make, _bn_forward, _bn_backward,
+       needs=("batchnorm_forward", "batchnorm_backward"),
+       test_shapes=[(2, 1), (7, 5), (64, 33), (13, 4099)], torch=_bn_torch, nbytes=_norm_bytes),
+    Op("spatial_batchnorm", _bn_make, _sbn_forward, _sbn_backward,
+       needs=("spatial_batchnorm_forward", "spatial_batchnorm_backward"),
+       test_shapes=[(1, 3, 5, 7), (2, 13, 7, 11), (5, 17, 3, 3), (2, 3, 1, 1)],
+       torch=_bn_torch, nbytes=_norm_bytes),
+    Op("layernorm", _bn_make, _ln_forward, _ln_backward,
+       needs=("layernorm_forward", "layernorm_backward"),
+       test_shapes=[(1, 5), (7, 3), (33, 17), (5, 4099)], torch=_ln_torch, nbytes=_norm_bytes),
+    Op("spatial_groupnorm", _gn_make, _gn_forward, _gn_backward,
+       needs=("spatial_groupnorm_forward", "spatial_groupnorm_backward"),
+       test_shapes=[(1, 4, 5, 7, 2), (2, 6, 7, 11, 3), (3, 5, 3, 3, 1), (2, 6, 4, 4, 6)]),
+    Op("affine", _affine_make, _affine_forward, _affine_backward,
+       needs=("affine_forward", "affine_backward"),
+       test_shapes=[(1, 1, 1), (1, 7, 3), (17, 33, 9), (64, 129, 65)],
+       torch=_affine_torch, flops=lambda s: 2.0 * s[0] * s[1] * s[2]),
+    Op("relu", _ew_make, _relu_forward, _relu_backward, needs=("relu_forward", "relu_backward"),
+       test_shapes=[(1, 1), (3, 7), (17, 33), (1, 1000003)], torch=_relu_torch,
+       nbytes=_ew_bytes),
+    Op("dropout", _ew_make, _dropout_forward, _dropout_backward,
+       needs=("dropout_forward", "dropout_backward"),
+       test_shapes=[(1, 1), (3, 7), (17, 33), (1, 100003)], torch=_dropout_torch,
+       nbytes=_ew_bytes),
+    Op("softmax_loss", _softmax_make, _softmax_forward, needs=("softmax_loss",),
+       test_shapes=[(1, 2), (7, 3), (50, 10), (33, 1001)], torch=_softmax_torch,
+       nbytes=_softmax_bytes),
+    Op("adam", _optim_make, _make_optim_forward("adam"), needs=("adam",),
+       test_shapes=[(1,), (7,), (1000003,)], torch=_make_optim_torch("adam"),
+       nbytes=_adam_bytes, is_step=True),
+    Op("sgd_momentum", _optim_make, _make_optim_forward("sgd_momentum"), needs=("sgd_momentum",),
+       test_shapes=[(1,), (7,), (1000003,)], torch=_make_optim_torch("sgd_momentum"),
+       nbytes=_momentum_bytes, is_step=True),
+    Op("convnet_step", _convnet_make, _solver_step,
+       needs=("conv_forward_strides", "max_pool_forward_fast", "relu_forward", "softmax_loss",
+              "adam"),
+       test_shapes=[(4, 3, 8, 8)], torch=_convnet_torch, flops=_convnet_flops, is_step=True),
+    Op("fcnet_step", _fcnet_make, _solver_step,
+       needs=("batchnorm_forward", "relu_forward", "softmax_loss", "adam"),
+       test_shapes=[(6, 20)], torch=_fcnet_torch, is_step=True),
+]}
+
+CASES = [
+    Case("seed002 conv", "conv", (100, 3, 31, 31, 25, 3, 3, 2, 1), quick=True),
+    Case("convnet conv1", "conv", (200, 3, 32, 32, 32, 7, 7, 1, 3)),
+    Case("deep conv", "conv", (64, 64, 32, 32, 64, 3, 3, 1, 1), quick=True),
+    Case("max-pool", "max_pool", (200, 32, 32, 32, 2, 2, 2), quick=True),
+    Case("batchnorm", "batchnorm", (1024, 4096), quick=True),
+    Case("spatial batchnorm", "spatial_batchnorm", (200, 32, 32, 32)),
+    Case("layernorm", "layernorm", (1024, 4096)),
+    Case("affine", "affine", (1024, 1024, 1024), quick=True),
+    Case("relu", "relu", (1024, 4096)),
+    Case("dropout", "dropout", (1024, 4096)),
+    Case("softmax_loss", "softmax_loss", (4096, 1000)),
+    Case("adam 10M", "adam", (10_000_000,), quick=True),
+    Case("sgd_momentum 10M", "sgd_momentum", (10_000_000,)),
+    Case("ThreeLayerConvNet step", "convnet_step", (200, 3, 32, 32), quick=True),
+    Case("FullyConnectedNet step", "fcnet_step", (200, 3072)),
+]
+
+
+def run_op(op, inp, backward=True):
+    """Forward (and backward) of ``op`` on the active backend: a tuple of arrays."""
+    outs, cache = op.forward(inp)
+    if backward and op.backward is not None:
+        outs = tuple(outs) + tuple(op.backward(inp, cache))
+    return tuple(np.asarray(o) for o in outs)
