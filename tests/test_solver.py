@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import nnc
-from nnc.classifiers import FullyConnectedNet
 from nnc.solver import Solver, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -310,6 +309,7 @@ def _synthetic(n, shape=(3, 8, 8), C=10, seed=0):
 def test_overfit_small_data(backend, rule):
     """CS231n's sanity check: a small net reaches 100% train accuracy on 50 examples."""
     require(backend, FC_OPS)
+    from nnc.classifiers import FullyConnectedNet
     if rule == "sgd":
         if not hasattr_optim():
             pytest.skip("nnc.optim has not landed yet")
@@ -329,6 +329,7 @@ def test_overfit_small_data(backend, rule):
 
 def test_best_params_restored_for_batchnorm_net(backend):
     require(backend, FC_OPS + ["batchnorm_forward", "batchnorm_backward"])
+    from nnc.classifiers import FullyConnectedNet
     X, y = _synthetic(40)
     Xv, yv = _synthetic(30, seed=1)
     data = {"X_train": X, "y_train": y, "X_val": Xv, "y_val": yv}
@@ -355,7 +356,7 @@ def test_same_histories_on_both_backends():
                     "dropout_backward", "adam", "conv_forward_strides", "conv_backward_strides",
                     "max_pool_forward_fast", "max_pool_backward_fast"]
     require("cpp", ops)
-    from nnc.classifiers import ThreeLayerConvNet
+    from nnc.classifiers import FullyConnectedNet, ThreeLayerConvNet
 
     def run(backend, make_model):
         np.random.seed(42)
