@@ -1,0 +1,226 @@
+"""CIFAR-10 loading, as in CS231n's data_utils.py.
+
+The data is the "CIFAR-10 python version" from
+https://www.cs.toronto.edu/~kriz/cifar.html: a folder ``cifar-10-batches-py``
+holding ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``, each a Python
+pickle of a dict with ``'data'`` (uint8 array (N, 3072), rows are 3x32x32
+images, channel-major) and ``'labels'`` (N ints in [0, 10)).
+
+The batches are read with a restricted unpickler: it rebuilds numpy arrays and
+plain containers and refuses every other global (os.system, eval, arbitrary
+classes ...), so a tampered batch file cannot run code when it is loaded.
+"""
+import os
+import pickle
+
+import numpy as np
+
+ENV_VAR = "NNC_CIFAR10_DIR"
+TRAIN_BATCHES = tuple(f"data_batch_{b}" for b in range(1, 6))
+TEST_BATCH = "test_batch"
+
+_WHERE_TO_GET = (
+    "Download the CIFAR-10 python version (cifar-10-python.tar.gz) from "
+    "https://www.cs.toronto.edu/~kriz/cifar.html, extract it, and pass the extracted "
+    "'cifar-10-batches-py' directory as cifar10_dir (or set the environment variable "
+    f"{ENV_VAR} to it).")
+
+
+# --- restricted unpickling ----------------------------------------------------
+
+def _checked_dtype(dtype):
+    if dtype.hasobject:
+        raise pickle.UnpicklingError(f"refusing to unpickle an array of dtype {dtype}: "
+                                     "CIFAR-10 batches hold no Python objects")
+    return dtype
+
+
+def _dtype(obj, align=False, copy=False):
+    return _checked_dtype(np.dtype(obj, align, copy))
+
+
+def _reconstruct(subtype, shape, dtype):
+    # numpy's pickles start from an empty ndarray and fill it with __setstate__.
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"refusing to reconstruct {subtype!r}: only numpy.ndarray")
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    # numpy's protocol-5 reduction of contiguous arrays.
+    return np.frombuffer(buf, dtype=_checked_dtype(dtype)).reshape(shape, order=order)
+
+
+def _latin1_encode(text, encoding="utf-8", errors="strict"):
+    # Python 3 pickles bytes with protocol < 3 as _codecs.encode(str, 'latin1').
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1", errors)
+
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _dtype,
+    ("_codecs", "encode"): _latin1_encode,
+    ("builtins", "dict"): dict,
+    ("builtins", "list"): list,
+    ("builtins", "str"): str,
+    ("builtins", "bytes"): bytes,
+    ("builtins", "bytearray"): bytearray,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals numpy arrays and plain
+    containers need (``_ALLOWED_GLOBALS``); anything else is refused."""
+
+    def find_class(self, module, name):
+        if module == "__builtin__":  # Python 2 / protocol < 3 name of builtins
+            module = "builtins"
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to unpickle global '{module}.{name}': a CIFAR-10 batch holds only "
+                "numpy arrays, lists, strings and dicts") from None
+
+
+def load_pickle(f):
+    """Unpickle a CIFAR-10 batch from the open binary file ``f`` with the
+    restricted unpickler. Python 2 strings are decoded as latin-1 (so the
+    original batches give str keys); bytes keys are decoded to str too.
+
+    Returns a dict with str keys.
+    """
+    d = _RestrictedUnpickler(f, encoding="latin1").load()
+    if not isinstance(d, dict):
+        raise ValueError(f"expected a pickled dict, got {type(d).__name__}")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
+# --- CIFAR-10 -------------------------------------------------------------------
+
+def load_CIFAR_batch(filename):
+    """Load one CIFAR-10 batch file.
+
+    Returns (X, Y):
+    - X: float64 array (N, 32, 32, 3), pixel values 0..255 (channels last, as CS231n)
+    - Y: int array (N,), labels in [0, 10)
+    """
+    with open(filename, "rb") as f:
+        datadict = load_pickle(f)
+    for key in ("data", "labels"):
+        if key not in datadict:
+            raise ValueError(f"{filename}: not a CIFAR-10 batch, no {key!r} entry "
+                             f"(keys: {sorted(map(str, datadict))})")
+    X = np.asarray(datadict["data"])
+    Y = np.array(datadict["labels"])
+    if X.ndim != 2 or X.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{filename}: 'data' must have shape (N, 3072), got {X.shape}")
+    if Y.shape != (X.shape[0],):
+        raise ValueError(f"{filename}: {X.shape[0]} images but 'labels' has shape {Y.shape}")
+    X = X.reshape(X.shape[0], 3, 32, 32).transpose(0, 2, 3, 1).astype("float")
+    return X, Y
+
+
+def _check_dir(root):
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"CIFAR-10 directory {root!r} does not exist. {_WHERE_TO_GET}")
+    missing = [n for n in TRAIN_BATCHES + (TEST_BATCH,)
+               if not os.path.isfile(os.path.join(root, n))]
+    if missing:
+        raise FileNotFoundError(f"CIFAR-10 directory {root!r} lacks {', '.join(missing)}. "
+                                f"{_WHERE_TO_GET}")
+
+
+def load_CIFAR10(root):
+    """Load all of CIFAR-10 from the ``cifar-10-batches-py`` directory ``root``.
+
+    Returns (Xtr, Ytr, Xte, Yte): Xtr (N_train, 32, 32, 3) float64, Ytr (N_train,),
+    Xte (N_test, 32, 32, 3) float64, Yte (N_test,). N_train is 50,000 and N_test
+    10,000 for the full data set (fewer for a subset).
+    """
+    _check_dir(root)
+    xs, ys = [], []
+    for name in TRAIN_BATCHES:
+        X, Y = load_CIFAR_batch(os.path.join(root, name))
+        xs.append(X)
+        ys.append(Y)
+    Xtr = np.concatenate(xs)
+    Ytr = np.concatenate(ys)
+    Xte, Yte = load_CIFAR_batch(os.path.join(root, TEST_BATCH))
+    return Xtr, Ytr, Xte, Yte
+
+
+def _count(v, name, minimum):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {v!r}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return int(v)
+
+
+def get_CIFAR10_data(cifar10_dir=None, num_training=49000, num_validation=1000, num_test=1000,
+                     subtract_mean=True):
+    """Load CIFAR-10 and prepare it for the classifiers, as CS231n does.
+
+    Inputs:
+    - cifar10_dir: the ``cifar-10-batches-py`` directory; default: the
+      environment variable NNC_CIFAR10_DIR
+    - num_training, num_validation: the first num_training training images
+      form X_train, the next num_validation form X_val
+    - num_test: the first num_test test images form X_test
+    - subtract_mean: subtract the mean image of X_train from all three splits
+
+    Returns a dict:
+    - 'X_train' (num_training, 3, 32, 32) float64, 'y_train' (num_training,)
+    - 'X_val' (num_validation, 3, 32, 32), 'y_val' (num_validation,)
+    - 'X_test' (num_test, 3, 32, 32), 'y_test' (num_test,)
+
+    Raises FileNotFoundError when the directory is missing (saying where to get
+    the data) and ValueError when more images are asked for than it holds.
+    """
+    if cifar10_dir is None:
+        cifar10_dir = os.environ.get(ENV_VAR)
+        if not cifar10_dir:
+            raise FileNotFoundError(f"no CIFAR-10 directory given and {ENV_VAR} is not set. "
+                                    f"{_WHERE_TO_GET}")
+    if not isinstance(cifar10_dir, (str, os.PathLike)):
+        raise TypeError(f"cifar10_dir must be a path (str or os.PathLike), got {cifar10_dir!r}; "
+                        "pass the counts by keyword, e.g. get_CIFAR10_data(num_training=49000)")
+    num_training = _count(num_training, "num_training", 1)
+    num_validation = _count(num_validation, "num_validation", 0)
+    num_test = _count(num_test, "num_test", 0)
+
+    X_train, y_train, X_test, y_test = load_CIFAR10(os.fspath(cifar10_dir))
+    if num_training + num_validation > X_train.shape[0]:
+        raise ValueError(f"asked for num_training + num_validation = {num_training} + "
+                         f"{num_validation} = {num_training + num_validation} training images "
+                         f"but {cifar10_dir!r} has only {X_train.shape[0]}")
+    if num_test > X_test.shape[0]:
+        raise ValueError(f"asked for num_test = {num_test} test images but {cifar10_dir!r} has "
+                         f"only {X_test.shape[0]}")
+
+    X_val = X_train[num_training:num_training + num_validation]
+    y_val = y_train[num_training:num_training + num_validation]
+    X_train = X_train[:num_training]
+    y_train = y_train[:num_training]
+    X_test = X_test[:num_test]
+    y_test = y_test[:num_test]
+
+    if subtract_mean:
+        mean_image = np.mean(X_train, axis=0)
+        X_train = X_train - mean_image
+        X_val = X_val - mean_image
+        X_test = X_test - mean_image
+
+    # Channels first, as the layers expect (N, C, H, W).
+    return {
+        "X_train": X_train.transpose(0, 3, 1, 2).copy(), "y_train": y_train.copy(),
+        "X_val": X_val.transpose(0, 3, 1, 2).copy(), "y_val": y_val.copy(),
+        "X_test": X_test.transpose(0, 3, 1, 2).copy(), "y_test": y_test.copy(),
+    }
