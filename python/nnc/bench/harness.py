@@ -66,15 +66,17 @@ def gemm_roofline(dtype, n=2048, budget=0.5):
 
 def compare(ref, got, dtype):
     """Max error of ``got`` against ``ref``, relative to each output's largest
-    magnitude; returns (ok, worst error)."""
+    magnitude with a floor of 1 (the suite's inputs are O(1), so an output
+    that cancels to ~0, like batchnorm's dx for N=2, is held to an absolute
+    error instead); returns (ok, worst error)."""
     tol = 1e-10 if dtype == np.float64 else 1e-4
     worst = 0.0
     for r, g in zip(ref, got):
         if r.shape != g.shape:
             return False, float("inf")
-        scale = max(float(np.max(np.abs(r))) if r.size else 0.0, 1e-30)
-        err = float(np.max(np.abs(r.astype(np.float64) - g))) / scale if r.size else 0.0
-        worst = max(worst, err)
+        if r.size:
+            scale = max(float(np.max(np.abs(r))), 1.0)
+            worst = max(worst, float(np.max(np.abs(r.astype(np.float64) - g))) / scale)
     return worst <= tol, worst
 
 
