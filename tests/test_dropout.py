@@ -2,6 +2,8 @@
 masks and np.random state across backends, statistics, gradients, bad inputs."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nnc
 from nnc import layers
@@ -298,3 +300,21 @@ def test_native_binding_validates_state():
         _nnc.dropout_backward(x, np.ones(5), 0.5)
     with pytest.raises(ValueError, match="shape"):
         _nnc.dropout_backward(x, np.ones(4, np.uint8), 0.5)
+
+
+@needs_cpp
+@settings(max_examples=40, deadline=None)
+@given(pos=st.integers(0, 624), shape=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+       p=st.floats(1e-3, 1.0), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
+def test_property_native_mask_equals_reference(pos, shape, p, dtype, seed):
+    np.random.seed(seed)
+    name, key, _, has_gauss, cached = np.random.get_state()
+    start = (name, key, pos, has_gauss, cached)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    np.random.set_state(start)
+    ref = run("numpy", x, {"mode": "train", "p": p})
+    np.random.set_state(start)
+    nat = run("cpp", x, {"mode": "train", "p": p})
+    np.testing.assert_array_equal(nat[0], ref[0])
+    np.testing.assert_array_equal(nat[1], ref[1])
+    assert states_equal(nat[3], ref[3])

@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nnc
 from nnc import layers
@@ -225,3 +227,20 @@ def test_native_rejects_other_and_mixed_dtypes():
         _nnc.svm_loss(np.ones((2, 3)), np.array([0, 1], dtype=np.int32))
     with pytest.raises(ValueError, match="empty batch"):
         _nnc.svm_loss(np.ones((0, 3)), np.array([], dtype=np.int64))
+
+
+@needs_cpp
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 30), C=st.integers(1, 40), scale=st.floats(1e-3, 50.0),
+       dtype=st.sampled_from(DTYPES), name=st.sampled_from(LOSSES), seed=st.integers(0, 10**6))
+def test_property_native_matches_reference(N, C, scale, dtype, name, seed):
+    rng = np.random.default_rng(seed)
+    x = (scale * rng.standard_normal((N, C))).astype(dtype)
+    y = rng.integers(0, C, size=N)
+    with nnc.use_backend("numpy"):
+        loss_np, dx_np = loss_fn(name)(x, y)
+    with nnc.use_backend("cpp"):
+        loss_c, dx_c = loss_fn(name)(x, y)
+    rtol, atol = (1e-10, 1e-15) if dtype == np.float64 else (1e-4, 1e-5)
+    assert loss_c == pytest.approx(loss_np, rel=rtol, abs=atol)
+    np.testing.assert_allclose(dx_c, dx_np, rtol=rtol, atol=atol)

@@ -469,6 +469,7 @@ def sigmoid_backward(dout, cache):
 
 
 def dropout_forward(x, dropout_param):
+    # p as a Python float: a NumPy float32 p would make (rand < p) / p float32.
     p, mode = float(dropout_param["p"]), dropout_param["mode"]
     if "seed" in dropout_param:
         np.random.seed(dropout_param["seed"])
