@@ -36,3 +36,22 @@ def test_cpp_matches_reference(name, shape, dtype):
             assert g.dtype == dtype
     ok, err = compare(ref, got, dtype)
     assert ok, f"{name} {shape} {np.dtype(dtype).name}: max relative error {err:.3e}"
+
+
+def test_cpp_backend_is_complete():
+    """The native backend implements every op of the reference (the *_naive
+    teaching loops are not registry ops: they always run in NumPy)."""
+    assert nnc.missing_ops("cpp") == []
+    assert nnc.implemented_ops("cpp") == nnc.implemented_ops("numpy")
+
+
+def test_missing_op_raises_not_implemented(monkeypatch):
+    """A backend without an op says so; it never falls back to another backend."""
+    from nnc.backends import cpp_backend
+    from nnc.layers import relu_forward
+
+    monkeypatch.delattr(cpp_backend, "relu_forward")
+    assert "relu_forward" in nnc.missing_ops("cpp")
+    with nnc.use_backend("cpp"):
+        with pytest.raises(NotImplementedError, match="relu_forward is not implemented by the 'cpp'"):
+            relu_forward(np.ones(3))
