@@ -10,15 +10,20 @@ namespace {
 // Below this many elements a kernel runs on one thread: waking the team
 // costs more than the loop.
 constexpr i64 kParallelMin = 32768;
+// Widest column block of the (N, D) tiles.
+constexpr i64 kMaxBlock = 2048;
+// A sub-chunk of rows this size stays in cache between two passes over it.
+constexpr i64 kSubChunkBytes = 64 * 1024;
 
 // Column reductions over a row-major (N, D) array (batchnorm's statistics and
 // every dgamma/dbeta of an (N, D) layer) run on tiles: row chunk x column
-// block. A tile is read row by row, so memory is walked contiguously whatever
-// D is (a loop per column would stride by D); a block of at most 512 columns
-// keeps its accumulators in L1; and splitting the rows as well gives tall,
-// narrow arrays (D = 3, N = 65536) work for every thread. Each row chunk sums
-// into its own partial rows, which are added afterwards in a fixed order.
-// Elementwise passes over the same array reuse the tiles.
+// block. A tile is read row by row, so memory is walked in contiguous row
+// segments whatever D is (a loop per column would stride by D); a block of at
+// most kMaxBlock columns keeps its accumulators (16-32 KB) in cache while its
+// row segments stay long enough for the hardware prefetchers; and splitting
+// the rows as well gives tall, narrow arrays (D = 3, N = 65536) work for
+// every thread. Each row chunk sums into its own partial rows, which are
+// added afterwards in a fixed order. Elementwise passes reuse the tiles.
 struct Tiles {
     i64 N, D;
     i64 chunks, rows;  // row chunks, rows per chunk
@@ -35,7 +40,7 @@ Tiles column_tiles(i64 N, i64 D) {
     t.N = N;
     t.D = D;
     t.parallel = N * D > kParallelMin;
-    t.blocks = std::max<i64>(1, (D + 511) / 512);
+    t.blocks = std::max<i64>(1, (D + kMaxBlock - 1) / kMaxBlock);
     t.cols = std::max<i64>(1, (D + t.blocks - 1) / t.blocks);
     // About four tiles per thread; rows are split only when the column
     // blocks alone are too few, so the partial rows stay small.
@@ -56,43 +61,78 @@ void add_chunks(double* out, const double* part, i64 chunks, i64 len) {
 
 // ---- batchnorm, x[N,D], statistics per column ----
 
+// Merges the statistics of a second group of samples (count_b, mean_b, m2_b)
+// into those of a first (count_a, mean_a, m2_a); m2 is the sum of squared
+// deviations from the group's own mean (Chan, Golub and LeVeque's pairwise
+// update). Only a difference of means is squared, so large offsets cost no
+// precision.
+inline void merge_stats(double& mean_a, double& m2_a, double count_a, double mean_b, double m2_b,
+                        double count_b) {
+    const double count = count_a + count_b;
+    const double delta = mean_b - mean_a;
+    mean_a += delta * (count_b / count);
+    m2_a += m2_b + delta * delta * (count_a * count_b / count);
+}
+
+// Per column mean and biased variance. Each tile is cut into sub-chunks of
+// rows small enough to stay in cache: a sub-chunk gets an exact two-pass mean
+// and centered sum of squares, merged into the tile's running statistics, so
+// x is read from memory once (not once per pass).
 template <class T>
 NNC_CLONES void batchnorm_stats(double* mean, double* var, const T* x, i64 N, i64 D) {
     const Tiles t = column_tiles(N, D);
-    std::vector<double> part_v(t.chunks * D, 0.0);
+    // Per row chunk: mean, then m2, of each column.
+    std::vector<double> part_v(t.chunks * 2 * D);
     double* part = part_v.data();
 #pragma omp parallel for collapse(2) num_threads(threads()) schedule(static) if (t.parallel)
     for (i64 r = 0; r < t.chunks; r++)
         for (i64 b = 0; b < t.blocks; b++) {
-            double* acc = part + r * D;
-            const i64 d0 = t.d0(b), d1 = t.d1(b);
-            for (i64 n = t.n0(r); n < t.n1(r); n++) {
-                const T* row = x + n * D;
+            const i64 d0 = t.d0(b), d1 = t.d1(b), w = d1 - d0;
+            double* tile_mean = part + r * 2 * D + d0;
+            double* tile_m2 = tile_mean + D;
+            double sub_mean[kMaxBlock], sub_m2[kMaxBlock];
+            const i64 sub_rows = std::max<i64>(1, kSubChunkBytes / (i64)(w * sizeof(T) + 1));
+            double count = 0.0;
+            for (i64 s0 = t.n0(r); s0 < t.n1(r); s0 += sub_rows) {
+                const i64 s1 = std::min(t.n1(r), s0 + sub_rows);
+                for (i64 j = 0; j < w; j++) sub_mean[j] = sub_m2[j] = 0.0;
+                for (i64 n = s0; n < s1; n++) {
+                    const T* row = x + n * D + d0;
 #pragma omp simd
-                for (i64 d = d0; d < d1; d++) acc[d] += row[d];
-            }
-        }
-    add_chunks(mean, part, t.chunks, D);
-    for (i64 d = 0; d < D; d++) mean[d] /= (double)N;
-
-    // Second pass over centered values: no cancellation for large offsets.
-    std::fill(part_v.begin(), part_v.end(), 0.0);
-#pragma omp parallel for collapse(2) num_threads(threads()) schedule(static) if (t.parallel)
-    for (i64 r = 0; r < t.chunks; r++)
-        for (i64 b = 0; b < t.blocks; b++) {
-            double* acc = part + r * D;
-            const i64 d0 = t.d0(b), d1 = t.d1(b);
-            for (i64 n = t.n0(r); n < t.n1(r); n++) {
-                const T* row = x + n * D;
-#pragma omp simd
-                for (i64 d = d0; d < d1; d++) {
-                    const double c = row[d] - mean[d];
-                    acc[d] += c * c;
+                    for (i64 j = 0; j < w; j++) sub_mean[j] += row[j];
                 }
+                const double sub_count = (double)(s1 - s0);
+#pragma omp simd
+                for (i64 j = 0; j < w; j++) sub_mean[j] /= sub_count;
+                for (i64 n = s0; n < s1; n++) {
+                    const T* row = x + n * D + d0;
+#pragma omp simd
+                    for (i64 j = 0; j < w; j++) {
+                        const double c = row[j] - sub_mean[j];
+                        sub_m2[j] += c * c;
+                    }
+                }
+                if (count == 0.0) {
+                    for (i64 j = 0; j < w; j++) tile_mean[j] = sub_mean[j], tile_m2[j] = sub_m2[j];
+                } else {
+#pragma omp simd
+                    for (i64 j = 0; j < w; j++)
+                        merge_stats(tile_mean[j], tile_m2[j], count, sub_mean[j], sub_m2[j],
+                                    sub_count);
+                }
+                count += sub_count;
             }
         }
-    add_chunks(var, part, t.chunks, D);
-    for (i64 d = 0; d < D; d++) var[d] /= (double)N;
+    // Merge the row chunks in order.
+    std::vector<double> m2(D);
+    for (i64 d = 0; d < D; d++) mean[d] = part[d], m2[d] = part[D + d];
+    for (i64 r = 1; r < t.chunks; r++) {
+        const double count_a = (double)t.n0(r), count_b = (double)(t.n1(r) - t.n0(r));
+        const double* chunk = part + r * 2 * D;
+        for (i64 d = 0; d < D; d++)
+            merge_stats(mean[d], m2[d], count_a, chunk[d], chunk[D + d], count_b);
+    }
+    for (i64 d = 0; d < D; d++) var[d] = m2[d] / (double)N;
 }
 
 // out = gamma * (x - mean) * rstd + beta, per column.
@@ -315,24 +355,26 @@ NNC_CLONES void plane_dx(T* dx, const T* dout, const T* x, double m, double r, d
 // The per-plane helpers are called once per plane from the parallel loops
 // below; a plane is long enough (S pixels) that the call costs nothing.
 
+// Per channel mean and biased variance over (N, S): an exact two-pass mean
+// and centered sum of squares per plane (a plane is read from memory once and
+// then from cache), merged over the batch.
 template <class T>
 void spatial_stats(double* mean, double* var, const T* x, i64 N, i64 C, i64 S) {
     const i64 P = N * C;
-    std::vector<double> part(P);
-    const double count = (double)N * (double)S;
+    std::vector<double> plane_mean(P), plane_m2(P);
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
-    for (i64 p = 0; p < P; p++) part[p] = plane_sum(x + p * S, S);
-    for (i64 c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (i64 n = 0; n < N; n++) sum += part[n * C + c];
-        mean[c] = sum / count;
+    for (i64 p = 0; p < P; p++) {
+        const T* xp = x + p * S;
+        plane_mean[p] = plane_sum(xp, S) / (double)S;
+        plane_m2[p] = plane_centered_sq(xp, plane_mean[p], S);
     }
-#pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
-    for (i64 p = 0; p < P; p++) part[p] = plane_centered_sq(x + p * S, mean[p % C], S);
     for (i64 c = 0; c < C; c++) {
-        double sq = 0.0;
-        for (i64 n = 0; n < N; n++) sq += part[n * C + c];
-        var[c] = sq / count;
+        double m = plane_mean[c], m2 = plane_m2[c];
+        for (i64 n = 1; n < N; n++)
+            merge_stats(m, m2, (double)n * (double)S, plane_mean[n * C + c], plane_m2[n * C + c],
+                        (double)S);
+        mean[c] = m;
+        var[c] = m2 / ((double)N * (double)S);
     }
 }
 

@@ -4,8 +4,10 @@
 // Forward passes return what the backward pass needs: the mean and the
 // reciprocal standard deviation rstd = 1 / sqrt(var + eps) of every normalized
 // group (feature, row, channel or (sample, group)), in double whatever T is.
-// Statistics are two-pass (mean, then centered variance) and accumulated in
-// double. Backward passes use the closed-form gradient
+// Statistics are accumulated in double: an exact two-pass mean and centered
+// sum of squares over each cache-sized piece of the data (so large offsets
+// lose nothing and x is read from memory once), with the pieces merged by
+// Chan's pairwise update. Backward passes use the closed-form gradient
 //   dx = gamma * rstd * (dout - (dbeta + xhat * dgamma) / M)
 // (M = elements per statistic), with dgamma/dbeta summed per channel.
 #pragma once
