@@ -1,111 +1,138 @@
 // Convolution as im2col + GEMM (as Caffe and CS231n's fast layers do it).
 //
 // The column matrix of one image has K = C*HH*WW rows, one per filter tap
-// (c, kh, kw), and P = Hout*Wout columns, one per output pixel; then
-// out_n (F, P) = w (F, K) @ col (K, P). A block of m images lays its columns
-// side by side, col (K, m*P), so small images still make one GEMM big enough
-// for OpenBLAS to run near its peak.
+// (c, kh, kw), and one column per output pixel; out_n (F, P) = w (F, K) @
+// col (K, P). The columns are built a tile of output rows at a time, so the
+// tile stays in L2 between im2col writing it and the GEMM reading it, and a
+// thread's buffer does not grow with the image or the batch.
 //
-// Threads: when there are at least as many images as threads, each thread
-// takes a fixed range of blocks (schedule(static)) with its own bounded
-// column buffer and runs single-threaded GEMMs; dw is summed per thread and
-// the partial sums are added in thread order, so results do not change from
-// run to run. With fewer images than threads, the images go one at a time:
-// im2col and col2im split rows/channels across threads and OpenBLAS runs each
-// GEMM on all threads.
+// Threads: with at least as many images as threads, each thread takes fixed
+// work items (schedule(static)) with its own buffers and runs single-threaded
+// GEMMs; dw is summed per thread and the partial sums are added in thread
+// order, so results do not change from run to run. With fewer images than
+// threads (N = 1), images go one at a time: im2col and col2im split the work
+// across threads and OpenBLAS runs each GEMM on all of them.
 #include "conv.h"
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 
 #include "blas.h"
-
-namespace nnc {
-namespace {
 
 // Bytes of one thread's column tile (see tile_rows).
 #ifndef NNC_CONV_TILE_BYTES
 #define NNC_CONV_TILE_BYTES (512 * 1024)
 #endif
 
-// Output columns [ow0, ow1) whose input column ow*stride - pad + kw lies in [0, W).
-inline void valid_cols(i64 kw, const ConvShape& s, i64* ow0, i64* ow1) {
-    const i64 lo = s.pad - kw;  // need ow*stride >= lo
-    const i64 hi = s.W - 1 + s.pad - kw;  // need ow*stride <= hi
-    i64 a = lo > 0 ? (lo + s.stride - 1) / s.stride : 0;
-    i64 e = hi < 0 ? 0 : std::min(s.Wout, hi / s.stride + 1);
-    a = std::min(a, s.Wout);
-    *ow0 = a;
-    *ow1 = std::max(a, e);
+namespace nnc {
+namespace {
+
+// Input rows (counted with padding) that nrows consecutive output rows read.
+inline i64 rows_read(const ConvShape& s, i64 nrows) { return (nrows - 1) * s.stride + s.HH; }
+
+// Scratch entries im2col/col2im need for nrows output rows: one channel's
+// padded input rows. With pad = 0 they read and write x and dx directly.
+inline i64 scratch_size(const ConvShape& s, i64 nrows) {
+    return s.pad ? rows_read(s, nrows) * (s.W + 2 * s.pad) : 0;
 }
 
-// Rows [r0, r1) and output rows [oh0, oh1) of the column matrix of one image
-// xn (C, H, W): row r holds tap (c, kh, kw) = (r / (HH*WW), r / WW % HH, r % WW),
-// column (oh - oh0)*Wout + ow. Padding is written as zeros here, so x is
-// never copied into a padded buffer.
+// buf (n, W + 2*pad) = padded rows [ihp0, ihp0 + n) of the channel plane xc (H, W).
+// Copying a few rows of one channel makes every im2col row a plain strided
+// copy, with no bounds checks in the inner loop (and no padded copy of x).
 template <class T>
-NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 r0, i64 r1,
-                       i64 oh0, i64 oh1) {
-    for (i64 r = r0; r < r1; r++) {
-        const i64 c = r / (s.HH * s.WW), kh = r / s.WW % s.HH, kw = r % s.WW;
-        const T* xc = xn + c * s.H * s.W;
-        T* row = col + r * ldcol - oh0 * s.Wout;
-        i64 ow0, ow1;
-        valid_cols(kw, s, &ow0, &ow1);
-        for (i64 oh = oh0; oh < oh1; oh++) {
-            T* dst = row + oh * s.Wout;
-            const i64 ih = oh * s.stride - s.pad + kh;
-            if (ih < 0 || ih >= s.H) {
-                for (i64 ow = 0; ow < s.Wout; ow++) dst[ow] = T(0);
-                continue;
-            }
-            for (i64 ow = 0; ow < ow0; ow++) dst[ow] = T(0);
-            for (i64 ow = ow1; ow < s.Wout; ow++) dst[ow] = T(0);
-            if (ow1 == ow0) continue;
-            const T* src = xc + ih * s.W + ow0 * s.stride + kw - s.pad;  // x at column ow0
-            T* d = dst + ow0;
-            const i64 n = ow1 - ow0;
-            if (s.stride == 1) {
+NNC_CLONES void pad_rows(T* buf, const T* xc, const ConvShape& s, i64 ihp0, i64 n) {
+    const i64 Wp = s.W + 2 * s.pad;
+    for (i64 i = 0; i < n; i++) {
+        T* d = buf + i * Wp;
+        const i64 ih = ihp0 + i - s.pad;
+        if (ih < 0 || ih >= s.H) {
+            for (i64 j = 0; j < Wp; j++) d[j] = T(0);
+            continue;
+        }
+        const T* src = xc + ih * s.W;
+        for (i64 j = 0; j < s.pad; j++) d[j] = T(0), d[s.pad + s.W + j] = T(0);
 #pragma omp simd
-                for (i64 i = 0; i < n; i++) d[i] = src[i];
-            } else {
-                const i64 st = s.stride;
-                for (i64 i = 0; i < n; i++) d[i] = src[i * st];
+        for (i64 j = 0; j < s.W; j++) d[s.pad + j] = src[j];
+    }
+}
+
+// Column tile of one image xn (C, H, W) for output rows [oh0, oh1): row
+// r = (c*HH + kh)*WW + kw of col (row stride ldcol) holds, at column
+// (oh - oh0)*Wout + ow, xpad[c, oh*stride + kh, ow*stride + kw].
+template <class T>
+NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 oh0, i64 oh1,
+                       T* scratch) {
+    const i64 nrows = oh1 - oh0, Wout = s.Wout, st = s.stride;
+    const i64 pitch = s.pad ? s.W + 2 * s.pad : s.W;
+    for (i64 c = 0; c < s.C; c++) {
+        const T* xc = xn + c * s.H * s.W;
+        const T* rows = xc + oh0 * st * s.W;  // padded row oh0*stride of channel c
+        if (s.pad) {
+            pad_rows(scratch, xc, s, oh0 * st, rows_read(s, nrows));
+            rows = scratch;
+        }
+        for (i64 kh = 0; kh < s.HH; kh++) {
+            for (i64 kw = 0; kw < s.WW; kw++) {
+                T* dst = col + ((c * s.HH + kh) * s.WW + kw) * ldcol;
+                const T* src = rows + kh * pitch + kw;
+                for (i64 i = 0; i < nrows; i++) {
+                    const T* sr = src + i * st * pitch;
+                    T* dr = dst + i * Wout;
+                    if (st == 1) {
+#pragma omp simd
+                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[ow];
+                    } else if (st == 2) {
+#pragma omp simd
+                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[2 * ow];
+                    } else {
+                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[ow * st];
+                    }
+                }
             }
         }
     }
 }
 
 // The adjoint of im2col for channels [c0, c1) and output rows [oh0, oh1):
-// each tap's row is added back onto the input pixels it read. A channel's
-// plane of dxn is written only by that channel's rows, so splitting channels
-// needs no locks; the caller zeroes dxn first.
+// each tap's row is added back onto the input pixels it read. The caller
+// zeroes dxn first. A channel's plane is written only by that channel's
+// rows, so threads may split channels without locks.
 template <class T>
 NNC_CLONES void col2im(T* dxn, const T* dcol, i64 ldcol, const ConvShape& s, i64 c0, i64 c1,
-                       i64 oh0, i64 oh1) {
+                       i64 oh0, i64 oh1, T* scratch) {
+    const i64 nrows = oh1 - oh0, Wout = s.Wout, st = s.stride;
+    const i64 pitch = s.pad ? s.W + 2 * s.pad : s.W, nread = rows_read(s, nrows);
     for (i64 c = c0; c < c1; c++) {
         T* dxc = dxn + c * s.H * s.W;
+        T* acc = dxc + oh0 * st * s.W;  // padded row oh0*stride of channel c
+        if (s.pad) {
+            acc = scratch;
+            for (i64 j = 0; j < nread * pitch; j++) acc[j] = T(0);
+        }
         for (i64 kh = 0; kh < s.HH; kh++) {
             for (i64 kw = 0; kw < s.WW; kw++) {
-                const T* row = dcol + ((c * s.HH + kh) * s.WW + kw) * ldcol - oh0 * s.Wout;
-                i64 ow0, ow1;
-                valid_cols(kw, s, &ow0, &ow1);
-                if (ow1 == ow0) continue;
-                for (i64 oh = oh0; oh < oh1; oh++) {
-                    const i64 ih = oh * s.stride - s.pad + kh;
-                    if (ih < 0 || ih >= s.H) continue;
-                    T* dst = dxc + ih * s.W + ow0 * s.stride + kw - s.pad;  // dx at column ow0
-                    const T* src = row + oh * s.Wout + ow0;
-                    const i64 n = ow1 - ow0;
-                    if (s.stride == 1) {
+                const T* src = dcol + ((c * s.HH + kh) * s.WW + kw) * ldcol;
+                T* dst = acc + kh * pitch + kw;
+                for (i64 i = 0; i < nrows; i++) {
+                    T* dr = dst + i * st * pitch;
+                    const T* sr = src + i * Wout;
+                    if (st == 1) {
 #pragma omp simd
-                        for (i64 i = 0; i < n; i++) dst[i] += src[i];
+                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] += sr[ow];
                     } else {
-                        const i64 st = s.stride;
-                        for (i64 i = 0; i < n; i++) dst[i * st] += src[i];
+                        for (i64 ow = 0; ow < Wout; ow++) dr[ow * st] += sr[ow];
                     }
                 }
+            }
+        }
+        if (s.pad) {  // the padded rows' interior goes back into dx
+            for (i64 i = 0; i < nread; i++) {
+                const i64 ih = oh0 * st + i - s.pad;
+                if (ih < 0 || ih >= s.H) continue;
+                T* d = dxc + ih * s.W;
+                const T* a = acc + i * pitch + s.pad;
+#pragma omp simd
+                for (i64 j = 0; j < s.W; j++) d[j] += a[j];
             }
         }
     }
@@ -142,13 +169,31 @@ NNC_CLONES void bias_grad(T* db, const T* dout, i64 N, i64 F, i64 P) {
     }
 }
 
-// Output rows per tile: the column tile (K+1 rows of rows*Wout) stays within
-// about half of a 1 MB L2, where im2col leaves it for the GEMM to read back.
+// Output rows per tile: the column tile (K+1 rows, tile_rows*Wout columns)
+// stays within about half of a 1 MB L2, where the GEMM reads it back.
 template <class T>
 i64 tile_rows(const ConvShape& s) {
     const i64 K = s.C * s.HH * s.WW + 1;
     const i64 budget = (i64)NNC_CONV_TILE_BYTES / (i64)sizeof(T);
     return std::max<i64>(1, std::min<i64>(s.Hout, budget / (K * s.Wout)));
+}
+
+// Output rows per im2col chunk when all threads build one image's columns.
+inline i64 chunk_rows(const ConvShape& s, int nt) {
+    return std::max<i64>(1, (s.Hout + 2 * nt - 1) / (2 * nt));
+}
+
+// col (K, P) of image xn, its output rows split across the threads.
+template <class T>
+void im2col_parallel(T* col, T* scratch, i64 scratch_per_thread, const T* xn, const ConvShape& s,
+                     int nt) {
+    const i64 rows = chunk_rows(s, nt), nchunks = (s.Hout + rows - 1) / rows;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (i64 k = 0; k < nchunks; k++) {
+        const i64 oh0 = k * rows, oh1 = std::min(s.Hout, oh0 + rows);
+        im2col(col + oh0 * s.Wout, s.Hout * s.Wout, xn, s, oh0, oh1,
+               scratch + (size_t)omp_get_thread_num() * scratch_per_thread);
+    }
 }
 
 }  // namespace
@@ -166,18 +211,19 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
             w_ext[f * (K + 1) + K] = b[f];
         }
         const i64 rows = tile_rows<T>(s), ntiles = (s.Hout + rows - 1) / rows;
-        const i64 col_size = (K + 1) * rows * s.Wout;
-        std::unique_ptr<T[]> work(new T[(size_t)nt * col_size]);
+        const i64 col_size = (K + 1) * rows * s.Wout, per_thread = col_size + scratch_size(s, rows);
+        std::unique_ptr<T[]> work(new T[(size_t)nt * per_thread]);
 #pragma omp parallel num_threads(nt)
         {
             const int prev = blas_set_threads_local(1);
-            T* col = work.get() + (size_t)omp_get_thread_num() * col_size;
+            T* col = work.get() + (size_t)omp_get_thread_num() * per_thread;
+            T* scratch = col + col_size;
             i64 ones_len = 0;
 #pragma omp for schedule(static)
             for (i64 item = 0; item < s.N * ntiles; item++) {
                 const i64 n = item / ntiles, oh0 = item % ntiles * rows;
                 const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
-                im2col(col, cols, x + n * CHW, s, 0, K, oh0, oh1);
+                im2col(col, cols, x + n * CHW, s, oh0, oh1, scratch);
                 if (ones_len != cols) fill_value(col + K * cols, cols, T(1)), ones_len = cols;
                 gemm<T>(false, false, F, cols, K + 1, T(1), w_ext.get(), K + 1, col, cols, T(0),
                         out + n * F * P + oh0 * s.Wout, P);
@@ -186,10 +232,10 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
         }
         return;
     }
-    std::unique_ptr<T[]> col(new T[(size_t)(K * P)]);
+    const i64 scratch_per_thread = scratch_size(s, chunk_rows(s, nt));
+    std::unique_ptr<T[]> col(new T[(size_t)(K * P + nt * scratch_per_thread)]);
     for (i64 n = 0; n < s.N; n++) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 r = 0; r < K; r++) im2col(col.get(), P, x + n * CHW, s, r, r + 1, 0, s.Hout);
+        im2col_parallel(col.get(), col.get() + K * P, scratch_per_thread, x + n * CHW, s, nt);
         T* on = out + n * F * P;
         gemm<T>(false, false, F, P, K, T(1), w, K, col.get(), P, T(0), on, P);
         add_bias(on, b, F, P);
@@ -199,19 +245,21 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
 template <class T>
 void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                    const ConvShape& s) {
-    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W;
+    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, HW = s.H * s.W;
     const i64 F = s.F;
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
     if (s.N >= nt) {
         const i64 rows = tile_rows<T>(s);
-        const i64 col_size = K * rows * s.Wout, dw_size = F * K, per_thread = col_size + dw_size;
+        const i64 col_size = K * rows * s.Wout, dw_size = F * K;
+        const i64 per_thread = col_size + dw_size + scratch_size(s, rows);
         std::unique_ptr<T[]> work(new T[(size_t)nt * per_thread]);
 #pragma omp parallel num_threads(nt)
         {
             const int prev = blas_set_threads_local(1);
             T* col = work.get() + (size_t)omp_get_thread_num() * per_thread;
             T* dw_part = col + col_size;
+            T* scratch = dw_part + dw_size;
             fill_value(dw_part, dw_size, T(0));
 #pragma omp for schedule(static)
             for (i64 n = 0; n < s.N; n++) {
@@ -220,11 +268,11 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                 for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
                     const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
                     const T* g = dout + n * F * P + oh0 * s.Wout;
-                    im2col(col, cols, x + n * CHW, s, 0, K, oh0, oh1);
+                    im2col(col, cols, x + n * CHW, s, oh0, oh1, scratch);
                     // dw += dout_tile @ col^T; then col is reused for dcol = w^T @ dout_tile
                     gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw_part, K);
                     gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
-                    col2im(dxn, col, cols, s, 0, s.C, oh0, oh1);
+                    col2im(dxn, col, cols, s, 0, s.C, oh0, oh1, scratch);
                 }
             }
             blas_set_threads_local(prev);
@@ -238,17 +286,19 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
         }
         return;
     }
-    std::unique_ptr<T[]> col(new T[(size_t)(K * P)]);
+    const i64 scratch_per_thread = std::max(scratch_size(s, chunk_rows(s, nt)), scratch_size(s, s.Hout));
+    std::unique_ptr<T[]> col(new T[(size_t)(K * P + nt * scratch_per_thread)]);
+    T* scratch = col.get() + K * P;
     for (i64 n = 0; n < s.N; n++) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 r = 0; r < K; r++) im2col(col.get(), P, x + n * CHW, s, r, r + 1, 0, s.Hout);
+        im2col_parallel(col.get(), scratch, scratch_per_thread, x + n * CHW, s, nt);
         const T* g = dout + n * F * P;
         gemm<T>(false, true, F, K, P, T(1), g, P, col.get(), P, n == 0 ? T(0) : T(1), dw, K);
         gemm<T>(true, false, K, P, F, T(1), w, K, g, P, T(0), col.get(), P);
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (i64 c = 0; c < s.C; c++) {
-            fill_value(dx + n * CHW + c * s.H * s.W, s.H * s.W, T(0));
-            col2im(dx + n * CHW, col.get(), P, s, c, c + 1, 0, s.Hout);
+            fill_value(dx + n * CHW + c * HW, HW, T(0));
+            col2im(dx + n * CHW, col.get(), P, s, c, c + 1, 0, s.Hout,
+                   scratch + (size_t)omp_get_thread_num() * scratch_per_thread);
         }
     }
 }
