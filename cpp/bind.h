@@ -5,8 +5,12 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include <sys/mman.h>
+
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -78,22 +82,40 @@ inline void check_blas_dim(i64 v, const char* what) {
                    " exceeds OpenBLAS's 32-bit index limit");
 }
 
+// Memory for a new output array, released with std::free. Arrays of 2 MB and
+// more are 2 MB aligned and advised as transparent huge pages: the first
+// write to a fresh 50 MB array then takes 25 page faults instead of 12,800,
+// which otherwise costs memory-bound kernels (pooling, elementwise) more than
+// their own work. Small arrays are 64-byte (cache line) aligned.
+inline void* alloc_output(size_t bytes) {
+    constexpr size_t huge = size_t(2) << 20;
+    const size_t align = bytes >= huge ? huge : 64;
+    const size_t rounded = (bytes + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, rounded > 0 ? rounded : align);
+    if (!p) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    if (align == huge) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+template <class T>
+Out<T> new_array(size_t ndim, const size_t* shape) {
+    size_t n = 1;
+    for (size_t i = 0; i < ndim; i++) n *= shape[i];
+    T* data = static_cast<T*>(alloc_output(n * sizeof(T)));
+    nb::capsule owner(data, [](void* p) noexcept { std::free(p); });
+    return Out<T>(data, ndim, shape, owner);
+}
+
 template <class T>
 Out<T> new_array(std::initializer_list<size_t> shape) {
-    size_t n = 1;
-    for (size_t s : shape) n *= s;
-    T* data = new T[n > 0 ? n : 1];
-    nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
-    return Out<T>(data, shape.size(), shape.begin(), owner);
+    return new_array<T>(shape.size(), shape.begin());
 }
 
 template <class T>
 Out<T> new_array(const std::vector<size_t>& shape) {
-    size_t n = 1;
-    for (size_t s : shape) n *= s;
-    T* data = new T[n > 0 ? n : 1];
-    nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
-    return Out<T>(data, shape.size(), shape.data(), owner);
+    return new_array<T>(shape.size(), shape.data());
 }
 
 template <class T, class A>
