@@ -56,15 +56,15 @@ NNC_CLONES void pad_rows(T* buf, const T* xc, const ConvShape& s, i64 ihp0, i64 
     }
 }
 
-// Column tile of one image xn (C, H, W) for output rows [oh0, oh1): row
-// r = (c*HH + kh)*WW + kw of col (row stride ldcol) holds, at column
-// (oh - oh0)*Wout + ow, xpad[c, oh*stride + kh, ow*stride + kw].
+// Column tile of one image xn (C, H, W) for channels [c0, c1) and output
+// rows [oh0, oh1): row r = (c*HH + kh)*WW + kw of col (row stride ldcol)
+// holds, at column (oh - oh0)*Wout + ow, xpad[c, oh*stride + kh, ow*stride + kw].
 template <class T>
-NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 oh0, i64 oh1,
-                       T* scratch) {
+NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 c0, i64 c1,
+                       i64 oh0, i64 oh1, T* scratch) {
     const i64 nrows = oh1 - oh0, Wout = s.Wout, st = s.stride;
     const i64 pitch = s.pad ? s.W + 2 * s.pad : s.W;
-    for (i64 c = 0; c < s.C; c++) {
+    for (i64 c = c0; c < c1; c++) {
         const T* xc = xn + c * s.H * s.W;
         const T* rows = xc + oh0 * st * s.W;  // padded row oh0*stride of channel c
         if (s.pad) {
@@ -144,16 +144,6 @@ NNC_CLONES void fill_value(T* a, i64 n, T v) {
     for (i64 i = 0; i < n; i++) a[i] = v;
 }
 
-template <class T>
-NNC_CLONES void add_bias(T* out, const T* b, i64 F, i64 P) {
-    for (i64 f = 0; f < F; f++) {
-        T* o = out + f * P;
-        const T bf = b[f];
-#pragma omp simd
-        for (i64 p = 0; p < P; p++) o[p] += bf;
-    }
-}
-
 // db[f] = sum over images and pixels of dout, accumulated in double.
 template <class T>
 NNC_CLONES void bias_grad(T* db, const T* dout, i64 N, i64 F, i64 P) {
@@ -169,48 +159,37 @@ NNC_CLONES void bias_grad(T* db, const T* dout, i64 N, i64 F, i64 P) {
     }
 }
 
-// Output rows per tile: the column tile (K+1 rows, tile_rows*Wout columns)
-// stays within about half of a 1 MB L2, where the GEMM reads it back.
+// Output rows per column tile: a tile (K+1 rows, tile_rows*Wout columns) of
+// `threads` x 512 KB, so one thread's tile stays in its half of a 1 MB L2
+// between im2col writing it and the GEMM reading it back.
 template <class T>
-i64 tile_rows(const ConvShape& s) {
+i64 tile_rows(const ConvShape& s, int threads) {
     const i64 K = s.C * s.HH * s.WW + 1;
-    const i64 budget = (i64)NNC_CONV_TILE_BYTES / (i64)sizeof(T);
+    const i64 budget = threads * (i64)NNC_CONV_TILE_BYTES / (i64)sizeof(T);
     return std::max<i64>(1, std::min<i64>(s.Hout, budget / (K * s.Wout)));
 }
 
-// Output rows per im2col chunk when all threads build one image's columns.
-inline i64 chunk_rows(const ConvShape& s, int nt) {
-    return std::max<i64>(1, (s.Hout + 2 * nt - 1) / (2 * nt));
-}
-
-// col (K, P) of image xn, its output rows split across the threads.
+// w_ext (F, K+1) = [w | b]: with a row of ones under the column tile, the GEMM adds the bias.
 template <class T>
-void im2col_parallel(T* col, T* scratch, i64 scratch_per_thread, const T* xn, const ConvShape& s,
-                     int nt) {
-    const i64 rows = chunk_rows(s, nt), nchunks = (s.Hout + rows - 1) / rows;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (i64 k = 0; k < nchunks; k++) {
-        const i64 oh0 = k * rows, oh1 = std::min(s.Hout, oh0 + rows);
-        im2col(col + oh0 * s.Wout, s.Hout * s.Wout, xn, s, oh0, oh1,
-               scratch + (size_t)omp_get_thread_num() * scratch_per_thread);
+std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
+    std::unique_ptr<T[]> w_ext(new T[(size_t)(F * (K + 1))]);
+    for (i64 f = 0; f < F; f++) {
+        std::copy(w + f * K, w + (f + 1) * K, w_ext.get() + f * (K + 1));
+        w_ext[f * (K + 1) + K] = b[f];
     }
+    return w_ext;
 }
 
 }  // namespace
 
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
-    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W;
-    const i64 F = s.F;
+    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
+    const std::unique_ptr<T[]> w_ext = weights_with_bias(w, b, F, K);
     if (s.N >= nt) {
-        // w_ext = [w | b] and a row of ones under each column tile: the GEMM adds the bias.
-        std::unique_ptr<T[]> w_ext(new T[(size_t)(F * (K + 1))]);
-        for (i64 f = 0; f < F; f++) {
-            std::copy(w + f * K, w + (f + 1) * K, w_ext.get() + f * (K + 1));
-            w_ext[f * (K + 1) + K] = b[f];
-        }
-        const i64 rows = tile_rows<T>(s), ntiles = (s.Hout + rows - 1) / rows;
+        // Work items are (image, tile) pairs, each thread with its own tile.
+        const i64 rows = tile_rows<T>(s, 1), ntiles = (s.Hout + rows - 1) / rows;
         const i64 col_size = (K + 1) * rows * s.Wout, per_thread = col_size + scratch_size(s, rows);
         std::unique_ptr<T[]> work(new T[(size_t)nt * per_thread]);
 #pragma omp parallel num_threads(nt)
@@ -223,7 +202,7 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
             for (i64 item = 0; item < s.N * ntiles; item++) {
                 const i64 n = item / ntiles, oh0 = item % ntiles * rows;
                 const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
-                im2col(col, cols, x + n * CHW, s, oh0, oh1, scratch);
+                im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
                 if (ones_len != cols) fill_value(col + K * cols, cols, T(1)), ones_len = cols;
                 gemm<T>(false, false, F, cols, K + 1, T(1), w_ext.get(), K + 1, col, cols, T(0),
                         out + n * F * P + oh0 * s.Wout, P);
@@ -232,25 +211,35 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
         }
         return;
     }
-    const i64 scratch_per_thread = scratch_size(s, chunk_rows(s, nt));
-    std::unique_ptr<T[]> col(new T[(size_t)(K * P + nt * scratch_per_thread)]);
+    // Fewer images than threads: one shared tile at a time, im2col split by
+    // channel, and OpenBLAS threads the GEMM.
+    const i64 rows = tile_rows<T>(s, nt), scratch_per_thread = scratch_size(s, rows);
+    const i64 col_size = (K + 1) * rows * s.Wout;
+    std::unique_ptr<T[]> work(new T[(size_t)(col_size + nt * scratch_per_thread)]);
+    T* col = work.get();
     for (i64 n = 0; n < s.N; n++) {
-        im2col_parallel(col.get(), col.get() + K * P, scratch_per_thread, x + n * CHW, s, nt);
-        T* on = out + n * F * P;
-        gemm<T>(false, false, F, P, K, T(1), w, K, col.get(), P, T(0), on, P);
-        add_bias(on, b, F, P);
+        for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
+            const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (i64 c = 0; c < s.C; c++)
+                im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
+                       col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
+            fill_value(col + K * cols, cols, T(1));
+            gemm<T>(false, false, F, cols, K + 1, T(1), w_ext.get(), K + 1, col, cols, T(0),
+                    out + n * F * P + oh0 * s.Wout, P);
+        }
     }
 }
 
 template <class T>
 void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                    const ConvShape& s) {
-    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, HW = s.H * s.W;
-    const i64 F = s.F;
+    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
     if (s.N >= nt) {
-        const i64 rows = tile_rows<T>(s);
+        // Work items are whole images (a thread owns its dx_n), tile by tile.
+        const i64 rows = tile_rows<T>(s, 1);
         const i64 col_size = K * rows * s.Wout, dw_size = F * K;
         const i64 per_thread = col_size + dw_size + scratch_size(s, rows);
         std::unique_ptr<T[]> work(new T[(size_t)nt * per_thread]);
@@ -268,7 +257,7 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                 for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
                     const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
                     const T* g = dout + n * F * P + oh0 * s.Wout;
-                    im2col(col, cols, x + n * CHW, s, oh0, oh1, scratch);
+                    im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
                     // dw += dout_tile @ col^T; then col is reused for dcol = w^T @ dout_tile
                     gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw_part, K);
                     gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
@@ -286,19 +275,30 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
         }
         return;
     }
-    const i64 scratch_per_thread = std::max(scratch_size(s, chunk_rows(s, nt)), scratch_size(s, s.Hout));
-    std::unique_ptr<T[]> col(new T[(size_t)(K * P + nt * scratch_per_thread)]);
-    T* scratch = col.get() + K * P;
+    // Fewer images than threads: one shared tile at a time; im2col and col2im
+    // split by channel (a channel's dx plane has one writer), OpenBLAS threads
+    // the GEMMs.
+    const i64 rows = tile_rows<T>(s, nt), scratch_per_thread = scratch_size(s, rows);
+    const i64 col_size = K * rows * s.Wout;
+    std::unique_ptr<T[]> work(new T[(size_t)(col_size + nt * scratch_per_thread)]);
+    T* col = work.get();
+    fill_value(dw, F * K, T(0));
     for (i64 n = 0; n < s.N; n++) {
-        im2col_parallel(col.get(), scratch, scratch_per_thread, x + n * CHW, s, nt);
-        const T* g = dout + n * F * P;
-        gemm<T>(false, true, F, K, P, T(1), g, P, col.get(), P, n == 0 ? T(0) : T(1), dw, K);
-        gemm<T>(true, false, K, P, F, T(1), w, K, g, P, T(0), col.get(), P);
+        T* dxn = dx + n * CHW;
+        fill_value(dxn, CHW, T(0));
+        for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
+            const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
+            const T* g = dout + n * F * P + oh0 * s.Wout;
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 c = 0; c < s.C; c++) {
-            fill_value(dx + n * CHW + c * HW, HW, T(0));
-            col2im(dx + n * CHW, col.get(), P, s, c, c + 1, 0, s.Hout,
-                   scratch + (size_t)omp_get_thread_num() * scratch_per_thread);
+            for (i64 c = 0; c < s.C; c++)
+                im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
+                       col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
+            gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw, K);
+            gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (i64 c = 0; c < s.C; c++)
+                col2im(dxn, col, cols, s, c, c + 1, oh0, oh1,
+                       col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
         }
     }
 }

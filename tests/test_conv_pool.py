@@ -133,6 +133,7 @@ CONV_CASES = [
     (4, 3, 4, 4, 6, 3, 3, 1, 3),      # pad larger than half the kernel
     (2, 3, 5, 3, 2, 5, 3, 1, 0),      # the kernel is the whole input
     (2, 64, 32, 32, 8, 3, 3, 1, 1),   # native: several column tiles per image, ragged last
+    (1, 64, 32, 32, 8, 3, 3, 1, 1),   # the same for N=1 (native: threads share each tile)
     (3, 40, 33, 33, 4, 3, 3, 2, 1),   # the same with stride 2
 ]
 
@@ -681,6 +682,29 @@ def test_cpp_conv_is_deterministic_and_thread_count_independent():
     for n in (2, 3):
         for a, c in zip(results[n], results[1]):
             np.testing.assert_allclose(a, c, **tol(np.float32))
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("num_threads", [1, 2, 4])
+def test_cpp_conv_thread_counts_match_numpy(num_threads, dtype):
+    """N=3 images: per-thread tiles with 1 or 2 threads; with 4 threads
+    (more threads than images) the threads share each tile instead."""
+    for case in [(3, 64, 32, 32, 6, 3, 3, 1, 1), (3, 7, 21, 13, 5, 5, 3, 2, 2)]:
+        x, w, b, cp, dout = conv_data(case, dtype, seed=8)
+        with nnc.use_backend("numpy"):
+            out, cache = fl.conv_forward_strides(x, w, b, cp)
+            expected = (out,) + tuple(fl.conv_backward_strides(dout, cache))
+        previous = nnc.get_num_threads()
+        try:
+            nnc.set_num_threads(num_threads)
+            with nnc.use_backend("cpp"):
+                out, cache = fl.conv_forward_fast(x, w, b, cp)
+                got = (out,) + tuple(fl.conv_backward_fast(dout, cache))
+        finally:
+            nnc.set_num_threads(previous)
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, **tol(dtype))
 
 
 @needs_cpp
