@@ -2,16 +2,17 @@
 //
 // The column matrix of one image has K = C*HH*WW rows, one per filter tap
 // (c, kh, kw), and one column per output pixel; out_n (F, P) = w (F, K) @
-// col (K, P). The columns are built a tile of output rows at a time, so the
-// tile stays in L2 between im2col writing it and the GEMM reading it, and a
-// thread's buffer does not grow with the image or the batch.
+// col (K, P). The columns are built one tile of output rows at a time, so a
+// tile stays in L2 between im2col writing it and the GEMM reading it, and no
+// buffer grows with the batch or the image. A row of ones under the tile and
+// b appended to w make the forward GEMM add the bias too.
 //
 // Threads: with at least as many images as threads, each thread takes fixed
 // work items (schedule(static)) with its own buffers and runs single-threaded
 // GEMMs; dw is summed per thread and the partial sums are added in thread
 // order, so results do not change from run to run. With fewer images than
-// threads (N = 1), images go one at a time: im2col and col2im split the work
-// across threads and OpenBLAS runs each GEMM on all of them.
+// threads (N = 1), the threads share each tile: im2col and col2im split the
+// channels, and OpenBLAS runs each GEMM on all threads.
 #include "conv.h"
 
 #include <algorithm>

@@ -544,6 +544,10 @@ def test_native_bindings_validate_without_python_checks():
         _nnc.conv_forward(x, np.zeros((4, 3, 8, 8)), b, 1, 1)
     with pytest.raises(ValueError, match="empty batch"):
         _nnc.conv_forward(x[:0], w, b, 2, 1)
+    with pytest.raises(ValueError, match="unreasonably large"):
+        _nnc.conv_forward(x, w, b, 1, 2**40)
+    with pytest.raises(ValueError, match="exceeds OpenBLAS's 32-bit index limit"):
+        _nnc.conv_forward(x, w, b, 1, 2**20)
     with pytest.raises(ValueError, match="b has shape"):
         _nnc.conv_forward(x, w, b[:2], 2, 1)
     with pytest.raises(ValueError, match=r"dout has shape \(2, 4, 3, 2\), expected \(2, 4, 3, 3\)"):
