@@ -663,6 +663,9 @@ def test_cpp_conv_concurrent_calls_match_serial(N):
     for got, want in zip(results, serial):
         for g, s in zip(got, want):
             np.testing.assert_array_equal(g, s)
+    # every single-thread GEMM request was handed back: OpenBLAS has its count again
+    import scipy_openblas32
+    assert scipy_openblas32.dll.scipy_openblas_get_num_threads() == nnc.get_num_threads()
 
 
 @needs_cpp
