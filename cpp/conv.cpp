@@ -31,30 +31,87 @@ namespace {
 // Input rows (counted with padding) that nrows consecutive output rows read.
 inline i64 rows_read(const ConvShape& s, i64 nrows) { return (nrows - 1) * s.stride + s.HH; }
 
-// Scratch entries im2col/col2im need for nrows output rows: one channel's
-// padded input rows. With pad = 0 they read and write x and dx directly.
+// im2col and col2im go through a few input rows of one channel, padded and
+// split by column phase: segment q of a row holds padded columns q, q +
+// stride, q + 2*stride, ... A tap (kh, kw) then reads output row oh from one
+// contiguous run, segment kw % stride from kw / stride on, so every copy in
+// the inner loops is contiguous with no bounds checks, for any pad and stride
+// (and x is never copied whole). Without pad and stride they use x and dx.
+inline bool use_scratch(const ConvShape& s) { return s.pad > 0 || s.stride > 1; }
+inline i64 phase_len(const ConvShape& s) { return (s.W + 2 * s.pad + s.stride - 1) / s.stride; }
+inline i64 scratch_pitch(const ConvShape& s) {
+    return use_scratch(s) ? s.stride * phase_len(s) : s.W;
+}
 inline i64 scratch_size(const ConvShape& s, i64 nrows) {
-    return s.pad ? rows_read(s, nrows) * (s.W + 2 * s.pad) : 0;
+    return use_scratch(s) ? rows_read(s, nrows) * scratch_pitch(s) : 0;
 }
 
-// buf (n, W + 2*pad) = padded rows [ihp0, ihp0 + n) of the channel plane xc (H, W).
-// Copying a few rows of one channel makes every im2col row a plain strided
-// copy, with no bounds checks in the inner loop (and no padded copy of x).
+// Segment j-range [j0, j1) of phase q whose padded column j*stride + q - pad lies in x.
+inline void phase_cols(const ConvShape& s, i64 q, i64* j0, i64* j1) {
+    const i64 L = phase_len(s), lo = s.pad - q, hi = s.W - 1 + s.pad - q;
+    *j0 = std::min(L, lo > 0 ? (lo + s.stride - 1) / s.stride : 0);
+    *j1 = std::max(*j0, hi < 0 ? 0 : std::min(L, hi / s.stride + 1));
+}
+
+// buf = rows [ihp0, ihp0 + n) (padded numbering) of channel plane xc (H, W)
+// in the phase-split layout.
 template <class T>
-NNC_CLONES void pad_rows(T* buf, const T* xc, const ConvShape& s, i64 ihp0, i64 n) {
-    const i64 Wp = s.W + 2 * s.pad;
-    for (i64 i = 0; i < n; i++) {
-        T* d = buf + i * Wp;
-        const i64 ih = ihp0 + i - s.pad;
-        if (ih < 0 || ih >= s.H) {
-            for (i64 j = 0; j < Wp; j++) d[j] = T(0);
-            continue;
-        }
-        const T* src = xc + ih * s.W;
-        for (i64 j = 0; j < s.pad; j++) d[j] = T(0), d[s.pad + s.W + j] = T(0);
+NNC_CLONES void split_rows(T* buf, const T* xc, const ConvShape& s, i64 ihp0, i64 n) {
+    const i64 L = phase_len(s), pitch = scratch_pitch(s), st = s.stride;
+    for (i64 q = 0; q < st; q++) {
+        i64 j0, j1;
+        phase_cols(s, q, &j0, &j1);
+        const i64 m = j1 - j0;
+        for (i64 i = 0; i < n; i++) {
+            T* seg = buf + i * pitch + q * L;
+            const i64 ih = ihp0 + i - s.pad;
+            if (ih < 0 || ih >= s.H) {
+                for (i64 j = 0; j < L; j++) seg[j] = T(0);
+                continue;
+            }
+            const T* src = xc + ih * s.W + j0 * st + q - s.pad;  // x at column j0*st + q - pad
+            for (i64 j = 0; j < j0; j++) seg[j] = T(0);
+            for (i64 j = j1; j < L; j++) seg[j] = T(0);
+            T* d = seg + j0;
+            if (st == 1) {
 #pragma omp simd
-        for (i64 j = 0; j < s.W; j++) d[s.pad + j] = src[j];
+                for (i64 j = 0; j < m; j++) d[j] = src[j];
+            } else if (st == 2) {
+#pragma omp simd
+                for (i64 j = 0; j < m; j++) d[j] = src[2 * j];
+            } else {
+                for (i64 j = 0; j < m; j++) d[j] = src[j * st];
+            }
+        }
     }
+}
+
+// The adjoint: dxc rows += the interior of buf's rows (phase-split, padded numbering).
+template <class T>
+NNC_CLONES void merge_rows(T* dxc, const T* buf, const ConvShape& s, i64 ihp0, i64 n) {
+    const i64 L = phase_len(s), pitch = scratch_pitch(s), st = s.stride;
+    for (i64 q = 0; q < st; q++) {
+        i64 j0, j1;
+        phase_cols(s, q, &j0, &j1);
+        const i64 m = j1 - j0;
+        for (i64 i = 0; i < n; i++) {
+            const i64 ih = ihp0 + i - s.pad;
+            if (ih < 0 || ih >= s.H) continue;
+            const T* seg = buf + i * pitch + q * L + j0;
+            T* dst = dxc + ih * s.W + j0 * st + q - s.pad;
+            if (st == 1) {
+#pragma omp simd
+                for (i64 j = 0; j < m; j++) dst[j] += seg[j];
+            } else {
+                for (i64 j = 0; j < m; j++) dst[j * st] += seg[j];
+            }
+        }
+    }
+}
+
+// Offset, in the row layout above, of the first column tap (kh, kw) reads.
+inline i64 tap_offset(const ConvShape& s, i64 kh, i64 kw) {
+    return kh * scratch_pitch(s) + (kw % s.stride) * phase_len(s) + kw / s.stride;
 }
 
 // Column tile of one image xn (C, H, W) for channels [c0, c1) and output
@@ -63,31 +120,23 @@ NNC_CLONES void pad_rows(T* buf, const T* xc, const ConvShape& s, i64 ihp0, i64 
 template <class T>
 NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 c0, i64 c1,
                        i64 oh0, i64 oh1, T* scratch) {
-    const i64 nrows = oh1 - oh0, Wout = s.Wout, st = s.stride;
-    const i64 pitch = s.pad ? s.W + 2 * s.pad : s.W;
+    const i64 nrows = oh1 - oh0, Wout = s.Wout, step = s.stride * scratch_pitch(s);
     for (i64 c = c0; c < c1; c++) {
         const T* xc = xn + c * s.H * s.W;
-        const T* rows = xc + oh0 * st * s.W;  // padded row oh0*stride of channel c
-        if (s.pad) {
-            pad_rows(scratch, xc, s, oh0 * st, rows_read(s, nrows));
+        const T* rows = xc + oh0 * s.W;  // padded row oh0*stride of channel c
+        if (use_scratch(s)) {
+            split_rows(scratch, xc, s, oh0 * s.stride, rows_read(s, nrows));
             rows = scratch;
         }
         for (i64 kh = 0; kh < s.HH; kh++) {
             for (i64 kw = 0; kw < s.WW; kw++) {
                 T* dst = col + ((c * s.HH + kh) * s.WW + kw) * ldcol;
-                const T* src = rows + kh * pitch + kw;
+                const T* src = rows + tap_offset(s, kh, kw);
                 for (i64 i = 0; i < nrows; i++) {
-                    const T* sr = src + i * st * pitch;
+                    const T* sr = src + i * step;
                     T* dr = dst + i * Wout;
-                    if (st == 1) {
 #pragma omp simd
-                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[ow];
-                    } else if (st == 2) {
-#pragma omp simd
-                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[2 * ow];
-                    } else {
-                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[ow * st];
-                    }
+                    for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[ow];
                 }
             }
         }
@@ -101,41 +150,28 @@ NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 c
 template <class T>
 NNC_CLONES void col2im(T* dxn, const T* dcol, i64 ldcol, const ConvShape& s, i64 c0, i64 c1,
                        i64 oh0, i64 oh1, T* scratch) {
-    const i64 nrows = oh1 - oh0, Wout = s.Wout, st = s.stride;
-    const i64 pitch = s.pad ? s.W + 2 * s.pad : s.W, nread = rows_read(s, nrows);
+    const i64 nrows = oh1 - oh0, Wout = s.Wout, step = s.stride * scratch_pitch(s);
+    const i64 nread = rows_read(s, nrows);
     for (i64 c = c0; c < c1; c++) {
         T* dxc = dxn + c * s.H * s.W;
-        T* acc = dxc + oh0 * st * s.W;  // padded row oh0*stride of channel c
-        if (s.pad) {
+        T* acc = dxc + oh0 * s.W;  // padded row oh0*stride of channel c
+        if (use_scratch(s)) {
             acc = scratch;
-            for (i64 j = 0; j < nread * pitch; j++) acc[j] = T(0);
+            for (i64 j = 0; j < nread * scratch_pitch(s); j++) acc[j] = T(0);
         }
         for (i64 kh = 0; kh < s.HH; kh++) {
             for (i64 kw = 0; kw < s.WW; kw++) {
                 const T* src = dcol + ((c * s.HH + kh) * s.WW + kw) * ldcol;
-                T* dst = acc + kh * pitch + kw;
+                T* dst = acc + tap_offset(s, kh, kw);
                 for (i64 i = 0; i < nrows; i++) {
-                    T* dr = dst + i * st * pitch;
+                    T* dr = dst + i * step;
                     const T* sr = src + i * Wout;
-                    if (st == 1) {
 #pragma omp simd
-                        for (i64 ow = 0; ow < Wout; ow++) dr[ow] += sr[ow];
-                    } else {
-                        for (i64 ow = 0; ow < Wout; ow++) dr[ow * st] += sr[ow];
-                    }
+                    for (i64 ow = 0; ow < Wout; ow++) dr[ow] += sr[ow];
                 }
             }
         }
-        if (s.pad) {  // the padded rows' interior goes back into dx
-            for (i64 i = 0; i < nread; i++) {
-                const i64 ih = oh0 * st + i - s.pad;
-                if (ih < 0 || ih >= s.H) continue;
-                T* d = dxc + ih * s.W;
-                const T* a = acc + i * pitch + s.pad;
-#pragma omp simd
-                for (i64 j = 0; j < s.W; j++) d[j] += a[j];
-            }
-        }
+        if (use_scratch(s)) merge_rows(dxc, acc, s, oh0 * s.stride, nread);
     }
 }
 
