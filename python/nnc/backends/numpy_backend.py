@@ -25,6 +25,15 @@ def affine_backward(dout, cache):
 # user's dicts as CS231n does.
 
 
+def _conv_params(conv_param):
+    return int(conv_param["stride"]), int(conv_param["pad"])
+
+
+def _pool_params(pool_param):
+    return (int(pool_param["pool_height"]), int(pool_param["pool_width"]),
+            int(pool_param["stride"]))
+
+
 def _conv_out_size(x, w, stride, pad):
     H, W = x.shape[2:]
     HH, WW = w.shape[2:]
@@ -47,7 +56,7 @@ def _check_dout(op, dout, expected):
 def conv_forward_naive(x, w, b, conv_param):
     """The teaching loop: one output position at a time, vectorized over the
     batch and the filters."""
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N = x.shape[0]
     F, C, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
@@ -62,7 +71,7 @@ def conv_forward_naive(x, w, b, conv_param):
 
 def conv_backward_naive(dout, cache):
     x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     F, C, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
     _check_dout("conv_backward_naive", dout, (x.shape[0], F, Hout, Wout))
@@ -77,10 +86,6 @@ def conv_backward_naive(dout, cache):
             dw += np.tensordot(g, xp[:, :, hs, ws], axes=([0], [0]))  # (F, C, HH, WW)
     db = dout.sum(axis=(0, 2, 3))
     return _unpad(dxp, pad), dw, db
-
-
-def _pool_params(pool_param):
-    return pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
 
 
 def max_pool_forward_naive(x, pool_param):
@@ -128,7 +133,7 @@ def _im2col_indices(C, H, W, HH, WW, stride, Hout, Wout):
 
 def conv_forward_im2col(x, w, b, conv_param):
     """im2col by fancy indexing, then one matrix product for the batch."""
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
@@ -140,7 +145,7 @@ def conv_forward_im2col(x, w, b, conv_param):
 
 def conv_backward_im2col(dout, cache):
     x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
@@ -167,7 +172,7 @@ def _windows(xp, HH, WW, stride, Hout, Wout):
 
 def conv_forward_strides(x, w, b, conv_param):
     """Windows as a strided view of the padded input, contracted with w."""
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     F, C, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
     win = _windows(_pad(x, pad), HH, WW, stride, Hout, Wout)
@@ -178,7 +183,7 @@ def conv_forward_strides(x, w, b, conv_param):
 
 def conv_backward_strides(dout, cache):
     x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
