@@ -20,9 +20,9 @@ def affine_backward(dout, cache):
 
 
 # --- convolution and pooling ---
-# Shapes and parameters were checked by the public functions; conv_param and
-# pool_param arrive as plain ints (stride, pad, ph, pw). Caches keep the
-# user's dicts as CS231n does.
+# Shapes and parameters were checked by the public functions (the window
+# tiles the padded input, so the // below are exact). Caches keep the user's
+# conv_param/pool_param dicts as CS231n does.
 
 
 def _conv_params(conv_param):
