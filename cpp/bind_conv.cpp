@@ -28,13 +28,16 @@ ConvShape conv_shape(const std::string& fn, const In& x, const In& w, i64 stride
     const i64 sizes[2] = {s.H, s.W}, taps[2] = {s.HH, s.WW};
     const char* names[2] = {"H", "W"};
     for (int d = 0; d < 2; d++) {
+        const std::string size = names[d] + std::string("=") + str(sizes[d]) + " + 2*pad=" +
+                                 str(2 * pad);
         if (taps[d] > sizes[d] + 2 * pad)
-            fail_value(fn + ": the " + str(s.HH) + "x" + str(s.WW) + " filter does not fit in the padded input: " +
-                       names[d] + "=" + str(sizes[d]) + " + 2*pad=" + str(2 * pad) + " < " + str(taps[d]));
+            fail_value(fn + ": the " + str(s.HH) + "x" + str(s.WW) +
+                       " filter does not fit in the padded input: " + size + " < " +
+                       str(taps[d]));
         if ((sizes[d] + 2 * pad - taps[d]) % stride != 0)
-            fail_value(fn + ": the filter does not tile the input: (" + names[d] + "=" + str(sizes[d]) +
-                       " + 2*pad=" + str(2 * pad) + " - " + str(taps[d]) + ") % stride=" + str(stride) +
-                       " != 0 (x shape " + shape_of(x) + ", w shape " + shape_of(w) + ")");
+            fail_value(fn + ": the filter does not tile the input: (" + size + " - " +
+                       str(taps[d]) + ") % stride=" + str(stride) + " != 0 (x shape " +
+                       shape_of(x) + ", w shape " + shape_of(w) + ")");
     }
     s.Hout = 1 + (s.H + 2 * pad - s.HH) / stride;
     s.Wout = 1 + (s.W + 2 * pad - s.WW) / stride;
