@@ -28,20 +28,27 @@ ConvShape conv_shape(const std::string& fn, const In& x, const In& w, i64 stride
     const i64 sizes[2] = {s.H, s.W}, taps[2] = {s.HH, s.WW};
     const char* names[2] = {"H", "W"};
     for (int d = 0; d < 2; d++) {
+        const std::string size = names[d] + std::string("=") + str(sizes[d]) + " + 2*pad=" +
+                                 str(2 * pad);
         if (taps[d] > sizes[d] + 2 * pad)
-            fail_value(fn + ": the " + str(s.HH) + "x" + str(s.WW) + " filter does not fit in the padded input: " +
-                       names[d] + "=" + str(sizes[d]) + " + 2*pad=" + str(2 * pad) + " < " + str(taps[d]));
+            fail_value(fn + ": the " + str(s.HH) + "x" + str(s.WW) +
+                       " filter does not fit in the padded input: " + size + " < " +
+                       str(taps[d]));
         if ((sizes[d] + 2 * pad - taps[d]) % stride != 0)
-            fail_value(fn + ": the filter does not tile the input: (" + names[d] + "=" + str(sizes[d]) +
-                       " + 2*pad=" + str(2 * pad) + " - " + str(taps[d]) + ") % stride=" + str(stride) +
-                       " != 0 (x shape " + shape_of(x) + ", w shape " + shape_of(w) + ")");
+            fail_value(fn + ": the filter does not tile the input: (" + size + " - " +
+                       str(taps[d]) + ") % stride=" + str(stride) + " != 0 (x shape " +
+                       shape_of(x) + ", w shape " + shape_of(w) + ")");
     }
     s.Hout = 1 + (s.H + 2 * pad - s.HH) / stride;
     s.Wout = 1 + (s.W + 2 * pad - s.WW) / stride;
-    // GEMM dims: F rows, K = C*HH*WW inner, up to N*Hout*Wout columns per call.
+    // GEMM dims: F, K + 1 = C*HH*WW + 1 and up to Hout*Wout columns per call,
+    // which is also the row stride of out and dout.
     check_blas_dim(s.F, "F");
-    check_blas_dim(s.C * s.HH * s.WW, "C*HH*WW");
-    check_blas_dim(s.N * s.Hout * s.Wout, "N*Hout*Wout");
+    check_blas_dim(s.C * s.HH * s.WW + 1, "C*HH*WW + 1");
+    check_blas_dim(s.Hout * s.Wout, "Hout*Wout");
+    if ((double)s.N * (double)s.F * (double)(s.Hout * s.Wout) > 1e17)
+        fail_value(fn + ": the output (" + str(s.N) + ", " + str(s.F) + ", " + str(s.Hout) +
+                   ", " + str(s.Wout) + ") is too large to allocate");
     return s;
 }
 

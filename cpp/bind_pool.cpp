@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <climits>
 
 #include "bind.h"
@@ -8,6 +9,34 @@ namespace {
 
 std::string str(i64 v) { return std::to_string(v); }
 
+// The pool window fits an H x W plane and tiles it: (H - ph) and (W - pw)
+// are multiples of stride; and the int32 argmax can index the plane.
+void check_window(const std::string& fn, i64 H, i64 W, i64 ph, i64 pw, i64 stride) {
+    if (ph < 1 || pw < 1 || stride < 1)
+        fail_value(fn + ": pool_height, pool_width and stride must be >= 1, got " + str(ph) +
+                   ", " + str(pw) + ", " + str(stride));
+    if (ph > H || pw > W)
+        fail_value(fn + ": the " + str(ph) + "x" + str(pw) + " pool window does not fit in a " +
+                   str(H) + "x" + str(W) + " input");
+    if ((H - ph) % stride != 0 || (W - pw) % stride != 0)
+        fail_value(fn + ": the pool window does not tile the input: (H=" + str(H) + " - " +
+                   str(ph) + ") and (W=" + str(W) + " - " + str(pw) +
+                   ") must be multiples of stride=" + str(stride));
+    if (H > INT32_MAX || W > INT32_MAX || H * W > INT32_MAX)
+        fail_value(fn + ": a " + str(H) + "x" + str(W) + " plane exceeds the int32 argmax range");
+}
+
+// Smallest and largest of a[0..n) (0 and 0 when n = 0).
+void index_range(const int32_t* a, i64 n, int32_t* lo, int32_t* hi) {
+    int32_t mn = n ? a[0] : 0, mx = mn;
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+    for (i64 i = 0; i < n; i++) {
+        mn = std::min(mn, a[i]);
+        mx = std::max(mx, a[i]);
+    }
+    *lo = mn, *hi = mx;
+}
+
 }  // namespace
 
 void bind_pool(nb::module_& m) {
@@ -15,20 +44,9 @@ void bind_pool(nb::module_& m) {
         DType dt = float_dtype(x, "x");
         check_ndim(x, "x", 4);
         const i64 N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-        if (pool_height < 1 || pool_width < 1 || stride < 1)
-            fail_value("max_pool_forward: pool_height, pool_width and stride must be >= 1, got " +
-                       str(pool_height) + ", " + str(pool_width) + ", " + str(stride));
         if (N == 0) fail_value("max_pool_forward: x is an empty batch (shape " + shape_of(x) + ")");
         if (C == 0) fail_value("max_pool_forward: x of shape " + shape_of(x) + " has no channels");
-        if (pool_height > H || pool_width > W)
-            fail_value("max_pool_forward: the " + str(pool_height) + "x" + str(pool_width) +
-                       " pool window does not fit in x of shape " + shape_of(x));
-        if ((H - pool_height) % stride != 0 || (W - pool_width) % stride != 0)
-            fail_value("max_pool_forward: the pool window does not tile the input: (H=" + str(H) +
-                       " - " + str(pool_height) + ") and (W=" + str(W) + " - " + str(pool_width) +
-                       ") must be multiples of stride=" + str(stride));
-        if (H * W > INT32_MAX)
-            fail_value("max_pool_forward: H*W = " + str(H * W) + " exceeds the int32 argmax range");
+        check_window("max_pool_forward", H, W, pool_height, pool_width, stride);
         const i64 Hout = 1 + (H - pool_height) / stride, Wout = 1 + (W - pool_width) / stride;
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
@@ -55,16 +73,20 @@ void bind_pool(nb::module_& m) {
             if (argmax.shape(i) != dout.shape(i))
                 fail_value("max_pool_backward: dout has shape " + shape_of(dout) +
                            " but argmax has shape " + shape_of(argmax));
-        if (H < 1 || W < 1 || H * W > INT32_MAX)
+        if (H < 1 || W < 1 || H > INT32_MAX || W > INT32_MAX || H * W > INT32_MAX)
             fail_value("max_pool_backward: bad input plane size H=" + str(H) + ", W=" + str(W));
         const i64 N = dout.shape(0), C = dout.shape(1), Hout = dout.shape(2), Wout = dout.shape(3);
-        // A stray index would write outside dx: check them all (cheap next to the scatter).
+        // A stray index would write outside dx: check them all, without the GIL.
         const int32_t* am = ptr<int32_t>(argmax);
         const i64 total = N * C * Hout * Wout, HW = H * W;
-        for (i64 i = 0; i < total; i++)
-            if (am[i] < 0 || am[i] >= HW)
-                fail_value("max_pool_backward: argmax[" + str(i) + "] = " + str(am[i]) +
-                           " is outside the H*W = " + str(HW) + " plane");
+        int32_t lo = 0, hi = 0;
+        {
+            nb::gil_scoped_release nogil;
+            index_range(am, total, &lo, &hi);
+        }
+        if (lo < 0 || hi >= HW)
+            fail_value("max_pool_backward: argmax holds values in [" + str(lo) + ", " + str(hi) +
+                       "], outside the H*W = " + str(HW) + " plane");
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
             auto dx = new_array<T>({(size_t)N, (size_t)C, (size_t)H, (size_t)W});

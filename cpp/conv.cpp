@@ -1,113 +1,177 @@
 // Convolution as im2col + GEMM (as Caffe and CS231n's fast layers do it).
 //
 // The column matrix of one image has K = C*HH*WW rows, one per filter tap
-// (c, kh, kw), and P = Hout*Wout columns, one per output pixel; then
-// out_n (F, P) = w (F, K) @ col (K, P). A block of m images lays its columns
-// side by side, col (K, m*P), so small images still make one GEMM big enough
-// for OpenBLAS to run near its peak.
+// (c, kh, kw), and one column per output pixel; out_n (F, P) = w (F, K) @
+// col (K, P). The columns are built one tile of output rows at a time, so a
+// tile stays in L2 between im2col writing it and the GEMM reading it, and no
+// buffer grows with the batch or the image. A row of ones under the tile and
+// b appended to w make the forward GEMM add the bias too.
 //
-// Threads: when there are at least as many images as threads, each thread
-// takes a fixed range of blocks (schedule(static)) with its own bounded
-// column buffer and runs single-threaded GEMMs; dw is summed per thread and
-// the partial sums are added in thread order, so results do not change from
-// run to run. With fewer images than threads, the images go one at a time:
-// im2col and col2im split rows/channels across threads and OpenBLAS runs each
-// GEMM on all threads.
+// Threads: with at least as many images as threads, each thread takes fixed
+// work items (schedule(static)) with its own buffers and runs single-threaded
+// GEMMs; dw is summed per thread and the partial sums are added in thread
+// order, so results do not change from run to run. With fewer images than
+// threads (N = 1), the threads share each tile: im2col and col2im split the
+// channels, and OpenBLAS runs each GEMM on all threads.
 #include "conv.h"
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 
 #include "blas.h"
-
-namespace nnc {
-namespace {
 
 // Bytes of one thread's column tile (see tile_rows).
 #ifndef NNC_CONV_TILE_BYTES
 #define NNC_CONV_TILE_BYTES (512 * 1024)
 #endif
 
-// Output columns [ow0, ow1) whose input column ow*stride - pad + kw lies in [0, W).
-inline void valid_cols(i64 kw, const ConvShape& s, i64* ow0, i64* ow1) {
-    const i64 lo = s.pad - kw;  // need ow*stride >= lo
-    const i64 hi = s.W - 1 + s.pad - kw;  // need ow*stride <= hi
-    i64 a = lo > 0 ? (lo + s.stride - 1) / s.stride : 0;
-    i64 e = hi < 0 ? 0 : std::min(s.Wout, hi / s.stride + 1);
-    a = std::min(a, s.Wout);
-    *ow0 = a;
-    *ow1 = std::max(a, e);
+namespace nnc {
+namespace {
+
+// Input rows (counted with padding) that nrows consecutive output rows read.
+inline i64 rows_read(const ConvShape& s, i64 nrows) { return (nrows - 1) * s.stride + s.HH; }
+
+// im2col and col2im go through a few input rows of one channel, padded and
+// split by column phase: segment q of a row holds padded columns q, q +
+// stride, q + 2*stride, ... A tap (kh, kw) then reads output row oh from one
+// contiguous run, segment kw % stride from kw / stride on, so every copy in
+// the inner loops is contiguous with no bounds checks, for any pad and stride
+// (and x is never copied whole). Without pad and stride they use x and dx.
+inline bool use_scratch(const ConvShape& s) { return s.pad > 0 || s.stride > 1; }
+inline i64 phase_len(const ConvShape& s) { return (s.W + 2 * s.pad + s.stride - 1) / s.stride; }
+inline i64 scratch_pitch(const ConvShape& s) {
+    return use_scratch(s) ? s.stride * phase_len(s) : s.W;
+}
+inline i64 scratch_size(const ConvShape& s, i64 nrows) {
+    return use_scratch(s) ? rows_read(s, nrows) * scratch_pitch(s) : 0;
 }
 
-// Rows [r0, r1) and output rows [oh0, oh1) of the column matrix of one image
-// xn (C, H, W): row r holds tap (c, kh, kw) = (r / (HH*WW), r / WW % HH, r % WW),
-// column (oh - oh0)*Wout + ow. Padding is written as zeros here, so x is
-// never copied into a padded buffer.
+// Segment j-range [j0, j1) of phase q whose padded column j*stride + q - pad lies in x.
+inline void phase_cols(const ConvShape& s, i64 q, i64* j0, i64* j1) {
+    const i64 L = phase_len(s), lo = s.pad - q, hi = s.W - 1 + s.pad - q;
+    *j0 = std::min(L, lo > 0 ? (lo + s.stride - 1) / s.stride : 0);
+    *j1 = std::max(*j0, hi < 0 ? 0 : std::min(L, hi / s.stride + 1));
+}
+
+// buf = rows [ihp0, ihp0 + n) (padded numbering) of channel plane xc (H, W)
+// in the phase-split layout.
 template <class T>
-NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 r0, i64 r1,
-                       i64 oh0, i64 oh1) {
-    for (i64 r = r0; r < r1; r++) {
-        const i64 c = r / (s.HH * s.WW), kh = r / s.WW % s.HH, kw = r % s.WW;
-        const T* xc = xn + c * s.H * s.W;
-        T* row = col + r * ldcol - oh0 * s.Wout;
-        i64 ow0, ow1;
-        valid_cols(kw, s, &ow0, &ow1);
-        for (i64 oh = oh0; oh < oh1; oh++) {
-            T* dst = row + oh * s.Wout;
-            const i64 ih = oh * s.stride - s.pad + kh;
+NNC_CLONES void split_rows(T* buf, const T* xc, const ConvShape& s, i64 ihp0, i64 n) {
+    const i64 L = phase_len(s), pitch = scratch_pitch(s), st = s.stride;
+    for (i64 q = 0; q < st; q++) {
+        i64 j0, j1;
+        phase_cols(s, q, &j0, &j1);
+        const i64 m = j1 - j0;
+        for (i64 i = 0; i < n; i++) {
+            T* seg = buf + i * pitch + q * L;
+            const i64 ih = ihp0 + i - s.pad;
             if (ih < 0 || ih >= s.H) {
-                for (i64 ow = 0; ow < s.Wout; ow++) dst[ow] = T(0);
+                for (i64 j = 0; j < L; j++) seg[j] = T(0);
                 continue;
             }
-            for (i64 ow = 0; ow < ow0; ow++) dst[ow] = T(0);
-            for (i64 ow = ow1; ow < s.Wout; ow++) dst[ow] = T(0);
-            if (ow1 == ow0) continue;
-            const T* src = xc + ih * s.W + ow0 * s.stride + kw - s.pad;  // x at column ow0
-            T* d = dst + ow0;
-            const i64 n = ow1 - ow0;
-            if (s.stride == 1) {
+            const T* src = xc + ih * s.W + j0 * st + q - s.pad;  // x at column j0*st + q - pad
+            for (i64 j = 0; j < j0; j++) seg[j] = T(0);
+            for (i64 j = j1; j < L; j++) seg[j] = T(0);
+            T* d = seg + j0;
+            if (st == 1) {
 #pragma omp simd
-                for (i64 i = 0; i < n; i++) d[i] = src[i];
+                for (i64 j = 0; j < m; j++) d[j] = src[j];
+            } else if (st == 2) {
+#pragma omp simd
+                for (i64 j = 0; j < m; j++) d[j] = src[2 * j];
             } else {
-                const i64 st = s.stride;
-                for (i64 i = 0; i < n; i++) d[i] = src[i * st];
+                for (i64 j = 0; j < m; j++) d[j] = src[j * st];
+            }
+        }
+    }
+}
+
+// The adjoint: dxc rows += the interior of buf's rows (phase-split, padded numbering).
+template <class T>
+NNC_CLONES void merge_rows(T* dxc, const T* buf, const ConvShape& s, i64 ihp0, i64 n) {
+    const i64 L = phase_len(s), pitch = scratch_pitch(s), st = s.stride;
+    for (i64 q = 0; q < st; q++) {
+        i64 j0, j1;
+        phase_cols(s, q, &j0, &j1);
+        const i64 m = j1 - j0;
+        for (i64 i = 0; i < n; i++) {
+            const i64 ih = ihp0 + i - s.pad;
+            if (ih < 0 || ih >= s.H) continue;
+            const T* seg = buf + i * pitch + q * L + j0;
+            T* dst = dxc + ih * s.W + j0 * st + q - s.pad;
+            if (st == 1) {
+#pragma omp simd
+                for (i64 j = 0; j < m; j++) dst[j] += seg[j];
+            } else {
+                for (i64 j = 0; j < m; j++) dst[j * st] += seg[j];
+            }
+        }
+    }
+}
+
+// Offset, in the row layout above, of the first column tap (kh, kw) reads.
+inline i64 tap_offset(const ConvShape& s, i64 kh, i64 kw) {
+    return kh * scratch_pitch(s) + (kw % s.stride) * phase_len(s) + kw / s.stride;
+}
+
+// Column tile of one image xn (C, H, W) for channels [c0, c1) and output
+// rows [oh0, oh1): row r = (c*HH + kh)*WW + kw of col (row stride ldcol)
+// holds, at column (oh - oh0)*Wout + ow, xpad[c, oh*stride + kh, ow*stride + kw].
+template <class T>
+NNC_CLONES void im2col(T* col, i64 ldcol, const T* xn, const ConvShape& s, i64 c0, i64 c1,
+                       i64 oh0, i64 oh1, T* scratch) {
+    const i64 nrows = oh1 - oh0, Wout = s.Wout, step = s.stride * scratch_pitch(s);
+    for (i64 c = c0; c < c1; c++) {
+        const T* xc = xn + c * s.H * s.W;
+        const T* rows = xc + oh0 * s.W;  // padded row oh0*stride of channel c
+        if (use_scratch(s)) {
+            split_rows(scratch, xc, s, oh0 * s.stride, rows_read(s, nrows));
+            rows = scratch;
+        }
+        for (i64 kh = 0; kh < s.HH; kh++) {
+            for (i64 kw = 0; kw < s.WW; kw++) {
+                T* dst = col + ((c * s.HH + kh) * s.WW + kw) * ldcol;
+                const T* src = rows + tap_offset(s, kh, kw);
+                for (i64 i = 0; i < nrows; i++) {
+                    const T* sr = src + i * step;
+                    T* dr = dst + i * Wout;
+#pragma omp simd
+                    for (i64 ow = 0; ow < Wout; ow++) dr[ow] = sr[ow];
+                }
             }
         }
     }
 }
 
 // The adjoint of im2col for channels [c0, c1) and output rows [oh0, oh1):
-// each tap's row is added back onto the input pixels it read. A channel's
-// plane of dxn is written only by that channel's rows, so splitting channels
-// needs no locks; the caller zeroes dxn first.
+// each tap's row is added back onto the input pixels it read. The caller
+// zeroes dxn first. A channel's plane is written only by that channel's
+// rows, so threads may split channels without locks.
 template <class T>
 NNC_CLONES void col2im(T* dxn, const T* dcol, i64 ldcol, const ConvShape& s, i64 c0, i64 c1,
-                       i64 oh0, i64 oh1) {
+                       i64 oh0, i64 oh1, T* scratch) {
+    const i64 nrows = oh1 - oh0, Wout = s.Wout, step = s.stride * scratch_pitch(s);
+    const i64 nread = rows_read(s, nrows);
     for (i64 c = c0; c < c1; c++) {
         T* dxc = dxn + c * s.H * s.W;
+        T* acc = dxc + oh0 * s.W;  // padded row oh0*stride of channel c
+        if (use_scratch(s)) {
+            acc = scratch;
+            for (i64 j = 0; j < nread * scratch_pitch(s); j++) acc[j] = T(0);
+        }
         for (i64 kh = 0; kh < s.HH; kh++) {
             for (i64 kw = 0; kw < s.WW; kw++) {
-                const T* row = dcol + ((c * s.HH + kh) * s.WW + kw) * ldcol - oh0 * s.Wout;
-                i64 ow0, ow1;
-                valid_cols(kw, s, &ow0, &ow1);
-                if (ow1 == ow0) continue;
-                for (i64 oh = oh0; oh < oh1; oh++) {
-                    const i64 ih = oh * s.stride - s.pad + kh;
-                    if (ih < 0 || ih >= s.H) continue;
-                    T* dst = dxc + ih * s.W + ow0 * s.stride + kw - s.pad;  // dx at column ow0
-                    const T* src = row + oh * s.Wout + ow0;
-                    const i64 n = ow1 - ow0;
-                    if (s.stride == 1) {
+                const T* src = dcol + ((c * s.HH + kh) * s.WW + kw) * ldcol;
+                T* dst = acc + tap_offset(s, kh, kw);
+                for (i64 i = 0; i < nrows; i++) {
+                    T* dr = dst + i * step;
+                    const T* sr = src + i * Wout;
 #pragma omp simd
-                        for (i64 i = 0; i < n; i++) dst[i] += src[i];
-                    } else {
-                        const i64 st = s.stride;
-                        for (i64 i = 0; i < n; i++) dst[i * st] += src[i];
-                    }
+                    for (i64 ow = 0; ow < Wout; ow++) dr[ow] += sr[ow];
                 }
             }
         }
+        if (use_scratch(s)) merge_rows(dxc, acc, s, oh0 * s.stride, nread);
     }
 }
 
@@ -115,16 +179,6 @@ template <class T>
 NNC_CLONES void fill_value(T* a, i64 n, T v) {
 #pragma omp simd
     for (i64 i = 0; i < n; i++) a[i] = v;
-}
-
-template <class T>
-NNC_CLONES void add_bias(T* out, const T* b, i64 F, i64 P) {
-    for (i64 f = 0; f < F; f++) {
-        T* o = out + f * P;
-        const T bf = b[f];
-#pragma omp simd
-        for (i64 p = 0; p < P; p++) o[p] += bf;
-    }
 }
 
 // db[f] = sum over images and pixels of dout, accumulated in double.
@@ -142,42 +196,50 @@ NNC_CLONES void bias_grad(T* db, const T* dout, i64 N, i64 F, i64 P) {
     }
 }
 
-// Output rows per tile: the column tile (K+1 rows of rows*Wout) stays within
-// about half of a 1 MB L2, where im2col leaves it for the GEMM to read back.
+// Output rows per column tile: a tile (K+1 rows, tile_rows*Wout columns) of
+// `threads` x 512 KB, so one thread's tile stays in its half of a 1 MB L2
+// between im2col writing it and the GEMM reading it back.
 template <class T>
-i64 tile_rows(const ConvShape& s) {
+i64 tile_rows(const ConvShape& s, int threads) {
     const i64 K = s.C * s.HH * s.WW + 1;
-    const i64 budget = (i64)NNC_CONV_TILE_BYTES / (i64)sizeof(T);
+    const i64 budget = threads * (i64)NNC_CONV_TILE_BYTES / (i64)sizeof(T);
     return std::max<i64>(1, std::min<i64>(s.Hout, budget / (K * s.Wout)));
+}
+
+// w_ext (F, K+1) = [w | b]: with a row of ones under the column tile, the GEMM adds the bias.
+template <class T>
+std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
+    std::unique_ptr<T[]> w_ext(new T[(size_t)(F * (K + 1))]);
+    for (i64 f = 0; f < F; f++) {
+        std::copy(w + f * K, w + (f + 1) * K, w_ext.get() + f * (K + 1));
+        w_ext[f * (K + 1) + K] = b[f];
+    }
+    return w_ext;
 }
 
 }  // namespace
 
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
-    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W;
-    const i64 F = s.F;
+    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
+    const std::unique_ptr<T[]> w_ext = weights_with_bias(w, b, F, K);
     if (s.N >= nt) {
-        // w_ext = [w | b] and a row of ones under each column tile: the GEMM adds the bias.
-        std::unique_ptr<T[]> w_ext(new T[(size_t)(F * (K + 1))]);
-        for (i64 f = 0; f < F; f++) {
-            std::copy(w + f * K, w + (f + 1) * K, w_ext.get() + f * (K + 1));
-            w_ext[f * (K + 1) + K] = b[f];
-        }
-        const i64 rows = tile_rows<T>(s), ntiles = (s.Hout + rows - 1) / rows;
-        const i64 col_size = (K + 1) * rows * s.Wout;
-        std::unique_ptr<T[]> work(new T[(size_t)nt * col_size]);
+        // Work items are (image, tile) pairs, each thread with its own tile.
+        const i64 rows = tile_rows<T>(s, 1), ntiles = (s.Hout + rows - 1) / rows;
+        const i64 col_size = (K + 1) * rows * s.Wout, per_thread = col_size + scratch_size(s, rows);
+        std::unique_ptr<T[]> work(new T[(size_t)nt * per_thread]);
 #pragma omp parallel num_threads(nt)
         {
             const int prev = blas_set_threads_local(1);
-            T* col = work.get() + (size_t)omp_get_thread_num() * col_size;
+            T* col = work.get() + (size_t)omp_get_thread_num() * per_thread;
+            T* scratch = col + col_size;
             i64 ones_len = 0;
 #pragma omp for schedule(static)
             for (i64 item = 0; item < s.N * ntiles; item++) {
                 const i64 n = item / ntiles, oh0 = item % ntiles * rows;
                 const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
-                im2col(col, cols, x + n * CHW, s, 0, K, oh0, oh1);
+                im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
                 if (ones_len != cols) fill_value(col + K * cols, cols, T(1)), ones_len = cols;
                 gemm<T>(false, false, F, cols, K + 1, T(1), w_ext.get(), K + 1, col, cols, T(0),
                         out + n * F * P + oh0 * s.Wout, P);
@@ -186,32 +248,44 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
         }
         return;
     }
-    std::unique_ptr<T[]> col(new T[(size_t)(K * P)]);
+    // Fewer images than threads: one shared tile at a time, im2col split by
+    // channel, and OpenBLAS threads the GEMM.
+    const i64 rows = tile_rows<T>(s, nt), scratch_per_thread = scratch_size(s, rows);
+    const i64 col_size = (K + 1) * rows * s.Wout;
+    std::unique_ptr<T[]> work(new T[(size_t)(col_size + nt * scratch_per_thread)]);
+    T* col = work.get();
     for (i64 n = 0; n < s.N; n++) {
+        for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
+            const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 r = 0; r < K; r++) im2col(col.get(), P, x + n * CHW, s, r, r + 1, 0, s.Hout);
-        T* on = out + n * F * P;
-        gemm<T>(false, false, F, P, K, T(1), w, K, col.get(), P, T(0), on, P);
-        add_bias(on, b, F, P);
+            for (i64 c = 0; c < s.C; c++)
+                im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
+                       col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
+            fill_value(col + K * cols, cols, T(1));
+            gemm<T>(false, false, F, cols, K + 1, T(1), w_ext.get(), K + 1, col, cols, T(0),
+                    out + n * F * P + oh0 * s.Wout, P);
+        }
     }
 }
 
 template <class T>
 void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                    const ConvShape& s) {
-    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W;
-    const i64 F = s.F;
+    const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
     if (s.N >= nt) {
-        const i64 rows = tile_rows<T>(s);
-        const i64 col_size = K * rows * s.Wout, dw_size = F * K, per_thread = col_size + dw_size;
+        // Work items are whole images (a thread owns its dx_n), tile by tile.
+        const i64 rows = tile_rows<T>(s, 1);
+        const i64 col_size = K * rows * s.Wout, dw_size = F * K;
+        const i64 per_thread = col_size + dw_size + scratch_size(s, rows);
         std::unique_ptr<T[]> work(new T[(size_t)nt * per_thread]);
 #pragma omp parallel num_threads(nt)
         {
             const int prev = blas_set_threads_local(1);
             T* col = work.get() + (size_t)omp_get_thread_num() * per_thread;
             T* dw_part = col + col_size;
+            T* scratch = dw_part + dw_size;
             fill_value(dw_part, dw_size, T(0));
 #pragma omp for schedule(static)
             for (i64 n = 0; n < s.N; n++) {
@@ -220,11 +294,11 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                 for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
                     const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
                     const T* g = dout + n * F * P + oh0 * s.Wout;
-                    im2col(col, cols, x + n * CHW, s, 0, K, oh0, oh1);
+                    im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
                     // dw += dout_tile @ col^T; then col is reused for dcol = w^T @ dout_tile
                     gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw_part, K);
                     gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
-                    col2im(dxn, col, cols, s, 0, s.C, oh0, oh1);
+                    col2im(dxn, col, cols, s, 0, s.C, oh0, oh1, scratch);
                 }
             }
             blas_set_threads_local(prev);
@@ -238,17 +312,30 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
         }
         return;
     }
-    std::unique_ptr<T[]> col(new T[(size_t)(K * P)]);
+    // Fewer images than threads: one shared tile at a time; im2col and col2im
+    // split by channel (a channel's dx plane has one writer), OpenBLAS threads
+    // the GEMMs.
+    const i64 rows = tile_rows<T>(s, nt), scratch_per_thread = scratch_size(s, rows);
+    const i64 col_size = K * rows * s.Wout;
+    std::unique_ptr<T[]> work(new T[(size_t)(col_size + nt * scratch_per_thread)]);
+    T* col = work.get();
+    fill_value(dw, F * K, T(0));
     for (i64 n = 0; n < s.N; n++) {
+        T* dxn = dx + n * CHW;
+        fill_value(dxn, CHW, T(0));
+        for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
+            const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
+            const T* g = dout + n * F * P + oh0 * s.Wout;
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 r = 0; r < K; r++) im2col(col.get(), P, x + n * CHW, s, r, r + 1, 0, s.Hout);
-        const T* g = dout + n * F * P;
-        gemm<T>(false, true, F, K, P, T(1), g, P, col.get(), P, n == 0 ? T(0) : T(1), dw, K);
-        gemm<T>(true, false, K, P, F, T(1), w, K, g, P, T(0), col.get(), P);
+            for (i64 c = 0; c < s.C; c++)
+                im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
+                       col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
+            gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw, K);
+            gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 c = 0; c < s.C; c++) {
-            fill_value(dx + n * CHW + c * s.H * s.W, s.H * s.W, T(0));
-            col2im(dx + n * CHW, col.get(), P, s, c, c + 1, 0, s.Hout);
+            for (i64 c = 0; c < s.C; c++)
+                col2im(dxn, col, cols, s, c, c + 1, oh0, oh1,
+                       col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
         }
     }
 }

@@ -14,7 +14,7 @@ struct ConvShape {
 };
 
 // out[n,f] = b[f] + sum_{c,kh,kw} w[f,c,kh,kw] * xpad[n,c,oh*stride+kh,ow*stride+kw]
-// (cross-correlation, zero padding). Method: im2col + one GEMM per block of images.
+// (cross-correlation, zero padding). Method: im2col + GEMM, a tile of output rows at a time.
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s);
 

@@ -133,6 +133,7 @@ CONV_CASES = [
     (4, 3, 4, 4, 6, 3, 3, 1, 3),      # pad larger than half the kernel
     (2, 3, 5, 3, 2, 5, 3, 1, 0),      # the kernel is the whole input
     (2, 64, 32, 32, 8, 3, 3, 1, 1),   # native: several column tiles per image, ragged last
+    (1, 64, 32, 32, 8, 3, 3, 1, 1),   # the same for N=1 (native: threads share each tile)
     (3, 40, 33, 33, 4, 3, 3, 2, 1),   # the same with stride 2
 ]
 
@@ -543,6 +544,10 @@ def test_native_bindings_validate_without_python_checks():
         _nnc.conv_forward(x, np.zeros((4, 3, 8, 8)), b, 1, 1)
     with pytest.raises(ValueError, match="empty batch"):
         _nnc.conv_forward(x[:0], w, b, 2, 1)
+    with pytest.raises(ValueError, match="unreasonably large"):
+        _nnc.conv_forward(x, w, b, 1, 2**40)
+    with pytest.raises(ValueError, match="exceeds OpenBLAS's 32-bit index limit"):
+        _nnc.conv_forward(x, w, b, 1, 2**20)
     with pytest.raises(ValueError, match="b has shape"):
         _nnc.conv_forward(x, w, b[:2], 2, 1)
     with pytest.raises(ValueError, match=r"dout has shape \(2, 4, 3, 2\), expected \(2, 4, 3, 3\)"):
@@ -556,7 +561,7 @@ def test_native_bindings_validate_without_python_checks():
         _nnc.max_pool_forward(xp, 3, 3, 2)
     out, argmax = _nnc.max_pool_forward(xp, 2, 2, 2)
     assert argmax.dtype == np.int32
-    with pytest.raises(ValueError, match="outside the H\\*W = 64 plane"):
+    with pytest.raises(ValueError, match=r"values in \[64, 118\], outside the H\*W = 64 plane"):
         _nnc.max_pool_backward(out, argmax + 64, 8, 8)
     with pytest.raises(ValueError, match="outside"):
         _nnc.max_pool_backward(out, argmax - 1, 8, 8)
@@ -658,6 +663,9 @@ def test_cpp_conv_concurrent_calls_match_serial(N):
     for got, want in zip(results, serial):
         for g, s in zip(got, want):
             np.testing.assert_array_equal(g, s)
+    # every single-thread GEMM request was handed back: OpenBLAS has its count again
+    import scipy_openblas32
+    assert scipy_openblas32.dll.scipy_openblas_get_num_threads() == nnc.get_num_threads()
 
 
 @needs_cpp
@@ -681,6 +689,29 @@ def test_cpp_conv_is_deterministic_and_thread_count_independent():
     for n in (2, 3):
         for a, c in zip(results[n], results[1]):
             np.testing.assert_allclose(a, c, **tol(np.float32))
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("num_threads", [1, 2, 4])
+def test_cpp_conv_thread_counts_match_numpy(num_threads, dtype):
+    """N=3 images: per-thread tiles with 1 or 2 threads; with 4 threads
+    (more threads than images) the threads share each tile instead."""
+    for case in [(3, 64, 32, 32, 6, 3, 3, 1, 1), (3, 7, 21, 13, 5, 5, 3, 2, 2)]:
+        x, w, b, cp, dout = conv_data(case, dtype, seed=8)
+        with nnc.use_backend("numpy"):
+            out, cache = fl.conv_forward_strides(x, w, b, cp)
+            expected = (out,) + tuple(fl.conv_backward_strides(dout, cache))
+        previous = nnc.get_num_threads()
+        try:
+            nnc.set_num_threads(num_threads)
+            with nnc.use_backend("cpp"):
+                out, cache = fl.conv_forward_fast(x, w, b, cp)
+                got = (out,) + tuple(fl.conv_backward_fast(dout, cache))
+        finally:
+            nnc.set_num_threads(previous)
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, **tol(dtype))
 
 
 @needs_cpp

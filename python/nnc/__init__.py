@@ -14,6 +14,11 @@ import os as _os
 # OpenBLAS's own threads right after a parallel region (20-80x slowdowns), so
 # idle workers sleep unless the user chose otherwise.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The same the other way round: after a multi-threaded GEMM, OpenBLAS's idle
+# workers spin for about 0.1 s (2^28 cycles) and take a core from the OpenMP
+# kernel that runs next; a conv right after an affine layer ran 1.9x slower.
+# 2^4 cycles makes them sleep at once (read when libscipy_openblas loads).
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 __version__ = "0.1.0"
 

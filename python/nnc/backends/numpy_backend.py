@@ -186,9 +186,18 @@ def spatial_groupnorm_backward(dout, cache):
     return dx.reshape(N, C, H, W), dgamma, dbeta
 
 # --- convolution and pooling ---
-# Shapes and parameters were checked by the public functions; conv_param and
-# pool_param arrive as plain ints (stride, pad, ph, pw). Caches keep the
-# user's dicts as CS231n does.
+# Shapes and parameters were checked by the public functions (the window
+# tiles the padded input, so the // below are exact). Caches keep the user's
+# conv_param/pool_param dicts as CS231n does.
+
+
+def _conv_params(conv_param):
+    return int(conv_param["stride"]), int(conv_param["pad"])
+
+
+def _pool_params(pool_param):
+    return (int(pool_param["pool_height"]), int(pool_param["pool_width"]),
+            int(pool_param["stride"]))
 
 
 def _conv_out_size(x, w, stride, pad):
@@ -208,7 +217,7 @@ def _unpad(xp, pad):
 def conv_forward_naive(x, w, b, conv_param):
     """The teaching loop: one output position at a time, vectorized over the
     batch and the filters."""
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N = x.shape[0]
     F, C, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
@@ -223,7 +232,7 @@ def conv_forward_naive(x, w, b, conv_param):
 
 def conv_backward_naive(dout, cache):
     x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     F, C, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
     _check_dout("conv_backward_naive", dout, (x.shape[0], F, Hout, Wout))
@@ -238,10 +247,6 @@ def conv_backward_naive(dout, cache):
             dw += np.tensordot(g, xp[:, :, hs, ws], axes=([0], [0]))  # (F, C, HH, WW)
     db = dout.sum(axis=(0, 2, 3))
     return _unpad(dxp, pad), dw, db
-
-
-def _pool_params(pool_param):
-    return pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
 
 
 def max_pool_forward_naive(x, pool_param):
@@ -289,7 +294,7 @@ def _im2col_indices(C, H, W, HH, WW, stride, Hout, Wout):
 
 def conv_forward_im2col(x, w, b, conv_param):
     """im2col by fancy indexing, then one matrix product for the batch."""
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
@@ -301,7 +306,7 @@ def conv_forward_im2col(x, w, b, conv_param):
 
 def conv_backward_im2col(dout, cache):
     x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
@@ -328,7 +333,7 @@ def _windows(xp, HH, WW, stride, Hout, Wout):
 
 def conv_forward_strides(x, w, b, conv_param):
     """Windows as a strided view of the padded input, contracted with w."""
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     F, C, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
     win = _windows(_pad(x, pad), HH, WW, stride, Hout, Wout)
@@ -339,7 +344,7 @@ def conv_forward_strides(x, w, b, conv_param):
 
 def conv_backward_strides(dout, cache):
     x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
+    stride, pad = _conv_params(conv_param)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
