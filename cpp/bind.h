@@ -32,9 +32,6 @@ using Out = nb::ndarray<nb::numpy, T, nb::c_contig>;
 
 enum class DType { f32, f64 };
 
-std::string shape_str(const nb::ndarray<>& a);
-std::string shape_str(const std::vector<i64>& s);
-
 template <class A>
 inline std::string shape_of(const A& a) {
     std::string s = "(";
@@ -117,6 +114,24 @@ Out<T> new_array(std::initializer_list<size_t> shape) {
 template <class T>
 Out<T> new_array(const std::vector<size_t>& shape) {
     return new_array<T>(shape.size(), shape.data());
+}
+
+template <class A>
+std::vector<size_t> shape_vec(const A& a) {
+    std::vector<size_t> s(a.ndim());
+    for (size_t i = 0; i < a.ndim(); i++) s[i] = a.shape(i);
+    return s;
+}
+
+template <class A, class B>
+bool same_shape(const A& a, const B& b) {
+    return shape_vec(a) == shape_vec(b);
+}
+
+// A new output array of a's shape.
+template <class T, class A>
+Out<T> new_like(const A& a) {
+    return new_array<T>(shape_vec(a));
 }
 
 template <class T, class A>

@@ -7,19 +7,6 @@
 namespace nnc {
 namespace {
 
-std::vector<size_t> shape_vec(const In& a) {
-    std::vector<size_t> s(a.ndim());
-    for (size_t i = 0; i < a.ndim(); i++) s[i] = a.shape(i);
-    return s;
-}
-
-bool same_shape(const In& a, const In& b) {
-    if (a.ndim() != b.ndim()) return false;
-    for (size_t i = 0; i < a.ndim(); i++)
-        if (a.shape(i) != b.shape(i)) return false;
-    return true;
-}
-
 template <class T>
 using ForwardKernel = void (*)(T* out, const T* x, i64 n);
 template <class T>
@@ -32,7 +19,7 @@ void def_forward(nb::module_& m, const char* name, ForwardKernel<float> f32,
         DType dt = same_dtype({{"x", x.dtype()}});
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = new_array<T>(shape_vec(x));
+            auto out = new_like<T>(x);
             {
                 nb::gil_scoped_release nogil;
                 if constexpr (std::is_same_v<T, float>) f32(out.data(), ptr<T>(x), (i64)x.size());
@@ -53,7 +40,7 @@ void def_backward(nb::module_& m, const char* name, const char* saved, BackwardK
                        " has shape " + shape_of(s) + "; they must match");
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto dx = new_array<T>(shape_vec(dout));
+            auto dx = new_like<T>(dout);
             {
                 nb::gil_scoped_release nogil;
                 if constexpr (std::is_same_v<T, float>)

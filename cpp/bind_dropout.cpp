@@ -7,12 +7,6 @@
 namespace nnc {
 namespace {
 
-std::vector<size_t> shape_vec(const In& a) {
-    std::vector<size_t> s(a.ndim());
-    for (size_t i = 0; i < a.ndim(); i++) s[i] = a.shape(i);
-    return s;
-}
-
 void check_p(double p) {
     if (!(p > 0.0 && p <= 1.0))
         fail_value("dropout: p (the keep probability) must be in (0, 1], got " + std::to_string(p));
@@ -41,8 +35,8 @@ void bind_dropout(nb::module_& m) {
         check_mt_state(key, pos);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = new_array<T>(shape_vec(x));
-            auto keep = new_array<std::uint8_t>(shape_vec(x));
+            auto out = new_like<T>(x);
+            auto keep = new_like<std::uint8_t>(x);
             dropout_forward_train<T>(out.data(), keep.data(), mut<std::uint32_t>(key), &pos,
                                      ptr<T>(x), p, (i64)x.size());
             return nb::make_tuple(out, keep, pos);
@@ -56,12 +50,12 @@ void bind_dropout(nb::module_& m) {
         check_p(p);
         if (keep.dtype() != nb::dtype<std::uint8_t>())
             fail_type("dropout_backward: keep must be uint8, got " + dtype_name(keep.dtype()));
-        if (shape_vec(dout) != shape_vec(keep))
+        if (!same_shape(dout, keep))
             fail_value("dropout_backward: dout has shape " + shape_of(dout) +
                        " but the forward input had shape " + shape_of(keep));
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto dx = new_array<T>(shape_vec(dout));
+            auto dx = new_like<T>(dout);
             {
                 nb::gil_scoped_release nogil;
                 dropout_backward<T>(dx.data(), ptr<T>(dout), ptr<std::uint8_t>(keep), p,

@@ -51,13 +51,6 @@ void check_same_shape(const char* op, const In& dout, const In& x) {
 
 Out<double> new_stats(i64 n) { return new_array<double>({(size_t)n}); }
 
-template <class T>
-Out<T> like(const In& x) {
-    std::vector<size_t> shape(x.ndim());
-    for (size_t i = 0; i < x.ndim(); i++) shape[i] = x.shape(i);
-    return new_array<T>(shape);
-}
-
 // (N, C, S) of an NCHW array, with S = H * W > 0.
 struct NCS {
     i64 N, C, S;
@@ -92,7 +85,7 @@ void bind_norm(nb::module_& m) {
         check_momentum(op, momentum);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = like<T>(x);
+            auto out = new_like<T>(x);
             auto mean = new_stats(D), rstd = new_stats(D);
             {
                 nb::gil_scoped_release nogil;
@@ -124,7 +117,7 @@ void bind_norm(nb::module_& m) {
         check_eps(op, eps);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = like<T>(x);
+            auto out = new_like<T>(x);
             auto mean = new_stats(D), rstd = new_stats(D);
             {
                 nb::gil_scoped_release nogil;
@@ -150,7 +143,7 @@ void bind_norm(nb::module_& m) {
         check_stats(op, mean, rstd, D, why);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto dx = like<T>(x);
+            auto dx = new_like<T>(x);
             auto dgamma = new_array<T>({(size_t)D}), dbeta = new_array<T>({(size_t)D});
             {
                 nb::gil_scoped_release nogil;
@@ -179,7 +172,7 @@ void bind_norm(nb::module_& m) {
         check_eps(op, eps);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = like<T>(x);
+            auto out = new_like<T>(x);
             auto mean = new_stats(N), rstd = new_stats(N);
             {
                 nb::gil_scoped_release nogil;
@@ -203,7 +196,7 @@ void bind_norm(nb::module_& m) {
         check_stats(op, mean, rstd, N, why);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto dx = like<T>(x);
+            auto dx = new_like<T>(x);
             auto dgamma = new_array<T>({(size_t)D}), dbeta = new_array<T>({(size_t)D});
             {
                 nb::gil_scoped_release nogil;
@@ -233,7 +226,7 @@ void bind_norm(nb::module_& m) {
         check_momentum(op, momentum);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = like<T>(x);
+            auto out = new_like<T>(x);
             auto mean = new_stats(d.C), rstd = new_stats(d.C);
             {
                 nb::gil_scoped_release nogil;
@@ -264,7 +257,7 @@ void bind_norm(nb::module_& m) {
         check_eps(op, eps);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = like<T>(x);
+            auto out = new_like<T>(x);
             auto mean = new_stats(d.C), rstd = new_stats(d.C);
             {
                 nb::gil_scoped_release nogil;
@@ -291,7 +284,7 @@ void bind_norm(nb::module_& m) {
         check_stats(op, mean, rstd, d.C, why);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto dx = like<T>(x);
+            auto dx = new_like<T>(x);
             auto dgamma = new_array<T>({(size_t)d.C}), dbeta = new_array<T>({(size_t)d.C});
             {
                 nb::gil_scoped_release nogil;
@@ -322,7 +315,7 @@ void bind_norm(nb::module_& m) {
         check_eps(op, eps);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto out = like<T>(x);
+            auto out = new_like<T>(x);
             auto mean = new_stats(d.N * G), rstd = new_stats(d.N * G);
             {
                 nb::gil_scoped_release nogil;
@@ -349,7 +342,7 @@ void bind_norm(nb::module_& m) {
         check_stats(op, mean, rstd, d.N * G, "(N * G, one per sample and group)");
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            auto dx = like<T>(x);
+            auto dx = new_like<T>(x);
             auto dgamma = new_array<T>({(size_t)d.C}), dbeta = new_array<T>({(size_t)d.C});
             {
                 nb::gil_scoped_release nogil;
