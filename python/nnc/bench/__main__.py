@@ -28,6 +28,18 @@ def _torch(threads):
     return torch
 
 
+def import_overhead_ms(repeats=5):
+    """Median time ``import nnc`` adds on top of ``import numpy``, each in a
+    fresh interpreter."""
+    import subprocess
+
+    code = ("import time; t0 = time.perf_counter(); import numpy; t1 = time.perf_counter(); "
+            "import nnc; print((time.perf_counter() - t1) * 1e3)")
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout) for _ in range(repeats)]
+    return float(np.median(times))
+
+
 def _progress(i, total, label):
     width = 28
     done = int(width * i / total)
@@ -128,6 +140,8 @@ def main(argv=None):
     info = nnc.build_info()
     print(f"nnc {info['version']} | {info['blas']} | simd {info['simd']} | threads {threads}"
           f" | torch {torch.__version__ if torch else 'not installed'}")
+    imp = import_overhead_ms()
+    print(f"import nnc adds {imp:.1f} ms on top of import numpy (median of 5 fresh interpreters)")
     roof = {d: gemm_roofline(DTYPES[d], n=1024 if args.quick else 2048) for d in dtypes}
     print("GEMM roofline: " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in roof.items()))
 
@@ -163,6 +177,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"build_info": info, "threads": threads, "roofline_gflops": roof,
+                       "import_ms": imp,
                        "torch": torch.__version__ if torch else None, "records": records}, f,
                       indent=1)
     if args.plot:
