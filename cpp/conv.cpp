@@ -13,12 +13,16 @@
 // order, so results do not change from run to run. With fewer images than
 // threads (N = 1), the threads share each tile: im2col and col2im split the
 // channels, and OpenBLAS runs each GEMM on all threads.
+//
+// 3x3 kernels with stride 1 (most of a deep network) take the Winograd path
+// of winograd.cpp instead, for the forward and for dx, with 2.25x fewer FLOPs.
 #include "conv.h"
 
 #include <algorithm>
 #include <memory>
 
 #include "blas.h"
+#include "winograd.h"
 
 // Bytes of one thread's column tile (see tile_rows).
 #ifndef NNC_CONV_TILE_BYTES
@@ -221,6 +225,7 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
 
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
+    if (winograd_applies(s)) return conv_forward_winograd(out, x, w, b, s);
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     const std::unique_ptr<T[]> w_ext = weights_with_bias(w, b, F, K);
@@ -274,6 +279,11 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
+    // With dx from Winograd, the loops below compute dw only (dx null).
+    if (winograd_dx_applies(s)) {
+        conv_dx_winograd(dx, dout, w, s);
+        dx = nullptr;
+    }
     if (s.N >= nt) {
         // Work items are whole images (a thread owns its dx_n), tile by tile.
         const i64 rows = tile_rows<T>(s, 1);
@@ -289,14 +299,15 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
             fill_value(dw_part, dw_size, T(0));
 #pragma omp for schedule(static)
             for (i64 n = 0; n < s.N; n++) {
-                T* dxn = dx + n * CHW;
-                fill_value(dxn, CHW, T(0));
+                T* dxn = dx ? dx + n * CHW : nullptr;
+                if (dxn) fill_value(dxn, CHW, T(0));
                 for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
                     const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
                     const T* g = dout + n * F * P + oh0 * s.Wout;
                     im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
                     // dw += dout_tile @ col^T; then col is reused for dcol = w^T @ dout_tile
                     gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw_part, K);
+                    if (!dxn) continue;
                     gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
                     col2im(dxn, col, cols, s, 0, s.C, oh0, oh1, scratch);
                 }
@@ -321,8 +332,8 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
     T* col = work.get();
     fill_value(dw, F * K, T(0));
     for (i64 n = 0; n < s.N; n++) {
-        T* dxn = dx + n * CHW;
-        fill_value(dxn, CHW, T(0));
+        T* dxn = dx ? dx + n * CHW : nullptr;
+        if (dxn) fill_value(dxn, CHW, T(0));
         for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
             const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
             const T* g = dout + n * F * P + oh0 * s.Wout;
@@ -331,6 +342,7 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                 im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
                        col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
             gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw, K);
+            if (!dxn) continue;
             gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
 #pragma omp parallel for num_threads(nt) schedule(static)
             for (i64 c = 0; c < s.C; c++)
