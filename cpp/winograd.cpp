@@ -52,7 +52,7 @@ struct Tiling {
     i64 TH, TW;          // tile rows and columns of one image
     i64 total;           // N * TH * TW
     i64 block;           // tiles per block (the row stride of V[k] and M[k])
-    i64 vplane, mplane;  // from V[k] to V[k+1], from M[k] to M[k+1]
+    i64 uplane, vplane, mplane;  // from U[k] to U[k+1], V[k] to V[k+1], M[k] to M[k+1]
 };
 
 // Distance between the 16 planes of V or M holding rows x cols: the transforms
@@ -68,55 +68,72 @@ i64 plane_stride(i64 rows, i64 cols) {
 // Tiles per block: V (16, C, block) and M (16, F, block) in one thread's
 // NNC_WINOGRAD_BLOCK_BYTES, at least 64 tiles so each GEMM stays efficient
 // even for very many channels, and a multiple of 16 so rows stay aligned.
+// A small batch is cut into one block per thread if it can.
 template <class T>
-i64 block_tiles(const ConvShape& s, i64 total) {
+i64 block_tiles(const ConvShape& s, i64 total, int threads) {
     const i64 bytes_per_tile = 16 * (s.C + s.F) * (i64)sizeof(T);
     i64 b = std::max<i64>(64, (i64)NNC_WINOGRAD_BLOCK_BYTES / bytes_per_tile) / 16 * 16;
     if (const char* e = std::getenv("NNC_WINOGRAD_TILES")) b = std::max<i64>(16, std::atol(e));
-    return std::min(b, (total + 15) / 16 * 16);
+    const i64 per_thread = (total + threads - 1) / threads;
+    return std::min(b, (per_thread + 15) / 16 * 16);
 }
 
-// Calls fn(n, th, tw0, len, offset) for runs of at most RUN tiles of one
-// tile row that together cover tiles [t0, t1); offset is the run's first
-// tile counted from t0.
-template <class Fn>
-void for_each_run(const Tiling& g, i64 t0, i64 t1, Fn&& fn) {
-    for (i64 t = t0; t < t1;) {
-        const i64 row = t / g.TW, tw0 = t % g.TW;
-        const i64 len = std::min(std::min(t1 - t, g.TW - tw0), RUN);
-        fn(row / g.TH, row % g.TH, tw0, len, t - t0);
-        t += len;
-    }
+// A run: len <= RUN tiles of one tile row, the transforms' unit of work.
+// Tiles (n, th, tw0 + i) for i < len, at column off + i of V and M.
+struct Run {
+    i64 n, th, tw0, len, off;
+};
+
+// The run starting at tile t of the block [t0, t1). (The transforms loop
+// over runs themselves: a loop inside a lambda would not get NNC_CLONES.)
+inline Run run_at(const Tiling& g, i64 t, i64 t0, i64 t1) {
+    const i64 row = t / g.TW, tw0 = t % g.TW;
+    return {row / g.TH, row % g.TH, tw0, std::min(std::min(t1 - t, g.TW - tw0), RUN), t - t0};
 }
 
-// U[k][f][c] = (G w[f,c] G^T)[k], computed in double and rounded once.
-// With flip, the filters of the transposed convolution (dx of a 3x3
-// stride-1 conv): U[k][c][f] from w[f,c] rotated by 180 degrees.
+// U[k][f][c] = (G w[f,c] G^T)[k] for filters [f0, f1), computed in double
+// and rounded once; uplane is the distance from U[k] to U[k+1].
 template <class T>
-void filter_transform(T* U, const T* w, i64 F, i64 C, bool flip) {
-    const i64 KF = flip ? C : F, KC = flip ? F : C;  // U's (rows, columns) per k
-#pragma omp parallel for num_threads(threads()) schedule(static) if (F * C > 4096)
-    for (i64 f = 0; f < F; f++) {
-        for (i64 c = 0; c < C; c++) {
-            const T* g = w + (f * C + c) * 9;
-            double k[3][3], t[4][3], u[4][4];
-            for (int i = 0; i < 9; i++) k[i / 3][i % 3] = flip ? g[8 - i] : g[i];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = k[0][j];
-                t[1][j] = 0.5 * (k[0][j] + k[1][j] + k[2][j]);
-                t[2][j] = 0.5 * (k[0][j] - k[1][j] + k[2][j]);
-                t[3][j] = k[2][j];
+NNC_CLONES void filter_transform(T* U, i64 uplane, const T* w, i64 C, i64 f0, i64 f1) {
+    for (i64 f = f0; f < f1; f++) {
+        for (i64 c0 = 0; c0 < C; c0 += RUN) {
+            const i64 n = std::min(RUN, C - c0);
+            alignas(64) double g[9][RUN], t[4][3][RUN];  // tap i of channel c0 + c is g[i][c]
+            const T* wc = w + (f * C + c0) * 9;
+            for (i64 c = 0; c < n; c++)
+                for (int i = 0; i < 9; i++) g[i][c] = (double)wc[c * 9 + i];
+            for (int j = 0; j < 3; j++) {  // G g: along the height
+#pragma omp simd
+                for (i64 c = 0; c < n; c++) {
+                    const double g0 = g[j][c], g1 = g[3 + j][c], g2 = g[6 + j][c];
+                    t[0][j][c] = g0;
+                    t[1][j][c] = 0.5 * (g0 + g1 + g2);
+                    t[2][j][c] = 0.5 * (g0 - g1 + g2);
+                    t[3][j][c] = g2;
+                }
             }
-            for (int a = 0; a < 4; a++) {
-                u[a][0] = t[a][0];
-                u[a][1] = 0.5 * (t[a][0] + t[a][1] + t[a][2]);
-                u[a][2] = 0.5 * (t[a][0] - t[a][1] + t[a][2]);
-                u[a][3] = t[a][2];
+            for (int a = 0; a < 4; a++) {  // (G g) G^T: along the width
+                T* u = U + 4 * a * uplane + f * C + c0;
+                const double *t0 = t[a][0], *t1 = t[a][1], *t2 = t[a][2];
+#pragma omp simd
+                for (i64 c = 0; c < n; c++) {
+                    u[c] = (T)t0[c];
+                    u[uplane + c] = (T)(0.5 * (t0[c] + t1[c] + t2[c]));
+                    u[2 * uplane + c] = (T)(0.5 * (t0[c] - t1[c] + t2[c]));
+                    u[3 * uplane + c] = (T)t2[c];
+                }
             }
-            const i64 row = flip ? c : f, col = flip ? f : c;
-            for (int i = 0; i < 16; i++) U[(i * KF + row) * KC + col] = (T)u[i / 4][i % 4];
         }
     }
+}
+
+// ev[j], od[j] = padded columns 2j and 2j + 1 of the row xr, which starts at
+// column col0 of an x row of width W (0 where the column lies in the pad).
+template <class T>
+inline void load_edge(T* ev, T* od, const T* xr, i64 col0, i64 W, i64 j) {
+    const i64 col = col0 + 2 * j;
+    ev[j] = col >= 0 && col < W ? xr[2 * j] : T(0);
+    od[j] = col + 1 >= 0 && col + 1 < W ? xr[2 * j + 1] : T(0);
 }
 
 // V[k][c][t] = (B^T d B)[k] for channels [c0, c1) and the tiles of block
@@ -125,10 +142,14 @@ template <class T>
 NNC_CLONES void input_transform(T* V, const T* x, const ConvShape& s, const Tiling& g, i64 t0,
                                 i64 t1, i64 c0, i64 c1) {
     const i64 ldv = g.block, kstride = g.vplane;
-    for_each_run(g, t0, t1, [&](i64 n, i64 th, i64 tw0, i64 len, i64 off) {
+    for (i64 tile = t0; tile < t1;) {
+        const Run run = run_at(g, tile, t0, t1);
+        const i64 n = run.n, th = run.th, tw0 = run.tw0, len = run.len, off = run.off;
+        tile += len;
         // A run's four input rows, split into even and odd padded columns:
         // tile tw0 + t reads ev[t], od[t], ev[t+1], od[t+1] of each row.
         alignas(64) T ev[4][RUN + 1], od[4][RUN + 1];
+        alignas(64) T db[4][4][RUN];  // d B of the run's tiles, [row][column][tile]
         const i64 col0 = 2 * tw0 - s.pad;  // x column of ev[.][0]
         // j in [j_lo, j_hi): both columns col0 + 2j and col0 + 2j + 1 lie in x
         const i64 j_lo = std::min(len + 1, col0 >= 0 ? 0 : (1 - col0) / 2);
@@ -144,38 +165,39 @@ NNC_CLONES void input_transform(T* V, const T* x, const ConvShape& s, const Tili
                     continue;
                 }
                 const T* xr = xc + ih * s.W + col0;  // xr[j] is padded column 2*tw0 + j
-                auto edge = [&](i64 j) {
-                    const i64 ce = col0 + 2 * j;
-                    ev[i][j] = ce >= 0 && ce < s.W ? xr[2 * j] : T(0);
-                    od[i][j] = ce + 1 >= 0 && ce + 1 < s.W ? xr[2 * j + 1] : T(0);
-                };
-                for (i64 j = 0; j < j_lo; j++) edge(j);
+                for (i64 j = 0; j < j_lo; j++) load_edge(ev[i], od[i], xr, col0, s.W, j);
 #pragma omp simd
                 for (i64 j = j_lo; j < j_hi; j++) {
                     ev[i][j] = xr[2 * j];
                     od[i][j] = xr[2 * j + 1];
                 }
-                for (i64 j = j_hi; j <= len; j++) edge(j);
+                for (i64 j = j_hi; j <= len; j++) load_edge(ev[i], od[i], xr, col0, s.W, j);
             }
-            T* v = V + c * ldv + off;
+            for (int i = 0; i < 4; i++) {  // d B: each row along the width
+                const T *e = ev[i], *o = od[i];
+                T *r0 = db[i][0], *r1 = db[i][1], *r2 = db[i][2], *r3 = db[i][3];
 #pragma omp simd
-            for (i64 t = 0; t < len; t++) {
-                T r[4][4];  // d B: row i of the tile, transformed along the width
-                for (int i = 0; i < 4; i++) {
-                    r[i][0] = ev[i][t] - ev[i][t + 1];
-                    r[i][1] = od[i][t] + ev[i][t + 1];
-                    r[i][2] = ev[i][t + 1] - od[i][t];
-                    r[i][3] = od[i][t] - od[i][t + 1];
+                for (i64 t = 0; t < len; t++) {
+                    r0[t] = e[t] - e[t + 1];
+                    r1[t] = o[t] + e[t + 1];
+                    r2[t] = e[t + 1] - o[t];
+                    r3[t] = o[t] - o[t + 1];
                 }
-                for (int j = 0; j < 4; j++) {  // B^T (d B)
-                    v[(0 + j) * kstride + t] = r[0][j] - r[2][j];
-                    v[(4 + j) * kstride + t] = r[1][j] + r[2][j];
-                    v[(8 + j) * kstride + t] = r[2][j] - r[1][j];
-                    v[(12 + j) * kstride + t] = r[1][j] - r[3][j];
+            }
+            for (int j = 0; j < 4; j++) {  // B^T (d B): along the height
+                const T *d0 = db[0][j], *d1 = db[1][j], *d2 = db[2][j], *d3 = db[3][j];
+                T* v0 = V + j * kstride + c * ldv + off;
+                T *v1 = v0 + 4 * kstride, *v2 = v0 + 8 * kstride, *v3 = v0 + 12 * kstride;
+#pragma omp simd
+                for (i64 t = 0; t < len; t++) {
+                    v0[t] = d0[t] - d2[t];
+                    v1[t] = d1[t] + d2[t];
+                    v2[t] = d2[t] - d1[t];
+                    v3[t] = d1[t] - d3[t];
                 }
             }
         }
-    });
+    }
 }
 
 // out tiles = A^T M A + b for filters [f0, f1) and the tiles of block
@@ -184,38 +206,46 @@ template <class T>
 NNC_CLONES void output_transform(T* out, const T* M, const T* b, const ConvShape& s,
                                  const Tiling& g, i64 t0, i64 t1, i64 f0, i64 f1) {
     const i64 ldm = g.block, kstride = g.mplane;
-    for_each_run(g, t0, t1, [&](i64 n, i64 th, i64 tw0, i64 len, i64 off) {
-        alignas(64) T y0[2 * RUN], y1[2 * RUN];  // the run's two output rows
+    for (i64 tile = t0; tile < t1;) {
+        const Run run = run_at(g, tile, t0, t1);
+        const i64 n = run.n, th = run.th, tw0 = run.tw0, len = run.len, off = run.off;
+        tile += len;
+        alignas(64) T am[2][4][RUN];            // A^T m, [row][column][tile]
+        alignas(64) T y[2][2 * RUN];            // the run's two output rows
         const i64 oh = 2 * th, ow = 2 * tw0, width = std::min(2 * len, s.Wout - ow);
         for (i64 f = f0; f < f1; f++) {
-            const T* m = M + f * ldm + off;
-            const T bias = b ? b[f] : T(0);
+            for (int j = 0; j < 4; j++) {  // A^T m: along the height
+                const T* m0 = M + j * kstride + f * ldm + off;
+                const T *m1 = m0 + 4 * kstride, *m2 = m0 + 8 * kstride, *m3 = m0 + 12 * kstride;
+                T *a0 = am[0][j], *a1 = am[1][j];
 #pragma omp simd
-            for (i64 t = 0; t < len; t++) {
-                T r0[4], r1[4];  // A^T m: the two rows, still transformed along the width
-                for (int j = 0; j < 4; j++) {
-                    const T m0 = m[j * kstride + t], m1 = m[(4 + j) * kstride + t];
-                    const T m2 = m[(8 + j) * kstride + t], m3 = m[(12 + j) * kstride + t];
-                    r0[j] = m0 + m1 + m2;
-                    r1[j] = m1 - m2 - m3;
+                for (i64 t = 0; t < len; t++) {
+                    a0[t] = m0[t] + m1[t] + m2[t];
+                    a1[t] = m1[t] - m2[t] - m3[t];
                 }
-                y0[2 * t] = r0[0] + r0[1] + r0[2] + bias;
-                y0[2 * t + 1] = r0[1] - r0[2] - r0[3] + bias;
-                y1[2 * t] = r1[0] + r1[1] + r1[2] + bias;
-                y1[2 * t + 1] = r1[1] - r1[2] - r1[3] + bias;
+            }
+            const T bias = b ? b[f] : T(0);
+            for (int p = 0; p < 2; p++) {  // (A^T m) A: along the width
+                const T *a0 = am[p][0], *a1 = am[p][1], *a2 = am[p][2], *a3 = am[p][3];
+                T* yp = y[p];
+#pragma omp simd
+                for (i64 t = 0; t < len; t++) {
+                    yp[2 * t] = a0[t] + a1[t] + a2[t] + bias;
+                    yp[2 * t + 1] = a1[t] - a2[t] - a3[t] + bias;
+                }
             }
             T* o = out + ((n * s.F + f) * s.Hout + oh) * s.Wout + ow;
-            std::memcpy(o, y0, (size_t)width * sizeof(T));
-            if (oh + 1 < s.Hout) std::memcpy(o + s.Wout, y1, (size_t)width * sizeof(T));
+            std::memcpy(o, y[0], (size_t)width * sizeof(T));
+            if (oh + 1 < s.Hout) std::memcpy(o + s.Wout, y[1], (size_t)width * sizeof(T));
         }
-    });
+    }
 }
 
 // M[k] (F, len) = U[k] (F, C) @ V[k] (C, len) for the 16 positions k.
 template <class T>
 void block_gemms(T* M, const T* U, const T* V, const Tiling& g, i64 len, const ConvShape& s) {
     for (int k = 0; k < 16; k++)
-        gemm<T>(false, false, s.F, len, s.C, T(1), U + k * s.F * s.C, s.C, V + k * g.vplane,
+        gemm<T>(false, false, s.F, len, s.C, T(1), U + k * g.uplane, s.C, V + k * g.vplane,
                 g.block, T(0), M + k * g.mplane, g.block);
 }
 
@@ -226,22 +256,22 @@ std::unique_ptr<T[], decltype(&std::free)> aligned_array(i64 n) {
     return {static_cast<T*>(std::aligned_alloc(64, bytes)), &std::free};
 }
 
-// The Winograd forward; flip selects the filters of the transposed
-// convolution (see filter_transform), where w is (s.C, s.F, 3, 3).
+// conv_forward_winograd, with b null for no bias.
 template <class T>
-void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s, bool flip) {
+void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
     Tiling g;
     g.TH = (s.Hout + 1) / 2, g.TW = (s.Wout + 1) / 2, g.total = s.N * g.TH * g.TW;
-    g.block = block_tiles<T>(s, g.total);
+    const int nt = threads();
+    g.block = block_tiles<T>(s, g.total, nt);
+    g.uplane = plane_stride<T>(s.F, s.C);
     g.vplane = plane_stride<T>(s.C, g.block), g.mplane = plane_stride<T>(s.F, g.block);
     const i64 ld = g.block, nblocks = (g.total + ld - 1) / ld;
     const i64 v_size = 16 * g.vplane, per_block = v_size + 16 * g.mplane;
-    const auto U = aligned_array<T>(16 * s.F * s.C);
-    if (flip)
-        filter_transform(U.get(), w, s.C, s.F, true);
-    else
-        filter_transform(U.get(), w, s.F, s.C, false);
-    const int nt = threads();
+    const auto U = aligned_array<T>(16 * g.uplane);
+#pragma omp parallel for num_threads(nt) schedule(static) if (s.F * s.C > 4096)
+    for (i64 f = 0; f < s.F; f++) filter_transform(U.get(), g.uplane, w, s.C, f, f + 1);
+    const char* skip_env = std::getenv("NNC_WINO_SKIP");
+    const char skip = skip_env ? skip_env[0] : 0;
     if (nblocks >= nt) {
         const auto work = aligned_array<T>(nt * per_block);
 #pragma omp parallel num_threads(nt)
@@ -252,9 +282,9 @@ void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s, bo
 #pragma omp for schedule(static)
             for (i64 blk = 0; blk < nblocks; blk++) {
                 const i64 t0 = blk * ld, t1 = std::min(g.total, t0 + ld);
-                input_transform(V, x, s, g, t0, t1, 0, s.C);
-                block_gemms(M, U.get(), V, g, t1 - t0, s);
-                output_transform(out, M, b, s, g, t0, t1, 0, s.F);
+                if (skip != 't' && skip != 'i' && skip != 'a') input_transform(V, x, s, g, t0, t1, 0, s.C);
+                if (skip != 'g' && skip != 'a') block_gemms(M, U.get(), V, g, t1 - t0, s);
+                if (skip != 't' && skip != 'o' && skip != 'a') output_transform(out, M, b, s, g, t0, t1, 0, s.F);
             }
             blas_set_threads_local(prev);
         }
@@ -288,7 +318,7 @@ bool winograd_dx_applies(const ConvShape& s) { return s.pad <= 2 && winograd_app
 
 template <class T>
 void conv_forward_winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
-    winograd(out, x, w, b, s, false);
+    winograd(out, x, w, b, s);
 }
 
 template <class T>
@@ -297,7 +327,13 @@ void conv_dx_winograd(T* dx, const T* dout, const T* w, const ConvShape& s) {
     t.C = s.F, t.H = s.Hout, t.W = s.Wout;
     t.F = s.C, t.Hout = s.H, t.Wout = s.W;
     t.pad = 2 - s.pad;
-    winograd(dx, dout, w, (const T*)nullptr, t, true);
+    // The filters of that convolution: w_t[c, f] = w[f, c] rotated by 180 degrees.
+    const auto w_t = aligned_array<T>(s.C * s.F * 9);
+#pragma omp parallel for num_threads(threads()) schedule(static) if (s.F * s.C > 4096)
+    for (i64 c = 0; c < s.C; c++)
+        for (i64 f = 0; f < s.F; f++)
+            for (int i = 0; i < 9; i++) w_t[(c * s.F + f) * 9 + i] = w[(f * s.C + c) * 9 + 8 - i];
+    winograd(dx, dout, w_t.get(), (const T*)nullptr, t);
 }
 
 #define NNC_INSTANTIATE(T)                                                                   \
