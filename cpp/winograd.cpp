@@ -18,16 +18,20 @@
 // two); the larger F(4x4, 3x3) would lose too much in float32.
 //
 // Tiles are numbered over the whole batch (image, tile row, tile column) and
-// cut into fixed blocks of block_tiles() tiles; V and M of one block are a
-// few MB whatever the batch. Tiles past the bottom or right edge of an odd
+// cut into blocks of block_tiles() tiles; V and M of one block take at most
+// a few MB whatever the batch. Tiles past the bottom or right edge of an odd
 // Hout or Wout read zeros and their extra pixels are dropped.
 //
-// Threads: with at least as many blocks as threads, each thread takes fixed
-// blocks (schedule(static)) with its own V and M and runs single-threaded
-// GEMMs. With fewer, the blocks go one at a time: the transforms split the
-// channels and filters, and OpenBLAS threads the GEMMs. Either way each
-// output is computed by the same operations, so results do not change from
-// run to run.
+// Threads: with at least as many blocks as threads (small batches are cut
+// into one block per thread), each thread takes fixed blocks
+// (schedule(static)) with its own V and M and runs single-threaded GEMMs.
+// With fewer (under 16 tiles per thread), the blocks go one at a time: the
+// transforms split the channels and filters, and OpenBLAS threads the GEMMs.
+// Results do not change from run to run; with another thread count the
+// blocks may be cut elsewhere, which changes only the rounding.
+//
+// conv.cpp takes this path when winograd_applies() (the size rule is at the
+// end of this file); NNC_CONV_WINOGRAD=0 turns it off, =1 forces it.
 #include "winograd.h"
 
 #include <algorithm>
@@ -37,9 +41,12 @@
 
 #include "blas.h"
 
-// Bytes of one thread's V and M (see block_tiles).
+// Tiles per block, and the most bytes one thread's V and M may take (see block_tiles).
+#ifndef NNC_WINOGRAD_BLOCK_TILES
+#define NNC_WINOGRAD_BLOCK_TILES 256
+#endif
 #ifndef NNC_WINOGRAD_BLOCK_BYTES
-#define NNC_WINOGRAD_BLOCK_BYTES (2 * 1024 * 1024)
+#define NNC_WINOGRAD_BLOCK_BYTES (4 * 1024 * 1024)
 #endif
 
 namespace nnc {
@@ -49,9 +56,9 @@ namespace {
 constexpr i64 RUN = 64;
 
 struct Tiling {
-    i64 TH, TW;          // tile rows and columns of one image
-    i64 total;           // N * TH * TW
-    i64 block;           // tiles per block (the row stride of V[k] and M[k])
+    i64 TH, TW;                  // tile rows and columns of one image
+    i64 total;                   // N * TH * TW
+    i64 block;                   // tiles per block (the row stride of V[k] and M[k])
     i64 uplane, vplane, mplane;  // from U[k] to U[k+1], V[k] to V[k+1], M[k] to M[k+1]
 };
 
@@ -65,17 +72,19 @@ i64 plane_stride(i64 rows, i64 cols) {
     return (rows * cols + page - 1) / page * page + line;
 }
 
-// Tiles per block: V (16, C, block) and M (16, F, block) in one thread's
-// NNC_WINOGRAD_BLOCK_BYTES, at least 64 tiles so each GEMM stays efficient
-// even for very many channels, and a multiple of 16 so rows stay aligned.
-// A small batch is cut into one block per thread if it can.
+// Tiles per block, a multiple of 16 so rows stay aligned. 256 tiles make
+// GEMMs big enough for OpenBLAS to run near its peak (128 to 384 measure
+// within a few percent of each other on the deep conv); with very many
+// channels the block shrinks so V (16, C, block) and M (16, F, block) stay
+// in NNC_WINOGRAD_BLOCK_BYTES, the GEMMs being long enough in C then. A small
+// batch is cut into one block per thread where it can.
 template <class T>
 i64 block_tiles(const ConvShape& s, i64 total, int threads) {
     const i64 bytes_per_tile = 16 * (s.C + s.F) * (i64)sizeof(T);
-    i64 b = std::max<i64>(64, (i64)NNC_WINOGRAD_BLOCK_BYTES / bytes_per_tile) / 16 * 16;
-    if (const char* e = std::getenv("NNC_WINOGRAD_TILES")) b = std::max<i64>(16, std::atol(e));
+    const i64 fit = (i64)NNC_WINOGRAD_BLOCK_BYTES / bytes_per_tile;
     const i64 per_thread = (total + threads - 1) / threads;
-    return std::min(b, (per_thread + 15) / 16 * 16);
+    const i64 b = std::min<i64>({NNC_WINOGRAD_BLOCK_TILES, fit, per_thread});
+    return std::max<i64>(16, (b + 15) / 16 * 16);
 }
 
 // A run: len <= RUN tiles of one tile row, the transforms' unit of work.
@@ -270,8 +279,6 @@ void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
     const auto U = aligned_array<T>(16 * g.uplane);
 #pragma omp parallel for num_threads(nt) schedule(static) if (s.F * s.C > 4096)
     for (i64 f = 0; f < s.F; f++) filter_transform(U.get(), g.uplane, w, s.C, f, f + 1);
-    const char* skip_env = std::getenv("NNC_WINO_SKIP");
-    const char skip = skip_env ? skip_env[0] : 0;
     if (nblocks >= nt) {
         const auto work = aligned_array<T>(nt * per_block);
 #pragma omp parallel num_threads(nt)
@@ -282,9 +289,9 @@ void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
 #pragma omp for schedule(static)
             for (i64 blk = 0; blk < nblocks; blk++) {
                 const i64 t0 = blk * ld, t1 = std::min(g.total, t0 + ld);
-                if (skip != 't' && skip != 'i' && skip != 'a') input_transform(V, x, s, g, t0, t1, 0, s.C);
-                if (skip != 'g' && skip != 'a') block_gemms(M, U.get(), V, g, t1 - t0, s);
-                if (skip != 't' && skip != 'o' && skip != 'a') output_transform(out, M, b, s, g, t0, t1, 0, s.F);
+                input_transform(V, x, s, g, t0, t1, 0, s.C);
+                block_gemms(M, U.get(), V, g, t1 - t0, s);
+                output_transform(out, M, b, s, g, t0, t1, 0, s.F);
             }
             blas_set_threads_local(prev);
         }
@@ -303,18 +310,42 @@ void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
     }
 }
 
+// The size rule. Per 2x2 output tile, im2col copies 36*C values into its
+// column matrix (or, for dx, adds them back) and its GEMM does 72*C*F
+// multiply-adds; Winograd moves 16*C values through V and 16*F through M
+// (written, zeroed first by OpenBLAS, read back) and does 32*C*F. So
+// Winograd wins when C*F is large against F, and loses for few channels
+// and for F much larger than C. 7*C*F + 50*C > 120*F fits the 2-core
+// AVX2 measurements (float32 and float64, forward and dx): it takes C=F=8
+// and C=F=16, F up to 4*C from C=16 on, any F from C=64 on, and leaves
+// C=3 or 4 and C=8 with F=64 to im2col. Below 32 tiles the per-call
+// filter transform (as large as the weights) outweighs the GEMM savings.
+bool winograd_size_pays(i64 C, i64 F, i64 tiles) {
+    return tiles >= 32 && 7 * C * F + 50 * C > 120 * F;
+}
+
+// NNC_CONV_WINOGRAD: "0" never, "1" for every 3x3 stride-1 geometry, else
+// (unset) by winograd_size_pays. Read on every call, for A/B timing in one process.
+int winograd_override() {
+    const char* e = std::getenv("NNC_CONV_WINOGRAD");
+    return e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : -1;
+}
+
 }  // namespace
 
 bool winograd_applies(const ConvShape& s) {
     if (s.HH != 3 || s.WW != 3 || s.stride != 1) return false;
-    if (const char* e = std::getenv("NNC_CONV_WINOGRAD")) {
-        if (e[0] == '0') return false;
-        if (e[0] == '1') return true;
-    }
-    return s.C >= 16 && s.F >= 16;
+    const int force = winograd_override();
+    if (force >= 0) return force == 1;
+    return winograd_size_pays(s.C, s.F, s.N * ((s.Hout + 1) / 2) * ((s.Wout + 1) / 2));
 }
 
-bool winograd_dx_applies(const ConvShape& s) { return s.pad <= 2 && winograd_applies(s); }
+bool winograd_dx_applies(const ConvShape& s) {
+    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2) return false;
+    const int force = winograd_override();
+    if (force >= 0) return force == 1;
+    return winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
+}
 
 template <class T>
 void conv_forward_winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {

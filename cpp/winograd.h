@@ -6,8 +6,8 @@
 namespace nnc {
 
 // Whether conv_forward should take the Winograd path for s: a 3x3 kernel,
-// stride 1, and enough channels for the GEMMs to dominate the transforms.
-// The environment variable NNC_CONV_WINOGRAD overrides the size rule for
+// stride 1, and sizes for which it is faster than im2col (winograd.cpp).
+// The environment variable NNC_CONV_WINOGRAD overrides the size rule, for
 // A/B timing and tests: "0" never, "1" for every 3x3 stride-1 geometry.
 bool winograd_applies(const ConvShape& s);
 
@@ -18,6 +18,7 @@ void conv_forward_winograd(T* out, const T* x, const T* w, const T* b, const Con
 
 // Whether conv_backward should compute dx with conv_dx_winograd: as
 // winograd_applies, and pad <= 2 (dx is a 3x3 conv of dout with pad 2 - pad).
+// NNC_CONV_WINOGRAD=1 cannot force pad > 2.
 bool winograd_dx_applies(const ConvShape& s);
 
 // dx (N, C, H, W) of conv_forward for a 3x3 kernel with stride 1 and pad <= 2:
