@@ -102,11 +102,11 @@ void bind_conv(nb::module_& m) {
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad) {
         const ConvShape s = conv_shape("conv_paths", x, w, stride, pad);
         return nb::make_tuple(winograd_applies(s) ? "winograd" : "im2col",
-                              winograd_dx_applies(s) ? "winograd" : "im2col");
+                              winograd_backward_applies(s) ? "winograd" : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
-       "(forward, dx): the algorithm, 'winograd' or 'im2col', that conv_forward and "
-       "conv_backward's dx take for these shapes (dw and db always use im2col); "
-       "NNC_CONV_WINOGRAD=0/1 in the environment overrides the size rule");
+       "(forward, backward): the algorithm, 'winograd' or 'im2col', that conv_forward and "
+       "conv_backward (dx and dw) take for these shapes; NNC_CONV_WINOGRAD=0/1 in the "
+       "environment overrides the size rule");
 }
 
 }  // namespace nnc

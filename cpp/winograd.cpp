@@ -1,5 +1,7 @@
 // Winograd F(2x2, 3x3) convolution (Lavin and Gray, "Fast Algorithms for
-// Convolutional Neural Networks", 2016) for 3x3 kernels with stride 1.
+// Convolutional Neural Networks", 2016) for 3x3 kernels with stride 1: the
+// forward, dx (the forward of dout with the filters rotated, see
+// conv_dx_winograd) and dw (winograd_dw).
 //
 // Each 2x2 block of output pixels (a tile) comes from the 4x4 input patch d
 // under it (patches overlap by 2) as
@@ -30,8 +32,9 @@
 // Results do not change from run to run; with another thread count the
 // blocks may be cut elsewhere, which changes only the rounding.
 //
-// conv.cpp takes this path when winograd_applies() (the size rule is at the
-// end of this file); NNC_CONV_WINOGRAD=0 turns it off, =1 forces it.
+// conv.cpp takes this path when winograd_applies() and
+// winograd_backward_applies() say so (the size rule is at the end of this
+// file); NNC_CONV_WINOGRAD=0 turns it off, =1 forces it.
 #include "winograd.h"
 
 #include <algorithm>
@@ -310,6 +313,138 @@ void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
     }
 }
 
+// Gh[k][f][t] = (A g A^T)[k] for the 2x2 tiles g of dout (N, F, Hout, Wout),
+// filters [f0, f1) and the tiles of block [t0, t1); pixels past the bottom
+// or right edge of an odd Hout or Wout count as zeros. Gh is laid out as M.
+template <class T>
+NNC_CLONES void dout_transform(T* Gh, const T* dout, const ConvShape& s, const Tiling& g, i64 t0,
+                               i64 t1, i64 f0, i64 f1) {
+    const i64 ldg = g.block, kstride = g.mplane;
+    for (i64 tile = t0; tile < t1;) {
+        const Run run = run_at(g, tile, t0, t1);
+        const i64 n = run.n, th = run.th, tw0 = run.tw0, len = run.len, off = run.off;
+        tile += len;
+        alignas(64) T ev[2][RUN], od[2][RUN];  // the tiles' even and odd columns, per row
+        alignas(64) T ga[2][4][RUN];           // g A^T, [row][column][tile]
+        const i64 ow = 2 * tw0, full = std::min(len, (s.Wout - ow) / 2);  // tiles 2 pixels wide
+        for (i64 f = f0; f < f1; f++) {
+            for (int p = 0; p < 2; p++) {
+                const i64 oh = 2 * th + p;
+                if (oh >= s.Hout) {
+                    std::fill(ev[p], ev[p] + len, T(0));
+                    std::fill(od[p], od[p] + len, T(0));
+                    continue;
+                }
+                const T* gr = dout + ((n * s.F + f) * s.Hout + oh) * s.Wout + ow;
+#pragma omp simd
+                for (i64 t = 0; t < full; t++) {
+                    ev[p][t] = gr[2 * t];
+                    od[p][t] = gr[2 * t + 1];
+                }
+                for (i64 t = full; t < len; t++) ev[p][t] = gr[2 * t], od[p][t] = T(0);
+            }
+            for (int p = 0; p < 2; p++) {  // g A^T: each row along the width
+                const T *e = ev[p], *o = od[p];
+                T *r0 = ga[p][0], *r1 = ga[p][1], *r2 = ga[p][2], *r3 = ga[p][3];
+#pragma omp simd
+                for (i64 t = 0; t < len; t++) {
+                    r0[t] = e[t];
+                    r1[t] = e[t] + o[t];
+                    r2[t] = e[t] - o[t];
+                    r3[t] = -o[t];
+                }
+            }
+            for (int j = 0; j < 4; j++) {  // A (g A^T): along the height
+                const T *a = ga[0][j], *c = ga[1][j];
+                T* h0 = Gh + j * kstride + f * ldg + off;
+                T *h1 = h0 + 4 * kstride, *h2 = h0 + 8 * kstride, *h3 = h0 + 12 * kstride;
+#pragma omp simd
+                for (i64 t = 0; t < len; t++) {
+                    h0[t] = a[t];
+                    h1[t] = a[t] + c[t];
+                    h2[t] = a[t] - c[t];
+                    h3[t] = -c[t];
+                }
+            }
+        }
+    }
+}
+
+// dw[f, c] = G^T Z[.][f][c] G for filters [f0, f1), in double; Z is (16, F, C)
+// with zplane from Z[k] to Z[k+1].
+template <class T>
+NNC_CLONES void weight_grad_transform(T* dw, const T* Z, i64 zplane, i64 C, i64 f0, i64 f1) {
+    for (i64 f = f0; f < f1; f++) {
+        for (i64 c0 = 0; c0 < C; c0 += RUN) {
+            const i64 n = std::min(RUN, C - c0);
+            alignas(64) double gz[3][4][RUN], out[9][RUN];  // G^T Z, then (G^T Z) G
+            for (int b = 0; b < 4; b++) {  // G^T Z: along the height
+                const T *z0 = Z + b * zplane + f * C + c0, *z1 = z0 + 4 * zplane;
+                const T *z2 = z0 + 8 * zplane, *z3 = z0 + 12 * zplane;
+#pragma omp simd
+                for (i64 c = 0; c < n; c++) {
+                    const double h = 0.5 * ((double)z1[c] + (double)z2[c]);
+                    gz[0][b][c] = (double)z0[c] + h;
+                    gz[1][b][c] = 0.5 * ((double)z1[c] - (double)z2[c]);
+                    gz[2][b][c] = h + (double)z3[c];
+                }
+            }
+            for (int i = 0; i < 3; i++) {  // (G^T Z) G: along the width
+                const double *a0 = gz[i][0], *a1 = gz[i][1], *a2 = gz[i][2], *a3 = gz[i][3];
+#pragma omp simd
+                for (i64 c = 0; c < n; c++) {
+                    const double h = 0.5 * (a1[c] + a2[c]);
+                    out[3 * i][c] = a0[c] + h;
+                    out[3 * i + 1][c] = 0.5 * (a1[c] - a2[c]);
+                    out[3 * i + 2][c] = h + a3[c];
+                }
+            }
+            T* d = dw + (f * C + c0) * 9;
+            for (i64 c = 0; c < n; c++)
+                for (int i = 0; i < 9; i++) d[c * 9 + i] = (T)out[i][c];
+        }
+    }
+}
+
+// dw of conv_forward_winograd: since sum(g * Y) = <G^T [(A g A^T) * V] G, w>
+// for each tile, dw = G^T [ sum over tiles of (A g A^T) * (B^T d B) ] G. The
+// sum is, for each k, a GEMM over tiles: Z[k] (F, C) += Gh[k] (F, tiles) @
+// V[k]^T, accumulated block by block. Threads share each block: they split
+// the transforms by channel and filter, then the 16 GEMMs (single-threaded)
+// by k, so every Z[k] is summed by one thread in block order, and dw does
+// not depend on the thread count.
+template <class T>
+void winograd_dw(T* dw, const T* dout, const T* x, const ConvShape& s) {
+    Tiling g;
+    g.TH = (s.Hout + 1) / 2, g.TW = (s.Wout + 1) / 2, g.total = s.N * g.TH * g.TW;
+    g.block = block_tiles<T>(s, g.total, 1);
+    g.uplane = plane_stride<T>(s.F, s.C);
+    g.vplane = plane_stride<T>(s.C, g.block), g.mplane = plane_stride<T>(s.F, g.block);
+    const i64 nblocks = (g.total + g.block - 1) / g.block;
+    const auto work = aligned_array<T>(16 * (g.vplane + g.mplane + g.uplane));
+    T* V = work.get();
+    T* Gh = V + 16 * g.vplane;
+    T* Z = Gh + 16 * g.mplane;
+#pragma omp parallel num_threads(threads())
+    {
+        const int prev = blas_set_threads_local(1);
+        for (i64 blk = 0; blk < nblocks; blk++) {
+            const i64 t0 = blk * g.block, t1 = std::min(g.total, t0 + g.block);
+#pragma omp for schedule(static)
+            for (i64 c = 0; c < s.C; c++) input_transform(V, x, s, g, t0, t1, c, c + 1);
+#pragma omp for schedule(static)
+            for (i64 f = 0; f < s.F; f++) dout_transform(Gh, dout, s, g, t0, t1, f, f + 1);
+#pragma omp for schedule(static)
+            for (int k = 0; k < 16; k++)
+                gemm<T>(false, true, s.F, s.C, t1 - t0, T(1), Gh + k * g.mplane, g.block,
+                        V + k * g.vplane, g.block, blk ? T(1) : T(0), Z + k * g.uplane, s.C);
+        }
+#pragma omp for schedule(static)
+        for (i64 f = 0; f < s.F; f++) weight_grad_transform(dw, Z, g.uplane, s.C, f, f + 1);
+        blas_set_threads_local(prev);
+    }
+}
+
 // The size rule. Per 2x2 output tile, im2col copies 36*C values into its
 // column matrix (or, for dx, adds them back) and its GEMM does 72*C*F
 // multiply-adds; Winograd moves 16*C values through V and 16*F through M
@@ -340,7 +475,7 @@ bool winograd_applies(const ConvShape& s) {
     return winograd_size_pays(s.C, s.F, s.N * ((s.Hout + 1) / 2) * ((s.Wout + 1) / 2));
 }
 
-bool winograd_dx_applies(const ConvShape& s) {
+bool winograd_backward_applies(const ConvShape& s) {
     if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2) return false;
     const int force = winograd_override();
     if (force >= 0) return force == 1;
@@ -367,9 +502,15 @@ void conv_dx_winograd(T* dx, const T* dout, const T* w, const ConvShape& s) {
     winograd(dx, dout, w_t.get(), (const T*)nullptr, t);
 }
 
+template <class T>
+void conv_dw_winograd(T* dw, const T* dout, const T* x, const ConvShape& s) {
+    winograd_dw(dw, dout, x, s);
+}
+
 #define NNC_INSTANTIATE(T)                                                                   \
     template void conv_forward_winograd<T>(T*, const T*, const T*, const T*, const ConvShape&); \
-    template void conv_dx_winograd<T>(T*, const T*, const T*, const ConvShape&);
+    template void conv_dx_winograd<T>(T*, const T*, const T*, const ConvShape&);             \
+    template void conv_dw_winograd<T>(T*, const T*, const T*, const ConvShape&);
 NNC_INSTANTIATE(float)
 NNC_INSTANTIATE(double)
 

@@ -1,5 +1,6 @@
 """The native conv's Winograd F(2x2, 3x3) path (cpp/winograd.cpp), taken for
-3x3 stride-1 kernels: the forward, and dx through the same forward (pad <= 2).
+3x3 stride-1 kernels: the forward, and the backward (dx through the same
+forward with pad 2 - pad, so pad <= 2, and dw from the same transforms).
 NNC_CONV_WINOGRAD=1 forces it for every 3x3 stride-1 geometry, so small
 shapes with tails (odd H/W, partial edge tiles, 1 channel) are checked
 against the NumPy reference; _nnc.conv_paths tells which path a call takes."""
@@ -23,7 +24,7 @@ TOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 @pytest.fixture
 def winograd(monkeypatch):
-    """Every 3x3 stride-1 conv takes the Winograd path (dx too, when pad <= 2)."""
+    """Every 3x3 stride-1 conv takes the Winograd path (the backward too, when pad <= 2)."""
     monkeypatch.setenv("NNC_CONV_WINOGRAD", "1")
 
 
@@ -69,12 +70,12 @@ CASES = [
     (2, 3, 5, 7, 17, 0),     # Hout, Wout = 3, 5: partial tiles on both edges
     (5, 17, 5, 7, 3, 1),
     (1, 64, 8, 8, 64, 1),
-    (2, 17, 9, 13, 64, 2),   # pad 2: dx uses pad 0
+    (2, 17, 9, 13, 64, 2),   # pad 2: dx is a conv with pad 0
     (5, 1, 8, 8, 1, 0),
     (1, 3, 9, 13, 1, 1),
     (2, 64, 9, 13, 17, 1),
     (5, 3, 8, 8, 64, 2),
-    (2, 17, 5, 7, 1, 3),     # pad 3: forward Winograd, dx falls back to im2col
+    (2, 17, 5, 7, 1, 3),     # pad 3: forward Winograd, backward falls back to im2col
     (1, 1, 8, 8, 17, 3),
     (2, 64, 32, 32, 17, 1),  # several blocks per thread
 ]
@@ -102,7 +103,7 @@ def test_paths(monkeypatch):
     deep_x, deep_w = z((64, 64, 32, 32), np.float32), z((64, 64, 3, 3), np.float32)
     assert paths(deep_x, deep_w, 1) == ("winograd", "winograd")
     assert paths(deep_x, deep_w, 2) == ("winograd", "winograd")
-    assert paths(deep_x, deep_w, 3) == ("winograd", "im2col")       # dx would need pad -1
+    assert paths(deep_x, deep_w, 3) == ("winograd", "im2col")  # dx would need pad -1
     assert paths(deep_x, deep_w[:, :, :2], 1) == ("im2col", "im2col")  # 3x2 kernel
     assert paths(z((64, 64, 31, 31)), z((64, 64, 3, 3)), 1, stride=2) == ("im2col", "im2col")
     assert paths(z((64, 64, 32, 32)), z((64, 64, 5, 5)), 2) == ("im2col", "im2col")
@@ -133,7 +134,7 @@ def test_winograd_and_im2col_agree(monkeypatch):
 @pytest.mark.parametrize("pad", [0, 1, 2])
 def test_winograd_gradient_check(winograd, pad):
     """Finite differences of the public conv_forward_fast (cpp backend, Winograd
-    forward) against its backward (Winograd dx, im2col dw and db), float64."""
+    forward) against its backward (Winograd dx and dw), float64."""
     x, w, b, cp, dout = data(2, 3, 5, 7, 4, pad, np.float64, seed=11)
     assert paths(x, w, pad) == ("winograd", "winograd")
     with nnc.use_backend("cpp"):
@@ -177,8 +178,9 @@ def test_concurrent_calls_match_serial(winograd):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_thread_counts_agree_and_runs_repeat(winograd, dtype):
-    """1, 2 and 3 threads: the same results up to rounding (blocks may be cut
-    differently), and the same bits from run to run."""
+    """1, 2 and 3 threads: the same results up to rounding (the forward and dx
+    may cut blocks differently; dw does not depend on the thread count at
+    all), and the same bits from run to run."""
     previous = nnc.get_num_threads()
     results = {}
     try:
@@ -196,6 +198,7 @@ def test_thread_counts_agree_and_runs_repeat(winograd, dtype):
     for (n, case), got in results.items():
         for g, e in zip(got, results[1, case]):
             assert np.max(np.abs(g - e)) <= TOL[dtype] * np.max(np.abs(e))
+        np.testing.assert_array_equal(got[2], results[1, case][2])  # dw
 
 
 def test_memory_does_not_grow_with_batch():
