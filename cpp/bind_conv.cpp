@@ -1,5 +1,6 @@
 #include "bind.h"
 #include "conv.h"
+#include "winograd.h"
 
 namespace nnc {
 namespace {
@@ -97,6 +98,15 @@ void bind_conv(nb::module_& m) {
         });
     }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
        "(dx, dw, db) of conv_forward");
+
+    m.def("conv_paths", [](In x, In w, i64 stride, i64 pad) {
+        const ConvShape s = conv_shape("conv_paths", x, w, stride, pad);
+        return nb::make_tuple(winograd_applies(s) ? "winograd" : "im2col",
+                              winograd_backward_applies(s) ? "winograd" : "im2col");
+    }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
+       "(forward, backward): the algorithm, 'winograd' or 'im2col', that conv_forward and "
+       "conv_backward (dx and dw) take for these shapes; NNC_CONV_WINOGRAD=0/1 in the "
+       "environment overrides the size rule");
 }
 
 }  // namespace nnc

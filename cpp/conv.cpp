@@ -13,12 +13,16 @@
 // order, so results do not change from run to run. With fewer images than
 // threads (N = 1), the threads share each tile: im2col and col2im split the
 // channels, and OpenBLAS runs each GEMM on all threads.
+//
+// 3x3 kernels with stride 1 (most of a deep network) take the Winograd path
+// of winograd.cpp instead, for the forward, dx and dw, with 2.25x fewer FLOPs.
 #include "conv.h"
 
 #include <algorithm>
 #include <memory>
 
 #include "blas.h"
+#include "winograd.h"
 
 // Bytes of one thread's column tile (see tile_rows).
 #ifndef NNC_CONV_TILE_BYTES
@@ -221,6 +225,7 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
 
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
+    if (winograd_applies(s)) return conv_forward_winograd(out, x, w, b, s);
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     const std::unique_ptr<T[]> w_ext = weights_with_bias(w, b, F, K);
@@ -274,6 +279,11 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
+    if (winograd_backward_applies(s)) {
+        conv_dx_winograd(dx, dout, w, s);
+        conv_dw_winograd(dw, dout, x, s);
+        return;
+    }
     if (s.N >= nt) {
         // Work items are whole images (a thread owns its dx_n), tile by tile.
         const i64 rows = tile_rows<T>(s, 1);
