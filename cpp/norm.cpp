@@ -14,7 +14,7 @@ constexpr i64 kParallelMin = 32768;
 // kBlockRows such segments (128 KB) stays in L2 between two passes over it,
 // even when the row stride is a large power of two (which maps rows r and
 // r + 4 to the same L2 sets).
-constexpr i64 kBlockBytes = 8192;
+constexpr i64 kBlockBytes = 16384;
 
 // Every reduction keeps kLanes<T> partial sums, four AVX2 registers of T: one
 // accumulator would chain each add on the previous one's latency. Each lane
@@ -221,36 +221,59 @@ inline void corrected_stats(double& mean, double& m2, double m, double s1, doubl
 // ---- column blocks: per column sums over R rows ld apart ----
 //
 // R = kBlockRows for whole blocks; the rows left over go one at a time with
-// R = 1, where block_stats is Welford's update. Passes that read memory walk
-// the block row by row into accumulators in L1: the hardware prefetchers
-// follow a few streams, not one per row. A second pass over a block, which
-// L2 holds, runs down the columns with the accumulators in registers.
+// R = 1. Each pass reads memory once, a few rows at a time into accumulators
+// in L1: the hardware prefetchers follow a few streams, not one per row.
+
+// shift[j] = mean in T of column j over R rows: where block_stats starts.
+template <class T, int R>
+NNC_CLONES void block_mean(T* shift, const T* x, i64 ld, i64 w) {
+#pragma omp simd
+    for (i64 j = 0; j < w; j++) {
+        T sum = 0;
+        for (int r = 0; r < R; r++) sum += x[r * ld + j];
+        shift[j] = sum / T(R);
+    }
+}
 
 // Folds the statistics of R more rows into mean[j], m2[j] (over count rows
-// so far; zero before the first block): corrected two-pass statistics of
-// the block around m = its mean in T, merged by Chan's update. m is scratch.
+// so far). One pass sums c = x - shift[j] and c * c in T around shift[j] =
+// the running mean in T (block_mean's before the first block); the block's
+// own mean and m2 follow as in corrected_stats, merged into the running
+// ones by Chan's update. The float rounding of sum(c * c), R * (d^2 + var)
+// for a block mean d away from the shift, is relative to what the block
+// adds to m2 (at least R * var + R * d^2 / 2 once count >= R), so drifting
+// or sorted data cost no precision either. R = 1 is Welford's update.
+// s1 and s2 are scratch.
 template <class T, int R>
-NNC_CLONES void block_stats(double* mean, double* m2, T* m, const T* x, i64 ld, i64 w,
-                            double count) {
+NNC_CLONES void block_stats(double* mean, double* m2, T* shift, T* s1, T* s2, const T* x, i64 ld,
+                            i64 w, double count) {
+    if (R == 1) {
 #pragma omp simd
-    for (i64 j = 0; j < w; j++) m[j] = x[j];
-    for (int r = 1; r < R; r++) {
-        const T* row = x + r * ld;
+        for (i64 j = 0; j < w; j++) merge_stats(mean[j], m2[j], count, x[j], 0.0, 1.0);
+        return;
+    }
+    constexpr int G = R < 4 ? R : 4;  // rows per step
 #pragma omp simd
-        for (i64 j = 0; j < w; j++) m[j] += row[j];
+    for (i64 j = 0; j < w; j++) s1[j] = s2[j] = T(0);
+    for (int r0 = 0; r0 < R; r0 += G) {
+#pragma omp simd
+        for (i64 j = 0; j < w; j++) {
+            T a = s1[j], b = s2[j];
+            for (int r = r0; r < r0 + G; r++) {
+                const T c = x[r * ld + j] - shift[j];
+                a += c;
+                b += c * c;
+            }
+            s1[j] = a;
+            s2[j] = b;
+        }
     }
 #pragma omp simd
     for (i64 j = 0; j < w; j++) {
-        m[j] /= T(R);
-        T s1 = 0, s2 = 0;
-        for (int r = 0; r < R; r++) {
-            const T c = x[r * ld + j] - m[j];
-            s1 += c;
-            s2 += c * c;
-        }
         double block_mean, block_m2;
-        corrected_stats(block_mean, block_m2, m[j], s1, s2, (double)R);
+        corrected_stats(block_mean, block_m2, shift[j], s1[j], s2[j], (double)R);
         merge_stats(mean[j], m2[j], count, block_mean, block_m2, (double)R);
+        shift[j] = T(mean[j]);
     }
 }
 
@@ -376,13 +399,15 @@ void batchnorm_stats(double* mean, double* var, const T* x, i64 N, i64 D) {
             const i64 d0 = t.d0(b), w = t.d1(b) - d0;
             double* chunk_mean = part + r * 2 * D + d0;
             double* chunk_m2 = chunk_mean + D;
-            T m[kBlockBytes / sizeof(T)];
+            constexpr i64 max_cols = kBlockBytes / sizeof(T);
+            T shift[max_cols], s1[max_cols], s2[max_cols];
             i64 n = t.n0(r);
+            if (n + kBlockRows <= t.n1(r)) block_mean<T, kBlockRows>(shift, x + n * D + d0, D, w);
             for (; n + kBlockRows <= t.n1(r); n += kBlockRows)
-                block_stats<T, kBlockRows>(chunk_mean, chunk_m2, m, x + n * D + d0, D, w,
-                                           (double)(n - t.n0(r)));
+                block_stats<T, kBlockRows>(chunk_mean, chunk_m2, shift, s1, s2, x + n * D + d0, D,
+                                           w, (double)(n - t.n0(r)));
             for (; n < t.n1(r); n++)
-                block_stats<T, 1>(chunk_mean, chunk_m2, m, x + n * D + d0, D, w,
+                block_stats<T, 1>(chunk_mean, chunk_m2, shift, s1, s2, x + n * D + d0, D, w,
                                   (double)(n - t.n0(r)));
         }
     // Merge the row chunks in order.
