@@ -277,25 +277,26 @@ NNC_CLONES void block_stats(double* mean, double* m2, T* shift, T* s1, T* s2, co
     }
 }
 
-// sg[j] += sum of dout, sgt[j] += sum of dout * (x - m[j]) over R rows;
-// acc is scratch for 2 * w values.
+// sg[j] += sum of dout, sgt[j] += sum of dout * (x - m[j]) over R rows, in
+// T and steps of a few rows; acc is scratch for 2 * w values.
 template <class T, int R>
 NNC_CLONES void block_grad_sums(double* sg, double* sgt, T* acc, const T* dout, const T* x,
                                 i64 ld, const T* m, i64 w) {
+    constexpr int G = R < 4 ? R : 4;  // rows per step
     T* a = acc;
     T* b = acc + w;
 #pragma omp simd
-    for (i64 j = 0; j < w; j++) {
-        a[j] = dout[j];
-        b[j] = dout[j] * (x[j] - m[j]);
-    }
-    for (int r = 1; r < R; r++) {
-        const T* g = dout + r * ld;
-        const T* row = x + r * ld;
+    for (i64 j = 0; j < w; j++) a[j] = b[j] = T(0);
+    for (int r0 = 0; r0 < R; r0 += G) {
 #pragma omp simd
         for (i64 j = 0; j < w; j++) {
-            a[j] += g[j];
-            b[j] += g[j] * (row[j] - m[j]);
+            T u = a[j], v = b[j];
+            for (int r = r0; r < r0 + G; r++) {
+                u += dout[r * ld + j];
+                v += dout[r * ld + j] * (x[r * ld + j] - m[j]);
+            }
+            a[j] = u;
+            b[j] = v;
         }
     }
 #pragma omp simd
