@@ -10,56 +10,194 @@ namespace {
 // Below this many elements a kernel runs on one thread: waking the team
 // costs more than the loop.
 constexpr i64 kParallelMin = 32768;
-// Widest column block of the (N, D) tiles.
-constexpr i64 kMaxBlock = 2048;
-// A sub-chunk of rows this size stays in cache between two passes over it.
-constexpr i64 kSubChunkBytes = 64 * 1024;
+// Bytes of a row segment in a column block of the (N, D) tiles: a block of
+// kBlockRows such segments (128 KB) stays in L2 between two passes over it,
+// even when the row stride is a large power of two (which maps rows r and
+// r + 4 to the same L2 sets).
+constexpr i64 kBlockBytes = 16384;
 
-// Column reductions over a row-major (N, D) array (batchnorm's statistics and
-// every dgamma/dbeta of an (N, D) layer) run on tiles: row chunk x column
-// block. A tile is read row by row, so memory is walked in contiguous row
-// segments whatever D is (a loop per column would stride by D); a block of at
-// most kMaxBlock columns keeps its accumulators (16-32 KB) in cache while its
-// row segments stay long enough for the hardware prefetchers; and splitting
-// the rows as well gives tall, narrow arrays (D = 3, N = 65536) work for
-// every thread. Each row chunk sums into its own partial rows, which are
-// added afterwards in a fixed order. Elementwise passes reuse the tiles.
-struct Tiles {
-    i64 N, D;
-    i64 chunks, rows;  // row chunks, rows per chunk
-    i64 blocks, cols;  // column blocks, columns per block
-    bool parallel;
-    i64 n0(i64 r) const { return r * rows; }
-    i64 n1(i64 r) const { return std::min(N, (r + 1) * rows); }
-    i64 d0(i64 b) const { return b * cols; }
-    i64 d1(i64 b) const { return std::min(D, (b + 1) * cols); }
-};
+// Every reduction keeps kLanes<T> partial sums, four AVX2 registers of T: one
+// accumulator would chain each add on the previous one's latency. Each lane
+// adds kRun values in T (float runs on twice the SIMD width of double, and
+// need no conversions), then the lanes are added into double totals, so a
+// float32 sum over 65536 values still carries double-precision statistics.
+template <class T>
+constexpr int kLanes = 128 / sizeof(T);
+constexpr i64 kRun = 8;
+// Column reductions over (N, D) arrays sum blocks of kBlockRows rows in T,
+// the rows of a column held in a register, vectorized across columns.
+constexpr int kBlockRows = 16;
 
-Tiles column_tiles(i64 N, i64 D) {
-    Tiles t;
-    t.N = N;
-    t.D = D;
-    t.parallel = N * D > kParallelMin;
-    t.blocks = std::max<i64>(1, (D + kMaxBlock - 1) / kMaxBlock);
-    t.cols = std::max<i64>(1, (D + t.blocks - 1) / t.blocks);
-    // About four tiles per thread; rows are split only when the column
-    // blocks alone are too few, so the partial rows stay small.
-    const i64 nt = t.parallel ? threads() : 1;
-    const i64 want = t.parallel ? std::min(std::max<i64>(N, 1), (4 * nt + t.blocks - 1) / t.blocks)
-                                : 1;
-    t.rows = std::max<i64>(1, (N + want - 1) / want);
-    t.chunks = std::max<i64>(1, (N + t.rows - 1) / t.rows);
-    return t;
+// total[0..8) += the kLanes accumulators of a run, folded to 8 lanes.
+template <class T>
+inline void flush_lanes(double* total, const T* acc) {
+    for (int j = 0; j < 8; j++) {
+        T folded = acc[j];
+        for (int k = 8; k < kLanes<T>; k += 8) folded += acc[k + j];
+        total[j] += folded;
+    }
 }
 
-// out[j] = sum over r of part[r * len + j]: the partial rows of every chunk.
-void add_chunks(double* out, const double* part, i64 chunks, i64 len) {
-    for (i64 j = 0; j < len; j++) out[j] = 0.0;
-    for (i64 r = 0; r < chunks; r++)
-        for (i64 j = 0; j < len; j++) out[j] += part[r * len + j];
+inline double sum8(const double* t) {
+    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
 }
 
-// ---- batchnorm, x[N,D], statistics per column ----
+// ---- contiguous runs: layernorm rows, NCHW planes and groups ----
+//
+// Statistics use a corrected two-pass scheme: a first pass estimates the mean
+// m0; the second sums c = x - m and c * c around m = T(m0), whence
+//   mean = m + sum(c) / n,   m2 = sum(c * c) - sum(c)^2 / n.
+// m is within a small fraction of a standard deviation of the mean, so the
+// correction cancels nothing, and x - m is exact in T for x near the mean
+// (Sterbenz): large offsets cost no precision. Elementwise passes work in T
+// around the same m: out = (x - m) * scale + shift, with scale and shift
+// rounded once from double.
+
+template <class T>
+NNC_CLONES double sum_of(const T* x, i64 n) {
+    constexpr int L = kLanes<T>;
+    const i64 blocks = n / L;
+    double total[8] = {};
+    for (i64 b0 = 0; b0 < blocks; b0 += kRun) {
+        const i64 b1 = std::min(blocks, b0 + kRun);
+        T acc[L] = {};
+        for (i64 b = b0; b < b1; b++) {
+            const T* xb = x + b * L;
+#pragma omp simd
+            for (int j = 0; j < L; j++) acc[j] += xb[j];
+        }
+        flush_lanes(total, acc);
+    }
+    double sum = sum8(total);
+    for (i64 i = blocks * L; i < n; i++) sum += x[i];
+    return sum;
+}
+
+// s1 = sum of (x - m), s2 = sum of (x - m)^2.
+template <class T>
+NNC_CLONES void centered_sums(double* s1, double* s2, const T* x, T m, i64 n) {
+    constexpr int L = kLanes<T>;
+    const i64 blocks = n / L;
+    double t1[8] = {}, t2[8] = {};
+    for (i64 b0 = 0; b0 < blocks; b0 += kRun) {
+        const i64 b1 = std::min(blocks, b0 + kRun);
+        T a1[L] = {}, a2[L] = {};
+        for (i64 b = b0; b < b1; b++) {
+            const T* xb = x + b * L;
+#pragma omp simd
+            for (int j = 0; j < L; j++) {
+                const T c = xb[j] - m;
+                a1[j] += c;
+                a2[j] += c * c;
+            }
+        }
+        flush_lanes(t1, a1);
+        flush_lanes(t2, a2);
+    }
+    double u = sum8(t1), v = sum8(t2);
+    for (i64 i = blocks * L; i < n; i++) {
+        const T c = x[i] - m;
+        u += c;
+        v += (double)c * c;
+    }
+    *s1 = u;
+    *s2 = v;
+}
+
+// sg = sum of g, sgt = sum of g * (x - m), with g = dout.
+template <class T>
+NNC_CLONES void grad_sums(double* sg, double* sgt, const T* dout, const T* x, T m, i64 n) {
+    constexpr int L = kLanes<T>;
+    const i64 blocks = n / L;
+    double t1[8] = {}, t2[8] = {};
+    for (i64 b0 = 0; b0 < blocks; b0 += kRun) {
+        const i64 b1 = std::min(blocks, b0 + kRun);
+        T a1[L] = {}, a2[L] = {};
+        for (i64 b = b0; b < b1; b++) {
+            const T* gb = dout + b * L;
+            const T* xb = x + b * L;
+#pragma omp simd
+            for (int j = 0; j < L; j++) {
+                a1[j] += gb[j];
+                a2[j] += gb[j] * (xb[j] - m);
+            }
+        }
+        flush_lanes(t1, a1);
+        flush_lanes(t2, a2);
+    }
+    double u = sum8(t1), v = sum8(t2);
+    for (i64 i = blocks * L; i < n; i++) {
+        u += dout[i];
+        v += (double)dout[i] * (x[i] - m);
+    }
+    *sg = u;
+    *sgt = v;
+}
+
+// The same with g = dout * gamma (layernorm, gamma along the row).
+template <class T>
+NNC_CLONES void scaled_grad_sums(double* sg, double* sgt, const T* dout, const T* gamma,
+                                 const T* x, T m, i64 n) {
+    constexpr int L = kLanes<T>;
+    const i64 blocks = n / L;
+    double t1[8] = {}, t2[8] = {};
+    for (i64 b0 = 0; b0 < blocks; b0 += kRun) {
+        const i64 b1 = std::min(blocks, b0 + kRun);
+        T a1[L] = {}, a2[L] = {};
+        for (i64 b = b0; b < b1; b++) {
+            const T* gb = dout + b * L;
+            const T* wb = gamma + b * L;
+            const T* xb = x + b * L;
+#pragma omp simd
+            for (int j = 0; j < L; j++) {
+                const T g = gb[j] * wb[j];
+                a1[j] += g;
+                a2[j] += g * (xb[j] - m);
+            }
+        }
+        flush_lanes(t1, a1);
+        flush_lanes(t2, a2);
+    }
+    double u = sum8(t1), v = sum8(t2);
+    for (i64 i = blocks * L; i < n; i++) {
+        const T g = dout[i] * gamma[i];
+        u += g;
+        v += (double)g * (x[i] - m);
+    }
+    *sg = u;
+    *sgt = v;
+}
+
+// out = (x - m) * scale + shift.
+template <class T>
+NNC_CLONES void affine_of(T* out, const T* x, T m, T scale, T shift, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) out[i] = (x[i] - m) * scale + shift;
+}
+
+// dx = a * dout + b * (x - m) + c: every normalization's dx is this map of
+// dout and xhat (an affine function of x - m) with per-group coefficients.
+template <class T>
+NNC_CLONES void dx_of(T* dx, const T* dout, const T* x, T m, T a, T b, T c, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) dx[i] = a * dout[i] + ((x[i] - m) * b + c);
+}
+
+// ---- row segments with per-column coefficients (batchnorm) ----
+
+template <class T>
+NNC_CLONES void affine_cols(T* out, const T* x, const T* m, const T* scale, const T* shift,
+                            i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) out[i] = (x[i] - m[i]) * scale[i] + shift[i];
+}
+
+template <class T>
+NNC_CLONES void dx_cols(T* dx, const T* dout, const T* x, const T* m, const T* a, const T* b,
+                        const T* c, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) dx[i] = a[i] * dout[i] + ((x[i] - m[i]) * b[i] + c[i]);
+}
 
 // Merges the statistics of a second group of samples (count_b, mean_b, m2_b)
 // into those of a first (count_a, mean_a, m2_a); m2 is the sum of squared
@@ -74,54 +212,204 @@ inline void merge_stats(double& mean_a, double& m2_a, double count_a, double mea
     m2_a += m2_b + delta * delta * (count_a * count_b / count);
 }
 
-// Per column mean and biased variance. Each tile is cut into sub-chunks of
-// rows small enough to stay in cache: a sub-chunk gets an exact two-pass mean
-// and centered sum of squares, merged into the tile's running statistics, so
-// x is read from memory once (not once per pass).
+// The statistics of n values from the corrected second pass around m.
+inline void corrected_stats(double& mean, double& m2, double m, double s1, double s2, double n) {
+    mean = m + s1 / n;
+    m2 = std::max(0.0, s2 - s1 * (s1 / n));
+}
+
+// ---- column blocks: per column sums over R rows ld apart ----
+//
+// R = kBlockRows for whole blocks; the rows left over go one at a time with
+// R = 1. Each pass reads memory once, a few rows at a time into accumulators
+// in L1: the hardware prefetchers follow a few streams, not one per row.
+
+// shift[j] = mean in T of column j over R rows: where block_stats starts.
+template <class T, int R>
+NNC_CLONES void block_mean(T* shift, const T* x, i64 ld, i64 w) {
+#pragma omp simd
+    for (i64 j = 0; j < w; j++) {
+        T sum = 0;
+        for (int r = 0; r < R; r++) sum += x[r * ld + j];
+        shift[j] = sum / T(R);
+    }
+}
+
+// Folds the statistics of R more rows into mean[j], m2[j] (over count rows
+// so far). One pass sums c = x - shift[j] and c * c in T around shift[j] =
+// the running mean in T (block_mean's before the first block); the block's
+// own mean and m2 follow as in corrected_stats, merged into the running
+// ones by Chan's update. The float rounding of sum(c * c), R * (d^2 + var)
+// for a block mean d away from the shift, is relative to what the block
+// adds to m2 (at least R * var + R * d^2 / 2 once count >= R), so drifting
+// or sorted data cost no precision either. R = 1 is Welford's update.
+// s1 and s2 are scratch.
+template <class T, int R>
+NNC_CLONES void block_stats(double* mean, double* m2, T* shift, T* s1, T* s2, const T* x, i64 ld,
+                            i64 w, double count) {
+    if (R == 1) {
+#pragma omp simd
+        for (i64 j = 0; j < w; j++) merge_stats(mean[j], m2[j], count, x[j], 0.0, 1.0);
+        return;
+    }
+    constexpr int G = R < 4 ? R : 4;  // rows per step
+#pragma omp simd
+    for (i64 j = 0; j < w; j++) s1[j] = s2[j] = T(0);
+    for (int r0 = 0; r0 < R; r0 += G) {
+#pragma omp simd
+        for (i64 j = 0; j < w; j++) {
+            T a = s1[j], b = s2[j];
+            for (int r = r0; r < r0 + G; r++) {
+                const T c = x[r * ld + j] - shift[j];
+                a += c;
+                b += c * c;
+            }
+            s1[j] = a;
+            s2[j] = b;
+        }
+    }
+#pragma omp simd
+    for (i64 j = 0; j < w; j++) {
+        double block_mean, block_m2;
+        corrected_stats(block_mean, block_m2, shift[j], s1[j], s2[j], (double)R);
+        merge_stats(mean[j], m2[j], count, block_mean, block_m2, (double)R);
+        shift[j] = T(mean[j]);
+    }
+}
+
+// sg[j] += sum of dout, sgt[j] += sum of dout * (x - m[j]) over R rows, in
+// T and steps of a few rows; acc is scratch for 2 * w values.
+template <class T, int R>
+NNC_CLONES void block_grad_sums(double* sg, double* sgt, T* acc, const T* dout, const T* x,
+                                i64 ld, const T* m, i64 w) {
+    constexpr int G = R < 4 ? R : 4;  // rows per step
+    T* a = acc;
+    T* b = acc + w;
+#pragma omp simd
+    for (i64 j = 0; j < w; j++) a[j] = b[j] = T(0);
+    for (int r0 = 0; r0 < R; r0 += G) {
+#pragma omp simd
+        for (i64 j = 0; j < w; j++) {
+            T u = a[j], v = b[j];
+            for (int r = r0; r < r0 + G; r++) {
+                u += dout[r * ld + j];
+                v += dout[r * ld + j] * (x[r * ld + j] - m[j]);
+            }
+            a[j] = u;
+            b[j] = v;
+        }
+    }
+#pragma omp simd
+    for (i64 j = 0; j < w; j++) {
+        sg[j] += a[j];
+        sgt[j] += b[j];
+    }
+}
+
+// Column tiles of a row-major (N, D) array (batchnorm's statistics and every
+// dgamma/dbeta of an (N, D) layer): row chunk x column block. A tile is read
+// row by row, so memory is walked in contiguous row segments whatever D is
+// (a loop per column would stride by D); splitting the rows as well gives
+// tall, narrow arrays (D = 3, N = 65536) work for every thread. Each row
+// chunk sums into its own partial rows, which are combined afterwards in a
+// fixed order. Elementwise passes reuse the tiles.
+struct Tiles {
+    i64 N, D;
+    i64 chunks, rows;  // row chunks, rows per chunk
+    i64 blocks, cols;  // column blocks, columns per block
+    bool parallel;
+    i64 n0(i64 r) const { return r * rows; }
+    i64 n1(i64 r) const { return std::min(N, (r + 1) * rows); }
+    i64 d0(i64 b) const { return b * cols; }
+    i64 d1(i64 b) const { return std::min(D, (b + 1) * cols); }
+};
+
 template <class T>
-NNC_CLONES void batchnorm_stats(double* mean, double* var, const T* x, i64 N, i64 D) {
-    const Tiles t = column_tiles(N, D);
+Tiles column_tiles(i64 N, i64 D) {
+    constexpr i64 max_cols = kBlockBytes / sizeof(T), vec = 32 / sizeof(T);
+    Tiles t;
+    t.N = N;
+    t.D = D;
+    t.parallel = N * D > kParallelMin;
+    t.blocks = std::max<i64>(1, (D + max_cols - 1) / max_cols);
+    t.cols = std::max<i64>(1, ((D + t.blocks - 1) / t.blocks + vec - 1) / vec * vec);
+    // About four tiles per thread; rows are split only when the column
+    // blocks alone are too few, so the partial rows stay small. Chunks are
+    // whole kBlockRows blocks.
+    const i64 nt = t.parallel ? threads() : 1;
+    const i64 want = t.parallel ? std::min(std::max<i64>(N, 1), (4 * nt + t.blocks - 1) / t.blocks)
+                                : 1;
+    t.rows = ((N + want - 1) / want + kBlockRows - 1) / kBlockRows * kBlockRows;
+    t.chunks = std::max<i64>(1, (N + t.rows - 1) / t.rows);
+    return t;
+}
+
+// out[j] = sum over r of part[r * len + j]: the partial rows of every chunk.
+void add_chunks(double* out, const double* part, i64 chunks, i64 len) {
+    for (i64 j = 0; j < len; j++) out[j] = 0.0;
+    for (i64 r = 0; r < chunks; r++)
+        for (i64 j = 0; j < len; j++) out[j] += part[r * len + j];
+}
+
+// Per group: m = T(mean) and out = (x - m) * scale + shift equal to
+// gamma * (x - mean) * rstd + beta, the part of the mean that m drops folded
+// into the shift in double.
+template <class T>
+struct Affine {
+    T m, scale, shift;
+};
+template <class T>
+Affine<T> affine_for(double mean, double rstd, double gamma, double beta) {
+    const T m = T(mean);
+    const double scale = gamma * rstd;
+    return {m, T(scale), T(beta - (mean - (double)m) * scale)};
+}
+
+// dx = a * dout + b * (x - m) + c for one group, from its sums of dout (sg)
+// and of dout * (x - m) (sgt), given the group's M elements and dout's
+// weight w = gamma * rstd. Train mode:
+//   dx = w * (dout - mean(dout) - xhat * mean(dout * xhat)),
+//   xhat = (x - m) * rstd + off, off = (m - mean) * rstd;
+// otherwise mean and rstd were constants and dx = w * dout. Also returns
+// the sum of dout * xhat (dgamma's share).
+template <class T>
+struct DxMap {
+    T m, a, b, c;
+    double sum_gxhat;
+};
+template <class T>
+DxMap<T> dx_map(double mean, double rstd, double w, double sg, double sgt, double M, bool train) {
+    const T m = T(mean);
+    const double off = ((double)m - mean) * rstd;
+    const double sum_gxhat = rstd * sgt + off * sg;
+    const double mean_g = train ? sg / M : 0.0, mean_gx = train ? sum_gxhat / M : 0.0;
+    return {m, T(w), T(-w * mean_gx * rstd), T(-w * (mean_g + mean_gx * off)), sum_gxhat};
+}
+
+// ---- batchnorm, x[N,D], statistics per column ----
+
+template <class T>
+void batchnorm_stats(double* mean, double* var, const T* x, i64 N, i64 D) {
+    const Tiles t = column_tiles<T>(N, D);
     // Per row chunk: mean, then m2, of each column.
-    std::vector<double> part_v(t.chunks * 2 * D);
+    std::vector<double> part_v(t.chunks * 2 * D, 0.0);
     double* part = part_v.data();
 #pragma omp parallel for collapse(2) num_threads(threads()) schedule(static) if (t.parallel)
     for (i64 r = 0; r < t.chunks; r++)
         for (i64 b = 0; b < t.blocks; b++) {
-            const i64 d0 = t.d0(b), d1 = t.d1(b), w = d1 - d0;
-            double* tile_mean = part + r * 2 * D + d0;
-            double* tile_m2 = tile_mean + D;
-            double sub_mean[kMaxBlock], sub_m2[kMaxBlock];
-            const i64 sub_rows = std::max<i64>(1, kSubChunkBytes / (i64)(w * sizeof(T) + 1));
-            double count = 0.0;
-            for (i64 s0 = t.n0(r); s0 < t.n1(r); s0 += sub_rows) {
-                const i64 s1 = std::min(t.n1(r), s0 + sub_rows);
-                for (i64 j = 0; j < w; j++) sub_mean[j] = sub_m2[j] = 0.0;
-                for (i64 n = s0; n < s1; n++) {
-                    const T* row = x + n * D + d0;
-#pragma omp simd
-                    for (i64 j = 0; j < w; j++) sub_mean[j] += row[j];
-                }
-                const double sub_count = (double)(s1 - s0);
-#pragma omp simd
-                for (i64 j = 0; j < w; j++) sub_mean[j] /= sub_count;
-                for (i64 n = s0; n < s1; n++) {
-                    const T* row = x + n * D + d0;
-#pragma omp simd
-                    for (i64 j = 0; j < w; j++) {
-                        const double c = row[j] - sub_mean[j];
-                        sub_m2[j] += c * c;
-                    }
-                }
-                if (count == 0.0) {
-                    for (i64 j = 0; j < w; j++) tile_mean[j] = sub_mean[j], tile_m2[j] = sub_m2[j];
-                } else {
-#pragma omp simd
-                    for (i64 j = 0; j < w; j++)
-                        merge_stats(tile_mean[j], tile_m2[j], count, sub_mean[j], sub_m2[j],
-                                    sub_count);
-                }
-                count += sub_count;
-            }
+            const i64 d0 = t.d0(b), w = t.d1(b) - d0;
+            double* chunk_mean = part + r * 2 * D + d0;
+            double* chunk_m2 = chunk_mean + D;
+            constexpr i64 max_cols = kBlockBytes / sizeof(T);
+            T shift[max_cols], s1[max_cols], s2[max_cols];
+            i64 n = t.n0(r);
+            if (n + kBlockRows <= t.n1(r)) block_mean<T, kBlockRows>(shift, x + n * D + d0, D, w);
+            for (; n + kBlockRows <= t.n1(r); n += kBlockRows)
+                block_stats<T, kBlockRows>(chunk_mean, chunk_m2, shift, s1, s2, x + n * D + d0, D,
+                                           w, (double)(n - t.n0(r)));
+            for (; n < t.n1(r); n++)
+                block_stats<T, 1>(chunk_mean, chunk_m2, shift, s1, s2, x + n * D + d0, D, w,
+                                  (double)(n - t.n0(r)));
         }
     // Merge the row chunks in order.
     std::vector<double> m2(D);
@@ -137,160 +425,158 @@ NNC_CLONES void batchnorm_stats(double* mean, double* var, const T* x, i64 N, i6
 
 // out = gamma * (x - mean) * rstd + beta, per column.
 template <class T>
-NNC_CLONES void batchnorm_normalize(T* out, const T* x, const T* gamma, const T* beta,
-                                    const double* mean, const double* rstd, i64 N, i64 D) {
-    std::vector<double> scale_v(D);
-    double* scale = scale_v.data();
-    for (i64 d = 0; d < D; d++) scale[d] = gamma[d] * rstd[d];
-    const Tiles t = column_tiles(N, D);
+void batchnorm_normalize(T* out, const T* x, const T* gamma, const T* beta, const double* mean,
+                         const double* rstd, i64 N, i64 D) {
+    std::vector<T> coef(3 * D);  // m, scale, shift
+    T *m = coef.data(), *scale = m + D, *shift = m + 2 * D;
+    for (i64 d = 0; d < D; d++) {
+        const Affine<T> f = affine_for<T>(mean[d], rstd[d], gamma[d], beta[d]);
+        m[d] = f.m, scale[d] = f.scale, shift[d] = f.shift;
+    }
+    const Tiles t = column_tiles<T>(N, D);
 #pragma omp parallel for collapse(2) num_threads(threads()) schedule(static) if (t.parallel)
     for (i64 r = 0; r < t.chunks; r++)
         for (i64 b = 0; b < t.blocks; b++) {
-            const i64 d0 = t.d0(b), d1 = t.d1(b);
-            for (i64 n = t.n0(r); n < t.n1(r); n++) {
-                const T* row = x + n * D;
-                T* o = out + n * D;
-#pragma omp simd
-                for (i64 d = d0; d < d1; d++) o[d] = T((row[d] - mean[d]) * scale[d] + beta[d]);
-            }
+            const i64 d0 = t.d0(b), w = t.d1(b) - d0;
+            for (i64 n = t.n0(r); n < t.n1(r); n++)
+                affine_cols(out + n * D + d0, x + n * D + d0, m + d0, scale + d0, shift + d0, w);
         }
 }
 
 template <class T>
-NNC_CLONES void batchnorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x,
-                                        const T* gamma, const double* mean, const double* rstd,
-                                        bool train, i64 N, i64 D) {
-    const Tiles t = column_tiles(N, D);
-    // Per chunk two partial rows: sum of dout, then sum of dout * xhat.
+void batchnorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x,
+                             const T* gamma, const double* mean, const double* rstd, bool train,
+                             i64 N, i64 D) {
+    std::vector<T> coef(4 * D);  // m, then a, b, c of dx_map
+    T *m = coef.data(), *a = m + D, *b = m + 2 * D, *c = m + 3 * D;
+    for (i64 d = 0; d < D; d++) m[d] = T(mean[d]);
+
+    const Tiles t = column_tiles<T>(N, D);
+    // Per chunk two partial rows: sum of dout, then sum of dout * (x - m).
     std::vector<double> part_v(t.chunks * 2 * D, 0.0);
     double* part = part_v.data();
 #pragma omp parallel for collapse(2) num_threads(threads()) schedule(static) if (t.parallel)
     for (i64 r = 0; r < t.chunks; r++)
-        for (i64 b = 0; b < t.blocks; b++) {
-            double* acc_b = part + r * 2 * D;
-            double* acc_g = acc_b + D;
-            const i64 d0 = t.d0(b), d1 = t.d1(b);
-            for (i64 n = t.n0(r); n < t.n1(r); n++) {
-                const T* g = dout + n * D;
-                const T* row = x + n * D;
-#pragma omp simd
-                for (i64 d = d0; d < d1; d++) {
-                    acc_b[d] += g[d];
-                    acc_g[d] += g[d] * ((row[d] - mean[d]) * rstd[d]);
-                }
-            }
+        for (i64 bl = 0; bl < t.blocks; bl++) {
+            const i64 d0 = t.d0(bl), w = t.d1(bl) - d0;
+            double* sg = part + r * 2 * D + d0;
+            T acc[2 * kBlockBytes / sizeof(T)];
+            i64 n = t.n0(r);
+            for (; n + kBlockRows <= t.n1(r); n += kBlockRows)
+                block_grad_sums<T, kBlockRows>(sg, sg + D, acc, dout + n * D + d0,
+                                               x + n * D + d0, D, m + d0, w);
+            for (; n < t.n1(r); n++)
+                block_grad_sums<T, 1>(sg, sg + D, acc, dout + n * D + d0, x + n * D + d0, D,
+                                      m + d0, w);
         }
-    std::vector<double> sums(2 * D);  // dbeta, then dgamma, in double
+    std::vector<double> sums(2 * D);  // of dout, then of dout * (x - m)
     add_chunks(sums.data(), part, t.chunks, 2 * D);
 
-    // dx = gamma * rstd * (dout - mean(dout) - xhat * mean(dout * xhat)); the
-    // two means vanish in test mode, where mean and rstd are constants.
-    std::vector<double> k_v(3 * D);
-    double* k = k_v.data();          // gamma * rstd
-    double* mean_g = k + D;          // mean over the batch of dout
-    double* mean_gx = k + 2 * D;     // mean over the batch of dout * xhat
     for (i64 d = 0; d < D; d++) {
+        const DxMap<T> f = dx_map<T>(mean[d], rstd[d], gamma[d] * rstd[d], sums[d], sums[D + d],
+                                     (double)N, train);
+        a[d] = f.a, b[d] = f.b, c[d] = f.c;
         dbeta[d] = T(sums[d]);
-        dgamma[d] = T(sums[D + d]);
-        k[d] = gamma[d] * rstd[d];
-        mean_g[d] = train ? sums[d] / (double)N : 0.0;
-        mean_gx[d] = train ? sums[D + d] / (double)N : 0.0;
+        dgamma[d] = T(f.sum_gxhat);
     }
 #pragma omp parallel for collapse(2) num_threads(threads()) schedule(static) if (t.parallel)
     for (i64 r = 0; r < t.chunks; r++)
-        for (i64 b = 0; b < t.blocks; b++) {
-            const i64 d0 = t.d0(b), d1 = t.d1(b);
+        for (i64 bl = 0; bl < t.blocks; bl++) {
+            const i64 d0 = t.d0(bl), w = t.d1(bl) - d0;
             for (i64 n = t.n0(r); n < t.n1(r); n++) {
-                const T* g = dout + n * D;
-                const T* row = x + n * D;
-                T* o = dx + n * D;
-#pragma omp simd
-                for (i64 d = d0; d < d1; d++) {
-                    const double xhat = (row[d] - mean[d]) * rstd[d];
-                    o[d] = T(k[d] * (g[d] - mean_g[d] - xhat * mean_gx[d]));
-                }
+                const i64 at = n * D + d0;
+                dx_cols(dx + at, dout + at, x + at, m + d0, a + d0, b + d0, c + d0, w);
             }
         }
 }
 
 // ---- layernorm, x[N,D], statistics per row ----
 
+// out = ((x - m) * r + off) * gamma + beta along a row.
 template <class T>
-NNC_CLONES void layernorm_forward_impl(T* out, double* mean, double* rstd, const T* x,
-                                       const T* gamma, const T* beta, double eps, i64 N, i64 D) {
+NNC_CLONES void layernorm_row(T* out, const T* x, const T* gamma, const T* beta, T m, T r, T off,
+                              i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) out[i] = ((x[i] - m) * r + off) * gamma[i] + beta[i];
+}
+
+// dx along a row, dx = r * dout * gamma + b * (x - m) + c (dx_map with
+// g = dout * gamma); adds dout to acc_b and dout * xhat to acc_g, with
+// xhat = (x - m) * r + off (the row's share of dbeta and dgamma).
+template <class T>
+NNC_CLONES void layernorm_dx_row(T* dx, T* acc_b, T* acc_g, const T* dout, const T* x,
+                                 const T* gamma, T m, T r, T off, T b, T c, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) {
+        const T t = x[i] - m;
+        dx[i] = dout[i] * gamma[i] * r + (t * b + c);
+        acc_b[i] += dout[i];
+        acc_g[i] += dout[i] * (t * r + off);
+    }
+}
+
+// total += acc; acc = 0.
+template <class T>
+NNC_CLONES void flush_run(double* total, T* acc, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) {
+        total[i] += acc[i];
+        acc[i] = T(0);
+    }
+}
+
+template <class T>
+void layernorm_forward_impl(T* out, double* mean, double* rstd, const T* x, const T* gamma,
+                            const T* beta, double eps, i64 N, i64 D) {
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * D > kParallelMin)
     for (i64 n = 0; n < N; n++) {
         const T* row = x + n * D;
-        double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-        for (i64 d = 0; d < D; d++) sum += row[d];
-        const double m = sum / (double)D;
-        double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-        for (i64 d = 0; d < D; d++) {
-            const double c = row[d] - m;
-            sq += c * c;
-        }
-        const double r = 1.0 / std::sqrt(sq / (double)D + eps);
-        T* o = out + n * D;
-#pragma omp simd
-        for (i64 d = 0; d < D; d++) o[d] = T((row[d] - m) * r * gamma[d] + beta[d]);
-        mean[n] = m;
+        const T m = T(sum_of(row, D) / (double)D);
+        double s1, s2, mu, m2;
+        centered_sums(&s1, &s2, row, m, D);
+        corrected_stats(mu, m2, m, s1, s2, (double)D);
+        const double r = 1.0 / std::sqrt(m2 / (double)D + eps);
+        layernorm_row(out + n * D, row, gamma, beta, m, T(r), T(((double)m - mu) * r), D);
+        mean[n] = mu;
         rstd[n] = r;
     }
 }
 
 template <class T>
-NNC_CLONES void layernorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x,
-                                        const T* gamma, const double* mean, const double* rstd,
-                                        i64 N, i64 D) {
+void layernorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x,
+                             const T* gamma, const double* mean, const double* rstd, i64 N,
+                             i64 D) {
     // dx row by row: with g = dout * gamma,
     // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), means over the row.
-#pragma omp parallel for num_threads(threads()) schedule(static) if (N * D > kParallelMin)
-    for (i64 n = 0; n < N; n++) {
-        const T* gout = dout + n * D;
-        const T* row = x + n * D;
-        const double m = mean[n], r = rstd[n];
-        double sum_g = 0.0, sum_gx = 0.0;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
-        for (i64 d = 0; d < D; d++) {
-            const double g = (double)gout[d] * gamma[d];
-            sum_g += g;
-            sum_gx += g * ((row[d] - m) * r);
-        }
-        const double mean_g = sum_g / (double)D, mean_gx = sum_gx / (double)D;
-        T* o = dx + n * D;
-#pragma omp simd
-        for (i64 d = 0; d < D; d++) {
-            const double g = (double)gout[d] * gamma[d];
-            const double xhat = (row[d] - m) * r;
-            o[d] = T(r * (g - mean_g - xhat * mean_gx));
-        }
-    }
-
-    // dbeta, dgamma: column sums, tiled as in batchnorm.
-    const Tiles t = column_tiles(N, D);
-    std::vector<double> part_v(t.chunks * 2 * D, 0.0);
+    // The same pass sums dbeta and dgamma down the columns: each row chunk
+    // into its own partial rows, in runs of kRun rows in T, combined
+    // afterwards in a fixed order.
+    const bool parallel = N * D > kParallelMin;
+    const i64 chunks = parallel ? std::min<i64>(N, threads()) : 1;
+    std::vector<double> part_v(chunks * 2 * D, 0.0);
     double* part = part_v.data();
-#pragma omp parallel for collapse(2) num_threads(threads()) schedule(static) if (t.parallel)
-    for (i64 r = 0; r < t.chunks; r++)
-        for (i64 b = 0; b < t.blocks; b++) {
-            double* acc_b = part + r * 2 * D;
-            double* acc_g = acc_b + D;
-            const i64 d0 = t.d0(b), d1 = t.d1(b);
-            for (i64 n = t.n0(r); n < t.n1(r); n++) {
-                const T* g = dout + n * D;
-                const T* row = x + n * D;
-                const double m = mean[n], rs = rstd[n];
-#pragma omp simd
-                for (i64 d = d0; d < d1; d++) {
-                    acc_b[d] += g[d];
-                    acc_g[d] += g[d] * ((row[d] - m) * rs);
-                }
+#pragma omp parallel for num_threads(threads()) schedule(static) if (parallel)
+    for (i64 ch = 0; ch < chunks; ch++) {
+        const i64 n0 = ch * N / chunks, n1 = (ch + 1) * N / chunks;
+        std::vector<T> acc(2 * D, T(0));  // this run's dbeta, dgamma
+        double* total = part + ch * 2 * D;
+        for (i64 n = n0; n < n1; n++) {
+            const T* row = x + n * D;
+            const T* g = dout + n * D;
+            const double mu = mean[n], r = rstd[n];
+            double sg, sgt;
+            scaled_grad_sums(&sg, &sgt, g, gamma, row, T(mu), D);
+            const DxMap<T> f = dx_map<T>(mu, r, r, sg, sgt, (double)D, true);
+            layernorm_dx_row(dx + n * D, acc.data(), acc.data() + D, g, row, gamma, f.m, T(r),
+                             T(((double)f.m - mu) * r), f.b, f.c, D);
+            if ((n - n0) % kRun == kRun - 1 || n == n1 - 1) {
+                flush_run(total, acc.data(), D);
+                flush_run(total + D, acc.data() + D, D);
             }
         }
+    }
     std::vector<double> sums(2 * D);
-    add_chunks(sums.data(), part, t.chunks, 2 * D);
+    add_chunks(sums.data(), part, chunks, 2 * D);
     for (i64 d = 0; d < D; d++) {
         dbeta[d] = T(sums[d]);
         dgamma[d] = T(sums[D + d]);
@@ -299,65 +585,9 @@ NNC_CLONES void layernorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dou
 
 // ---- NCHW layers: x[N,C,S], contiguous planes of S pixels ----
 
-template <class T>
-NNC_CLONES double plane_sum(const T* x, i64 S) {
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (i64 s = 0; s < S; s++) sum += x[s];
-    return sum;
-}
-
-template <class T>
-NNC_CLONES double plane_centered_sq(const T* x, double m, i64 S) {
-    double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-    for (i64 s = 0; s < S; s++) {
-        const double c = x[s] - m;
-        sq += c * c;
-    }
-    return sq;
-}
-
-// out = (x - m) * scale + shift over one plane.
-template <class T>
-NNC_CLONES void plane_normalize(T* out, const T* x, double m, double scale, double shift, i64 S) {
-#pragma omp simd
-    for (i64 s = 0; s < S; s++) out[s] = T((x[s] - m) * scale + shift);
-}
-
-// sum_g = sum of dout, sum_gx = sum of dout * xhat over one plane.
-template <class T>
-NNC_CLONES void plane_grad_sums(double* sum_g, double* sum_gx, const T* dout, const T* x,
-                                double m, double r, i64 S) {
-    double a = 0.0, b = 0.0;
-#pragma omp simd reduction(+ : a, b)
-    for (i64 s = 0; s < S; s++) {
-        a += dout[s];
-        b += dout[s] * ((x[s] - m) * r);
-    }
-    *sum_g = a;
-    *sum_gx = b;
-}
-
-// dx = scale * (gamma * dout - mean_g - xhat * mean_gx) over one plane,
-// xhat = (x - m) * r: batchnorm passes scale = gamma[c] * rstd and gamma = 1,
-// groupnorm scale = rstd and the channel's gamma.
-template <class T>
-NNC_CLONES void plane_dx(T* dx, const T* dout, const T* x, double m, double r, double scale,
-                         double gamma, double mean_g, double mean_gx, i64 S) {
-#pragma omp simd
-    for (i64 s = 0; s < S; s++) {
-        const double xhat = (x[s] - m) * r;
-        dx[s] = T(scale * (gamma * dout[s] - mean_g - xhat * mean_gx));
-    }
-}
-
-// The per-plane helpers are called once per plane from the parallel loops
-// below; a plane is long enough (S pixels) that the call costs nothing.
-
-// Per channel mean and biased variance over (N, S): an exact two-pass mean
-// and centered sum of squares per plane (a plane is read from memory once and
-// then from cache), merged over the batch.
+// Per channel mean and biased variance over (N, S): corrected two-pass
+// statistics per plane (a plane is read from memory once, then from cache),
+// merged over the batch.
 template <class T>
 void spatial_stats(double* mean, double* var, const T* x, i64 N, i64 C, i64 S) {
     const i64 P = N * C;
@@ -365,8 +595,10 @@ void spatial_stats(double* mean, double* var, const T* x, i64 N, i64 C, i64 S) {
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
     for (i64 p = 0; p < P; p++) {
         const T* xp = x + p * S;
-        plane_mean[p] = plane_sum(xp, S) / (double)S;
-        plane_m2[p] = plane_centered_sq(xp, plane_mean[p], S);
+        const T m = T(sum_of(xp, S) / (double)S);
+        double s1, s2;
+        centered_sums(&s1, &s2, xp, m, S);
+        corrected_stats(plane_mean[p], plane_m2[p], m, s1, s2, (double)S);
     }
     for (i64 c = 0; c < C; c++) {
         double m = plane_mean[c], m2 = plane_m2[c];
@@ -381,11 +613,13 @@ void spatial_stats(double* mean, double* var, const T* x, i64 N, i64 C, i64 S) {
 template <class T>
 void spatial_normalize(T* out, const T* x, const T* gamma, const T* beta, const double* mean,
                        const double* rstd, i64 N, i64 C, i64 S) {
+    std::vector<Affine<T>> f(C);
+    for (i64 c = 0; c < C; c++) f[c] = affine_for<T>(mean[c], rstd[c], gamma[c], beta[c]);
     const i64 P = N * C;
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
     for (i64 p = 0; p < P; p++) {
-        const i64 c = p % C;
-        plane_normalize(out + p * S, x + p * S, mean[c], gamma[c] * rstd[c], (double)beta[c], S);
+        const Affine<T>& a = f[p % C];
+        affine_of(out + p * S, x + p * S, a.m, a.scale, a.shift, S);
     }
 }
 
@@ -470,31 +704,28 @@ void spatial_batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const
                                 const T* gamma, const double* mean, const double* rstd,
                                 bool train, i64 N, i64 C, i64 S) {
     const i64 P = N * C;
-    std::vector<double> sum_g(P), sum_gx(P);
+    // Per plane: sum of dout and of dout * (x - m), m = T(mean) of its channel.
+    std::vector<double> sum_g(P), sum_gt(P);
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
     for (i64 p = 0; p < P; p++)
-        plane_grad_sums(&sum_g[p], &sum_gx[p], dout + p * S, x + p * S, mean[p % C],
-                        rstd[p % C], S);
+        grad_sums(&sum_g[p], &sum_gt[p], dout + p * S, x + p * S, T(mean[p % C]), S);
 
-    // Per channel: dbeta, dgamma, and the two batch means of the train-mode dx.
-    std::vector<double> mean_g(C), mean_gx(C);
+    std::vector<DxMap<T>> f(C);
     const double count = (double)N * (double)S;
     for (i64 c = 0; c < C; c++) {
-        double b = 0.0, g = 0.0;
+        double sg = 0.0, sgt = 0.0;
         for (i64 n = 0; n < N; n++) {
-            b += sum_g[n * C + c];
-            g += sum_gx[n * C + c];
+            sg += sum_g[n * C + c];
+            sgt += sum_gt[n * C + c];
         }
-        dbeta[c] = T(b);
-        dgamma[c] = T(g);
-        mean_g[c] = train ? b / count : 0.0;
-        mean_gx[c] = train ? g / count : 0.0;
+        f[c] = dx_map<T>(mean[c], rstd[c], gamma[c] * rstd[c], sg, sgt, count, train);
+        dbeta[c] = T(sg);
+        dgamma[c] = T(f[c].sum_gxhat);
     }
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
     for (i64 p = 0; p < P; p++) {
-        const i64 c = p % C;
-        plane_dx(dx + p * S, dout + p * S, x + p * S, mean[c], rstd[c], gamma[c] * rstd[c], 1.0,
-                 mean_g[c], mean_gx[c], S);
+        const DxMap<T>& g = f[p % C];
+        dx_of(dx + p * S, dout + p * S, x + p * S, g.m, g.a, g.b, g.c, S);
     }
 }
 
@@ -507,13 +738,17 @@ void groupnorm_forward(T* out, double* mean, double* rstd, const T* x, const T* 
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * C * S > kParallelMin)
     for (i64 q = 0; q < N * G; q++) {
         const T* xq = x + q * M;
-        const double m = plane_sum(xq, M) / (double)M;
-        const double r = 1.0 / std::sqrt(plane_centered_sq(xq, m, M) / (double)M + eps);
-        mean[q] = m;
+        const T m = T(sum_of(xq, M) / (double)M);
+        double s1, s2, mu, m2;
+        centered_sums(&s1, &s2, xq, m, M);
+        corrected_stats(mu, m2, m, s1, s2, (double)M);
+        const double r = 1.0 / std::sqrt(m2 / (double)M + eps);
+        mean[q] = mu;
         rstd[q] = r;
         for (i64 k = 0; k < K; k++) {
             const i64 c = (q % G) * K + k;
-            plane_normalize(out + q * M + k * S, xq + k * S, m, gamma[c] * r, (double)beta[c], S);
+            const Affine<T> f = affine_for<T>(mu, r, gamma[c], beta[c]);
+            affine_of(out + q * M + k * S, xq + k * S, f.m, f.scale, f.shift, S);
         }
     }
 }
@@ -522,17 +757,23 @@ template <class T>
 void groupnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, const T* gamma,
                         const double* mean, const double* rstd, i64 N, i64 C, i64 S, i64 G) {
     const i64 K = C / G, M = K * S, P = N * C;
-    // Plane p = n * C + c belongs to group p / K = n * G + c / K.
-    std::vector<double> sum_g(P), sum_gx(P);
+    // Plane p = n * C + c belongs to group p / K = n * G + c / K. Per plane:
+    // sum of dout and of dout * (x - m), m = T(mean) of its group.
+    std::vector<double> sum_g(P), sum_gt(P);
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
     for (i64 p = 0; p < P; p++)
-        plane_grad_sums(&sum_g[p], &sum_gx[p], dout + p * S, x + p * S, mean[p / K],
-                        rstd[p / K], S);
+        grad_sums(&sum_g[p], &sum_gt[p], dout + p * S, x + p * S, T(mean[p / K]), S);
+    // dgamma needs the plane sums of dout * xhat, xhat = (x - m) * rstd + off.
+    std::vector<double> sum_gxhat(P);
+    for (i64 p = 0; p < P; p++) {
+        const double mu = mean[p / K], r = rstd[p / K];
+        sum_gxhat[p] = r * sum_gt[p] + ((double)T(mu) - mu) * r * sum_g[p];
+    }
     for (i64 c = 0; c < C; c++) {
         double b = 0.0, g = 0.0;
         for (i64 n = 0; n < N; n++) {
             b += sum_g[n * C + c];
-            g += sum_gx[n * C + c];
+            g += sum_gxhat[n * C + c];
         }
         dbeta[c] = T(b);
         dgamma[c] = T(g);
@@ -544,16 +785,17 @@ void groupnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, c
     for (i64 q = 0; q < N * G; q++) {
         const i64 p0 = q * K;  // first plane of the group
         const i64 c0 = (q % G) * K;
-        double a = 0.0, b = 0.0;
+        double sg = 0.0, sgt = 0.0;
         for (i64 k = 0; k < K; k++) {
-            a += gamma[c0 + k] * sum_g[p0 + k];
-            b += gamma[c0 + k] * sum_gx[p0 + k];
+            sg += gamma[c0 + k] * sum_g[p0 + k];
+            sgt += gamma[c0 + k] * sum_gt[p0 + k];
         }
-        const double mean_g = a / (double)M, mean_gx = b / (double)M;
+        // The group's map for g; a plane's dout weight is rstd * gamma.
+        const DxMap<T> f = dx_map<T>(mean[q], rstd[q], rstd[q], sg, sgt, (double)M, true);
         for (i64 k = 0; k < K; k++) {
             const i64 p = p0 + k;
-            plane_dx(dx + p * S, dout + p * S, x + p * S, mean[q], rstd[q], rstd[q],
-                     (double)gamma[c0 + k], mean_g, mean_gx, S);
+            dx_of(dx + p * S, dout + p * S, x + p * S, f.m, T(rstd[q] * gamma[c0 + k]), f.b, f.c,
+                  S);
         }
     }
 }

@@ -806,3 +806,33 @@ def test_float32_running_stats_precision():
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(bn_param["running_mean"], x64.mean(axis=0), rtol=1e-7)
     np.testing.assert_allclose(bn_param["running_var"], x64.var(axis=0), rtol=1e-6)
+
+
+@needs_cpp
+def test_float32_batchnorm_precision_for_drifting_columns():
+    # The native batchnorm sums each block of rows around the running mean;
+    # columns whose mean drifts (sorted), jumps (one far block), or never
+    # varies must keep full precision too.
+    rng = np.random.default_rng(13)
+    N, D = 65536, 6
+    x = rng.standard_normal((N, D))
+    x[:, 0] = np.sort(x[:, 0])
+    x[:, 1] = np.sort(x[:, 1])[::-1] * 100
+    x[:, 2] = 0.0
+    x[:, 3] = 0.0
+    x[4096:4112, 3] = 50.0
+    x[:, 4] = np.repeat(rng.standard_normal(N // 16), 16)
+    x = (x + 1e4).astype(np.float32)
+    gamma, beta = rng_arrays(14, np.float32, (D,), (D,))
+    dout, = rng_arrays(15, np.float32, (N, D))
+    bn_param = {"mode": "train", "momentum": 0.0}
+    got = fwd_bwd("cpp", L.batchnorm_forward, L.batchnorm_backward, (x, gamma, beta, bn_param),
+                  dout)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(bn_param["running_mean"], x64.mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(bn_param["running_var"], x64.var(axis=0), rtol=1e-6, atol=0)
+    want = _float64_reference(L.batchnorm_forward, L.batchnorm_backward,
+                              (x, gamma, beta, {"mode": "train"}), dout)
+    for a, b in zip(got, want):
+        scale = np.abs(b).max()
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6 * scale)
