@@ -17,7 +17,10 @@
 // is 16 multiply-adds per tile, channel and filter instead of the 36 of the
 // direct sum: 2.25x fewer FLOPs, for transforms that cost O(C + F) per tile.
 // F(2x2, 3x3) loses almost nothing to rounding (G's entries are powers of
-// two); the larger F(4x4, 3x3) would lose too much in float32.
+// two); the larger F(4x4, 3x3) would lose too much in float32. Non-finite
+// inputs are the one visible difference from the direct sum: an inf reaches
+// the same outputs, but through differences of transformed values, so some
+// of them come out nan rather than inf.
 //
 // Tiles are numbered over the whole batch (image, tile row, tile column) and
 // cut into blocks of block_tiles() tiles; V and M of one block take at most
@@ -41,6 +44,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "blas.h"
 
@@ -261,11 +265,14 @@ void block_gemms(T* M, const T* U, const T* V, const Tiling& g, i64 len, const C
                 g.block, T(0), M + k * g.mplane, g.block);
 }
 
-// T[] aligned to 64 bytes, freed with std::free.
+// T[] aligned to 64 bytes, freed with std::free; throws std::bad_alloc like
+// new (so Python gets a MemoryError). Called outside parallel regions only.
 template <class T>
 std::unique_ptr<T[], decltype(&std::free)> aligned_array(i64 n) {
     const size_t bytes = ((size_t)n * sizeof(T) + 63) / 64 * 64;
-    return {static_cast<T*>(std::aligned_alloc(64, bytes)), &std::free};
+    T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (!p) throw std::bad_alloc();
+    return {p, &std::free};
 }
 
 // conv_forward_winograd, with b null for no bias.

@@ -131,6 +131,28 @@ def test_winograd_and_im2col_agree(monkeypatch):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12 * np.max(np.abs(e)))
 
 
+def test_non_finite_inputs_reach_the_same_outputs(monkeypatch):
+    """An inf or nan in x makes the same outputs non-finite on both paths
+    (Winograd may give nan where the direct sum gives inf); the rest agree."""
+    rng = np.random.default_rng(1)
+    from nnc import _nnc
+    for _ in range(40):
+        H, W = (int(v) for v in rng.integers(1, 12, 2))
+        pad = int(rng.integers(1, 3))
+        x = rng.standard_normal((2, 3, H, W))
+        w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+        for _ in range(2):
+            x[rng.integers(2), rng.integers(3), rng.integers(H), rng.integers(W)] = \
+                rng.choice([np.inf, -np.inf, np.nan])
+        out = {}
+        for flag in ("0", "1"):
+            monkeypatch.setenv("NNC_CONV_WINOGRAD", flag)
+            out[flag] = _nnc.conv_forward(x, w, b, 1, pad)
+        finite = np.isfinite(out["0"])
+        np.testing.assert_array_equal(np.isfinite(out["1"]), finite)
+        np.testing.assert_allclose(out["1"][finite], out["0"][finite], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("pad", [0, 1, 2])
 def test_winograd_gradient_check(winograd, pad):
     """Finite differences of the public conv_forward_fast (cpp backend, Winograd
