@@ -351,6 +351,28 @@ void add_chunks(double* out, const double* part, i64 chunks, i64 len) {
         for (i64 j = 0; j < len; j++) out[j] += part[r * len + j];
 }
 
+// Mean and m2 of x[0..n), read once: chunks of kChunk values, each summed
+// around shift = the running mean in T (the first chunk around its own
+// mean, found by one more pass over it) and merged by Chan's update. As in
+// block_stats, each chunk's rounding is relative to what it adds to m2.
+constexpr i64 kChunk = 1024;
+template <class T>
+void stats_of(double* mean, double* m2, const T* x, i64 n) {
+    const i64 first = std::min(n, kChunk);
+    T shift = T(sum_of(x, first) / (double)first);
+    double count = 0.0;
+    *mean = *m2 = 0.0;
+    for (i64 i = 0; i < n; i += kChunk) {
+        const i64 len = std::min(kChunk, n - i);
+        double s1, s2, chunk_mean, chunk_m2;
+        centered_sums(&s1, &s2, x + i, shift, len);
+        corrected_stats(chunk_mean, chunk_m2, shift, s1, s2, (double)len);
+        merge_stats(*mean, *m2, count, chunk_mean, chunk_m2, (double)len);
+        count += (double)len;
+        shift = T(*mean);
+    }
+}
+
 // Per group: m = T(mean) and out = (x - m) * scale + shift equal to
 // gamma * (x - mean) * rstd + beta, the part of the mean that m drops folded
 // into the shift in double.
@@ -531,10 +553,9 @@ void layernorm_forward_impl(T* out, double* mean, double* rstd, const T* x, cons
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * D > kParallelMin)
     for (i64 n = 0; n < N; n++) {
         const T* row = x + n * D;
-        const T m = T(sum_of(row, D) / (double)D);
-        double s1, s2, mu, m2;
-        centered_sums(&s1, &s2, row, m, D);
-        corrected_stats(mu, m2, m, s1, s2, (double)D);
+        double mu, m2;
+        stats_of(&mu, &m2, row, D);
+        const T m = T(mu);
         const double r = 1.0 / std::sqrt(m2 / (double)D + eps);
         layernorm_row(out + n * D, row, gamma, beta, m, T(r), T(((double)m - mu) * r), D);
         mean[n] = mu;
@@ -585,21 +606,14 @@ void layernorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
 
 // ---- NCHW layers: x[N,C,S], contiguous planes of S pixels ----
 
-// Per channel mean and biased variance over (N, S): corrected two-pass
-// statistics per plane (a plane is read from memory once, then from cache),
-// merged over the batch.
+// Per channel mean and biased variance over (N, S): the statistics of each
+// plane, merged over the batch.
 template <class T>
 void spatial_stats(double* mean, double* var, const T* x, i64 N, i64 C, i64 S) {
     const i64 P = N * C;
     std::vector<double> plane_mean(P), plane_m2(P);
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
-    for (i64 p = 0; p < P; p++) {
-        const T* xp = x + p * S;
-        const T m = T(sum_of(xp, S) / (double)S);
-        double s1, s2;
-        centered_sums(&s1, &s2, xp, m, S);
-        corrected_stats(plane_mean[p], plane_m2[p], m, s1, s2, (double)S);
-    }
+    for (i64 p = 0; p < P; p++) stats_of(&plane_mean[p], &plane_m2[p], x + p * S, S);
     for (i64 c = 0; c < C; c++) {
         double m = plane_mean[c], m2 = plane_m2[c];
         for (i64 n = 1; n < N; n++)
@@ -738,10 +752,8 @@ void groupnorm_forward(T* out, double* mean, double* rstd, const T* x, const T* 
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * C * S > kParallelMin)
     for (i64 q = 0; q < N * G; q++) {
         const T* xq = x + q * M;
-        const T m = T(sum_of(xq, M) / (double)M);
-        double s1, s2, mu, m2;
-        centered_sums(&s1, &s2, xq, m, M);
-        corrected_stats(mu, m2, m, s1, s2, (double)M);
+        double mu, m2;
+        stats_of(&mu, &m2, xq, M);
         const double r = 1.0 / std::sqrt(m2 / (double)M + eps);
         mean[q] = mu;
         rstd[q] = r;
