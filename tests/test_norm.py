@@ -857,3 +857,26 @@ def test_cpp_output_memory_reused_only_after_the_array_dies():
     assert not np.shares_memory(out2, out3) and not np.shares_memory(out3, out4)
     for got, want in ((out2, want2), (out3, want1), (out4, want2)):
         assert_close(got, want, np.float32)
+
+
+@needs_cpp
+def test_float32_layernorm_precision_for_drifting_rows():
+    # The native layernorm sums each chunk of a row around the running mean:
+    # sorted rows, steps, and constant stretches must keep full precision.
+    rng = np.random.default_rng(17)
+    N, D = 4, 65536
+    x = rng.standard_normal((N, D))
+    x[0] = np.sort(x[0])
+    x[1] = 0.0
+    x[1, 1024:] = 30.0
+    x[2] = 0.0
+    x[3] = np.repeat(rng.standard_normal(D // 1024), 1024)
+    x = (x + 1e4).astype(np.float32)
+    gamma, beta = rng_arrays(18, np.float32, (D,), (D,))
+    dout, = rng_arrays(19, np.float32, (N, D))
+    got = fwd_bwd("cpp", L.layernorm_forward, L.layernorm_backward, (x, gamma, beta, {}), dout)
+    want = _float64_reference(L.layernorm_forward, L.layernorm_backward, (x, gamma, beta, {}),
+                              dout)
+    for a, b in zip(got, want):
+        scale = np.abs(b).max()
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6 * scale)
