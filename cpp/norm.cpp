@@ -514,12 +514,17 @@ void batchnorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
 
 // ---- layernorm, x[N,D], statistics per row ----
 
-// out = ((x - m) * r + off) * gamma + beta along a row.
+// out = ((x - m) * r + off) * gamma + beta along two rows (a and b, which
+// may be the same row): gamma and beta, which with the rows overflow L1,
+// are read from L2 once for both.
 template <class T>
-NNC_CLONES void layernorm_row(T* out, const T* x, const T* gamma, const T* beta, T m, T r, T off,
-                              i64 n) {
+NNC_CLONES void layernorm_rows(T* out_a, T* out_b, const T* xa, const T* xb, const T* gamma,
+                               const T* beta, T ma, T ra, T offa, T mb, T rb, T offb, i64 n) {
 #pragma omp simd
-    for (i64 i = 0; i < n; i++) out[i] = ((x[i] - m) * r + off) * gamma[i] + beta[i];
+    for (i64 i = 0; i < n; i++) {
+        out_a[i] = ((xa[i] - ma) * ra + offa) * gamma[i] + beta[i];
+        out_b[i] = ((xb[i] - mb) * rb + offb) * gamma[i] + beta[i];
+    }
 }
 
 // dx along a row, dx = r * dout * gamma + b * (x - m) + c (dx_map with
@@ -537,6 +542,26 @@ NNC_CLONES void layernorm_dx_row(T* dx, T* acc_b, T* acc_g, const T* dout, const
     }
 }
 
+// The same for two rows a and b: gamma and the accumulators, which with
+// the rows overflow L1, are read from L2 once for both.
+template <class T>
+struct RowMap {
+    T m, r, off, b, c;  // dx = r * dout * gamma + b * (x - m) + c, xhat = (x - m) * r + off
+};
+template <class T>
+NNC_CLONES void layernorm_dx_rows(T* dx_a, T* dx_b, T* acc_b, T* acc_g, const T* dout_a,
+                                  const T* dout_b, const T* xa, const T* xb, const T* gamma,
+                                  RowMap<T> ka, RowMap<T> kb, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) {
+        const T ta = xa[i] - ka.m, tb = xb[i] - kb.m;
+        dx_a[i] = dout_a[i] * gamma[i] * ka.r + (ta * ka.b + ka.c);
+        dx_b[i] = dout_b[i] * gamma[i] * kb.r + (tb * kb.b + kb.c);
+        acc_b[i] += dout_a[i] + dout_b[i];
+        acc_g[i] += dout_a[i] * (ta * ka.r + ka.off) + dout_b[i] * (tb * kb.r + kb.off);
+    }
+}
+
 // total += acc; acc = 0.
 template <class T>
 NNC_CLONES void flush_run(double* total, T* acc, i64 n) {
@@ -550,16 +575,22 @@ NNC_CLONES void flush_run(double* total, T* acc, i64 n) {
 template <class T>
 void layernorm_forward_impl(T* out, double* mean, double* rstd, const T* x, const T* gamma,
                             const T* beta, double eps, i64 N, i64 D) {
+    // Rows in pairs (the last alone, as a pair with itself when N is odd).
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * D > kParallelMin)
-    for (i64 n = 0; n < N; n++) {
-        const T* row = x + n * D;
-        double mu, m2;
-        stats_of(&mu, &m2, row, D);
-        const T m = T(mu);
-        const double r = 1.0 / std::sqrt(m2 / (double)D + eps);
-        layernorm_row(out + n * D, row, gamma, beta, m, T(r), T(((double)m - mu) * r), D);
-        mean[n] = mu;
-        rstd[n] = r;
+    for (i64 pair = 0; pair < (N + 1) / 2; pair++) {
+        const i64 a = 2 * pair, b = std::min(N - 1, a + 1);
+        T m[2], r[2], off[2];
+        for (i64 k = 0; k < 2; k++) {
+            const i64 n = k == 0 ? a : b;
+            double mu, m2;
+            stats_of(&mu, &m2, x + n * D, D);
+            const double rs = 1.0 / std::sqrt(m2 / (double)D + eps);
+            m[k] = T(mu), r[k] = T(rs), off[k] = T(((double)m[k] - mu) * rs);
+            mean[n] = mu;
+            rstd[n] = rs;
+        }
+        layernorm_rows(out + a * D, out + b * D, x + a * D, x + b * D, gamma, beta, m[0], r[0],
+                       off[0], m[1], r[1], off[1], D);
     }
 }
 
@@ -581,16 +612,26 @@ void layernorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
         const i64 n0 = ch * N / chunks, n1 = (ch + 1) * N / chunks;
         std::vector<T> acc(2 * D, T(0));  // this run's dbeta, dgamma
         double* total = part + ch * 2 * D;
-        for (i64 n = n0; n < n1; n++) {
-            const T* row = x + n * D;
-            const T* g = dout + n * D;
+        auto row_map = [&](i64 n) {
             const double mu = mean[n], r = rstd[n];
             double sg, sgt;
-            scaled_grad_sums(&sg, &sgt, g, gamma, row, T(mu), D);
+            scaled_grad_sums(&sg, &sgt, dout + n * D, gamma, x + n * D, T(mu), D);
             const DxMap<T> f = dx_map<T>(mu, r, r, sg, sgt, (double)D, true);
-            layernorm_dx_row(dx + n * D, acc.data(), acc.data() + D, g, row, gamma, f.m, T(r),
-                             T(((double)f.m - mu) * r), f.b, f.c, D);
-            if ((n - n0) % kRun == kRun - 1 || n == n1 - 1) {
+            return RowMap<T>{f.m, T(r), T(((double)f.m - mu) * r), f.b, f.c};
+        };
+        // Rows in pairs, an odd last one alone; dbeta and dgamma flushed
+        // every kRun rows.
+        for (i64 n = n0; n < n1; n += 2) {
+            const RowMap<T> ka = row_map(n);
+            if (n + 1 < n1) {
+                layernorm_dx_rows(dx + n * D, dx + (n + 1) * D, acc.data(), acc.data() + D,
+                                  dout + n * D, dout + (n + 1) * D, x + n * D, x + (n + 1) * D,
+                                  gamma, ka, row_map(n + 1), D);
+            } else {
+                layernorm_dx_row(dx + n * D, acc.data(), acc.data() + D, dout + n * D, x + n * D,
+                                 gamma, ka.m, ka.r, ka.off, ka.b, ka.c, D);
+            }
+            if ((n - n0 + 2) % kRun == 0 || n + 2 >= n1) {
                 flush_run(total, acc.data(), D);
                 flush_run(total + D, acc.data() + D, D);
             }
