@@ -5,12 +5,8 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
-#include <sys/mman.h>
-
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -79,31 +75,39 @@ inline void check_blas_dim(i64 v, const char* what) {
                    " exceeds OpenBLAS's 32-bit index limit");
 }
 
-// Memory for a new output array, released with std::free. glibc serves
-// arrays under 32 MB from its heap, where they are reused without page
-// faults; larger ones get fresh pages from mmap on every call, and faulting
-// them in 4 KB at a time costs memory-bound kernels (pooling backward) more
-// than their own work. Those are 2 MB aligned and advised as transparent
-// huge pages: 25 faults for 50 MB instead of 12,800.
-inline void* alloc_output(size_t bytes) {
-    constexpr size_t huge = size_t(2) << 20, mmap_size = size_t(32) << 20;
-    const size_t align = bytes >= mmap_size ? huge : 64;
-    const size_t rounded = (bytes + align - 1) / align * align;
-    void* p = std::aligned_alloc(align, rounded > 0 ? rounded : align);
-    if (!p) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-    if (align == huge) madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-    return p;
-}
+// Memory for a new output array of `bytes` bytes, released with
+// release_output(p, bytes) when the array dies (outputs.cpp). Outputs of
+// 1 MB and more are kept in a small cache when they die and handed to the
+// next output of the same size: glibc returns freed memory at the top of
+// its heap to the OS once it exceeds a threshold (twice the largest block
+// freed so far), so a forward and a backward pass that each allocate 16 MB
+// otherwise fault in 8,000 fresh 4 KB pages on every call, which costs more
+// than their kernels. Fresh blocks of 32 MB and more (which glibc always
+// maps anew) are 2 MB aligned and advised as transparent huge pages.
+void* alloc_output(size_t bytes);
+void release_output(void* p, size_t bytes) noexcept;
 
 template <class T>
 Out<T> new_array(size_t ndim, const size_t* shape) {
     size_t n = 1;
     for (size_t i = 0; i < ndim; i++) n *= shape[i];
-    T* data = static_cast<T*>(alloc_output(n * sizeof(T)));
-    nb::capsule owner(data, [](void* p) noexcept { std::free(p); });
-    return Out<T>(data, ndim, shape, owner);
+    struct Block {
+        void* data;
+        size_t bytes;
+    };
+    auto* block = new Block{nullptr, n * sizeof(T)};
+    try {
+        block->data = alloc_output(block->bytes);
+    } catch (...) {
+        delete block;
+        throw;
+    }
+    nb::capsule owner(block, [](void* b) noexcept {
+        auto* blk = static_cast<Block*>(b);
+        release_output(blk->data, blk->bytes);
+        delete blk;
+    });
+    return Out<T>(static_cast<T*>(block->data), ndim, shape, owner);
 }
 
 template <class T>

@@ -10,23 +10,62 @@ namespace {
 // Below this many elements a kernel runs on one thread: waking the team
 // costs more than the loop.
 constexpr i64 kParallelMin = 32768;
-// Bytes of a row segment in a column block of the (N, D) tiles: a block of
-// kBlockRows such segments (128 KB) stays in L2 between two passes over it,
-// even when the row stride is a large power of two (which maps rows r and
-// r + 4 to the same L2 sets).
-constexpr i64 kBlockBytes = 16384;
 
-// Every reduction keeps kLanes<T> partial sums, four AVX2 registers of T: one
-// accumulator would chain each add on the previous one's latency. Each lane
-// adds kRun values in T (float runs on twice the SIMD width of double, and
-// need no conversions), then the lanes are added into double totals, so a
-// float32 sum over 65536 values still carries double-precision statistics.
+// ---- precision ----
+//
+// Statistics are sums of c = x - shift and c * c, with shift the running
+// mean of the values summed so far (rounded to T), over pieces of the data
+// (chunks of a row or plane, blocks of rows of a column): a piece's own mean
+// and m2 follow as in corrected_stats, and Chan's update merges the pieces
+// in double. x - shift is exact in T for x near the mean (Sterbenz), so a
+// large offset costs nothing, and rounding a piece's sum of squares,
+// n * (d^2 + var) for a piece whose mean lies d from the shift, stays
+// relative to what that piece adds to m2 (at least n * var + n * d^2 / 2
+// once as many values precede it), so drifting or sorted data cost nothing
+// either. The first piece is summed around its own mean, from one more
+// pass over it in cache.
+//
+// Sums run in T on SIMD lanes: each lane adds kRun values, then the lanes
+// are added into double. Float runs take the full SIMD width of float and
+// no conversions, and the double totals keep the statistics of float32
+// data at double quality over any number of values. Elementwise passes
+// also work in T around m = T(mean): out = (x - m) * scale + shift, with
+// per-group coefficients rounded once from double.
+
+// Four AVX2 registers of partial sums: one accumulator would chain each add
+// on the previous one's latency.
 template <class T>
 constexpr int kLanes = 128 / sizeof(T);
 constexpr i64 kRun = 8;
-// Column reductions over (N, D) arrays sum blocks of kBlockRows rows in T,
-// the rows of a column held in a register, vectorized across columns.
+// Values of a row or plane summed around one shift.
+constexpr i64 kChunk = 1024;
+// Rows of a column block summed around one shift, and widest row segment of
+// a column block, in bytes: rows up to 16 KB are taken whole, so tiles
+// stream contiguous memory, and a block's per-column accumulators stay in
+// L1/L2.
 constexpr int kBlockRows = 16;
+constexpr i64 kBlockBytes = 16384;
+
+// Merges the statistics of a second group of samples (count_b, mean_b, m2_b)
+// into those of a first (count_a, mean_a, m2_a); m2 is the sum of squared
+// deviations from the group's own mean (Chan, Golub and LeVeque's pairwise
+// update). Only a difference of means is squared, so large offsets cost no
+// precision.
+inline void merge_stats(double& mean_a, double& m2_a, double count_a, double mean_b, double m2_b,
+                        double count_b) {
+    const double count = count_a + count_b;
+    const double delta = mean_b - mean_a;
+    mean_a += delta * (count_b / count);
+    m2_a += m2_b + delta * delta * (count_a * count_b / count);
+}
+
+// Mean and m2 of n values from s1 = sum of (x - shift), s2 = sum of
+// (x - shift)^2.
+inline void corrected_stats(double& mean, double& m2, double shift, double s1, double s2,
+                            double n) {
+    mean = shift + s1 / n;
+    m2 = std::max(0.0, s2 - s1 * (s1 / n));
+}
 
 // total[0..8) += the kLanes accumulators of a run, folded to 8 lanes.
 template <class T>
@@ -43,15 +82,6 @@ inline double sum8(const double* t) {
 }
 
 // ---- contiguous runs: layernorm rows, NCHW planes and groups ----
-//
-// Statistics use a corrected two-pass scheme: a first pass estimates the mean
-// m0; the second sums c = x - m and c * c around m = T(m0), whence
-//   mean = m + sum(c) / n,   m2 = sum(c * c) - sum(c)^2 / n.
-// m is within a small fraction of a standard deviation of the mean, so the
-// correction cancels nothing, and x - m is exact in T for x near the mean
-// (Sterbenz): large offsets cost no precision. Elementwise passes work in T
-// around the same m: out = (x - m) * scale + shift, with scale and shift
-// rounded once from double.
 
 template <class T>
 NNC_CLONES double sum_of(const T* x, i64 n) {
@@ -102,6 +132,25 @@ NNC_CLONES void centered_sums(double* s1, double* s2, const T* x, T m, i64 n) {
     }
     *s1 = u;
     *s2 = v;
+}
+
+// Mean and m2 of x[0..n), read from memory once: chunks of kChunk values
+// around the running mean.
+template <class T>
+void stats_of(double* mean, double* m2, const T* x, i64 n) {
+    const i64 first = std::min(n, kChunk);
+    T shift = T(sum_of(x, first) / (double)first);
+    double count = 0.0;
+    *mean = *m2 = 0.0;
+    for (i64 i = 0; i < n; i += kChunk) {
+        const i64 len = std::min(kChunk, n - i);
+        double s1, s2, chunk_mean, chunk_m2;
+        centered_sums(&s1, &s2, x + i, shift, len);
+        corrected_stats(chunk_mean, chunk_m2, shift, s1, s2, (double)len);
+        merge_stats(*mean, *m2, count, chunk_mean, chunk_m2, (double)len);
+        count += (double)len;
+        shift = T(*mean);
+    }
 }
 
 // sg = sum of g, sgt = sum of g * (x - m), with g = dout.
@@ -183,46 +232,11 @@ NNC_CLONES void dx_of(T* dx, const T* dout, const T* x, T m, T a, T b, T c, i64 
     for (i64 i = 0; i < n; i++) dx[i] = a * dout[i] + ((x[i] - m) * b + c);
 }
 
-// ---- row segments with per-column coefficients (batchnorm) ----
-
-template <class T>
-NNC_CLONES void affine_cols(T* out, const T* x, const T* m, const T* scale, const T* shift,
-                            i64 n) {
-#pragma omp simd
-    for (i64 i = 0; i < n; i++) out[i] = (x[i] - m[i]) * scale[i] + shift[i];
-}
-
-template <class T>
-NNC_CLONES void dx_cols(T* dx, const T* dout, const T* x, const T* m, const T* a, const T* b,
-                        const T* c, i64 n) {
-#pragma omp simd
-    for (i64 i = 0; i < n; i++) dx[i] = a[i] * dout[i] + ((x[i] - m[i]) * b[i] + c[i]);
-}
-
-// Merges the statistics of a second group of samples (count_b, mean_b, m2_b)
-// into those of a first (count_a, mean_a, m2_a); m2 is the sum of squared
-// deviations from the group's own mean (Chan, Golub and LeVeque's pairwise
-// update). Only a difference of means is squared, so large offsets cost no
-// precision.
-inline void merge_stats(double& mean_a, double& m2_a, double count_a, double mean_b, double m2_b,
-                        double count_b) {
-    const double count = count_a + count_b;
-    const double delta = mean_b - mean_a;
-    mean_a += delta * (count_b / count);
-    m2_a += m2_b + delta * delta * (count_a * count_b / count);
-}
-
-// The statistics of n values from the corrected second pass around m.
-inline void corrected_stats(double& mean, double& m2, double m, double s1, double s2, double n) {
-    mean = m + s1 / n;
-    m2 = std::max(0.0, s2 - s1 * (s1 / n));
-}
-
-// ---- column blocks: per column sums over R rows ld apart ----
+// ---- column blocks: per column sums over R rows ld apart (batchnorm) ----
 //
 // R = kBlockRows for whole blocks; the rows left over go one at a time with
-// R = 1. Each pass reads memory once, a few rows at a time into accumulators
-// in L1: the hardware prefetchers follow a few streams, not one per row.
+// R = 1. Memory is read a few rows at a time into accumulators in L1: the
+// hardware prefetchers follow a few streams, not one per row.
 
 // shift[j] = mean in T of column j over R rows: where block_stats starts.
 template <class T, int R>
@@ -236,13 +250,8 @@ NNC_CLONES void block_mean(T* shift, const T* x, i64 ld, i64 w) {
 }
 
 // Folds the statistics of R more rows into mean[j], m2[j] (over count rows
-// so far). One pass sums c = x - shift[j] and c * c in T around shift[j] =
-// the running mean in T (block_mean's before the first block); the block's
-// own mean and m2 follow as in corrected_stats, merged into the running
-// ones by Chan's update. The float rounding of sum(c * c), R * (d^2 + var)
-// for a block mean d away from the shift, is relative to what the block
-// adds to m2 (at least R * var + R * d^2 / 2 once count >= R), so drifting
-// or sorted data cost no precision either. R = 1 is Welford's update.
+// so far), summed in T around shift[j], the running mean (block_mean's
+// before the first block), which it updates. R = 1 is Welford's update.
 // s1 and s2 are scratch.
 template <class T, int R>
 NNC_CLONES void block_stats(double* mean, double* m2, T* shift, T* s1, T* s2, const T* x, i64 ld,
@@ -304,6 +313,21 @@ NNC_CLONES void block_grad_sums(double* sg, double* sgt, T* acc, const T* dout, 
         sg[j] += a[j];
         sgt[j] += b[j];
     }
+}
+
+// Row segments with per-column coefficients.
+template <class T>
+NNC_CLONES void affine_cols(T* out, const T* x, const T* m, const T* scale, const T* shift,
+                            i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) out[i] = (x[i] - m[i]) * scale[i] + shift[i];
+}
+
+template <class T>
+NNC_CLONES void dx_cols(T* dx, const T* dout, const T* x, const T* m, const T* a, const T* b,
+                        const T* c, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) dx[i] = a[i] * dout[i] + ((x[i] - m[i]) * b[i] + c[i]);
 }
 
 // Column tiles of a row-major (N, D) array (batchnorm's statistics and every
@@ -492,26 +516,62 @@ void batchnorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
 
 // ---- layernorm, x[N,D], statistics per row ----
 
-// out = ((x - m) * r + off) * gamma + beta along a row.
+// out = ((x - m) * r + off) * gamma + beta along two rows (a and b, which
+// may be the same row): gamma and beta, which with the rows overflow L1,
+// are read from L2 once for both.
 template <class T>
-NNC_CLONES void layernorm_row(T* out, const T* x, const T* gamma, const T* beta, T m, T r, T off,
-                              i64 n) {
-#pragma omp simd
-    for (i64 i = 0; i < n; i++) out[i] = ((x[i] - m) * r + off) * gamma[i] + beta[i];
-}
-
-// dx along a row, dx = r * dout * gamma + b * (x - m) + c (dx_map with
-// g = dout * gamma); adds dout to acc_b and dout * xhat to acc_g, with
-// xhat = (x - m) * r + off (the row's share of dbeta and dgamma).
-template <class T>
-NNC_CLONES void layernorm_dx_row(T* dx, T* acc_b, T* acc_g, const T* dout, const T* x,
-                                 const T* gamma, T m, T r, T off, T b, T c, i64 n) {
+NNC_CLONES void layernorm_rows(T* out_a, T* out_b, const T* xa, const T* xb, const T* gamma,
+                               const T* beta, T ma, T ra, T offa, T mb, T rb, T offb, i64 n) {
 #pragma omp simd
     for (i64 i = 0; i < n; i++) {
-        const T t = x[i] - m;
-        dx[i] = dout[i] * gamma[i] * r + (t * b + c);
+        out_a[i] = ((xa[i] - ma) * ra + offa) * gamma[i] + beta[i];
+        out_b[i] = ((xb[i] - mb) * rb + offb) * gamma[i] + beta[i];
+    }
+}
+
+// A row's backward map: dx = r * dout * gamma + b * (x - m) + c (dx_map
+// with g = dout * gamma) and xhat = (x - m) * r + off.
+template <class T>
+struct RowMap {
+    T m, r, off, b, c;
+};
+
+// A row's map from its sums of g = dout * gamma and g * (x - m).
+template <class T>
+RowMap<T> row_map(const T* dout, const T* x, const T* gamma, double mean, double rstd, i64 D) {
+    double sg, sgt;
+    scaled_grad_sums(&sg, &sgt, dout, gamma, x, T(mean), D);
+    const DxMap<T> f = dx_map<T>(mean, rstd, rstd, sg, sgt, (double)D, true);
+    return {f.m, T(rstd), T(((double)f.m - mean) * rstd), f.b, f.c};
+}
+
+// dx along a row; adds dout to acc_b and dout * xhat to acc_g (the row's
+// share of dbeta and dgamma).
+template <class T>
+NNC_CLONES void layernorm_dx_row(T* dx, T* acc_b, T* acc_g, const T* dout, const T* x,
+                                 const T* gamma, RowMap<T> k, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) {
+        const T t = x[i] - k.m;
+        dx[i] = dout[i] * gamma[i] * k.r + (t * k.b + k.c);
         acc_b[i] += dout[i];
-        acc_g[i] += dout[i] * (t * r + off);
+        acc_g[i] += dout[i] * (t * k.r + k.off);
+    }
+}
+
+// The same for two rows a and b: gamma and the accumulators, which with
+// the rows overflow L1, are read from L2 once for both.
+template <class T>
+NNC_CLONES void layernorm_dx_rows(T* dx_a, T* dx_b, T* acc_b, T* acc_g, const T* dout_a,
+                                  const T* dout_b, const T* xa, const T* xb, const T* gamma,
+                                  RowMap<T> ka, RowMap<T> kb, i64 n) {
+#pragma omp simd
+    for (i64 i = 0; i < n; i++) {
+        const T ta = xa[i] - ka.m, tb = xb[i] - kb.m;
+        dx_a[i] = dout_a[i] * gamma[i] * ka.r + (ta * ka.b + ka.c);
+        dx_b[i] = dout_b[i] * gamma[i] * kb.r + (tb * kb.b + kb.c);
+        acc_b[i] += dout_a[i] + dout_b[i];
+        acc_g[i] += dout_a[i] * (ta * ka.r + ka.off) + dout_b[i] * (tb * kb.r + kb.off);
     }
 }
 
@@ -528,17 +588,22 @@ NNC_CLONES void flush_run(double* total, T* acc, i64 n) {
 template <class T>
 void layernorm_forward_impl(T* out, double* mean, double* rstd, const T* x, const T* gamma,
                             const T* beta, double eps, i64 N, i64 D) {
+    // Rows in pairs (the last alone, as a pair with itself when N is odd).
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * D > kParallelMin)
-    for (i64 n = 0; n < N; n++) {
-        const T* row = x + n * D;
-        const T m = T(sum_of(row, D) / (double)D);
-        double s1, s2, mu, m2;
-        centered_sums(&s1, &s2, row, m, D);
-        corrected_stats(mu, m2, m, s1, s2, (double)D);
-        const double r = 1.0 / std::sqrt(m2 / (double)D + eps);
-        layernorm_row(out + n * D, row, gamma, beta, m, T(r), T(((double)m - mu) * r), D);
-        mean[n] = mu;
-        rstd[n] = r;
+    for (i64 pair = 0; pair < (N + 1) / 2; pair++) {
+        const i64 a = 2 * pair, b = std::min(N - 1, a + 1);
+        T m[2], r[2], off[2];
+        for (i64 k = 0; k < 2; k++) {
+            const i64 n = k == 0 ? a : b;
+            double mu, m2;
+            stats_of(&mu, &m2, x + n * D, D);
+            const double rs = 1.0 / std::sqrt(m2 / (double)D + eps);
+            m[k] = T(mu), r[k] = T(rs), off[k] = T(((double)m[k] - mu) * rs);
+            mean[n] = mu;
+            rstd[n] = rs;
+        }
+        layernorm_rows(out + a * D, out + b * D, x + a * D, x + b * D, gamma, beta, m[0], r[0],
+                       off[0], m[1], r[1], off[1], D);
     }
 }
 
@@ -560,16 +625,20 @@ void layernorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
         const i64 n0 = ch * N / chunks, n1 = (ch + 1) * N / chunks;
         std::vector<T> acc(2 * D, T(0));  // this run's dbeta, dgamma
         double* total = part + ch * 2 * D;
-        for (i64 n = n0; n < n1; n++) {
-            const T* row = x + n * D;
-            const T* g = dout + n * D;
-            const double mu = mean[n], r = rstd[n];
-            double sg, sgt;
-            scaled_grad_sums(&sg, &sgt, g, gamma, row, T(mu), D);
-            const DxMap<T> f = dx_map<T>(mu, r, r, sg, sgt, (double)D, true);
-            layernorm_dx_row(dx + n * D, acc.data(), acc.data() + D, g, row, gamma, f.m, T(r),
-                             T(((double)f.m - mu) * r), f.b, f.c, D);
-            if ((n - n0) % kRun == kRun - 1 || n == n1 - 1) {
+        // Rows in pairs, an odd last one alone; dbeta and dgamma flushed
+        // every kRun rows.
+        for (i64 n = n0; n < n1; n += 2) {
+            const RowMap<T> ka = row_map(dout + n * D, x + n * D, gamma, mean[n], rstd[n], D);
+            if (n + 1 < n1) {
+                const i64 b = n + 1;
+                const RowMap<T> kb = row_map(dout + b * D, x + b * D, gamma, mean[b], rstd[b], D);
+                layernorm_dx_rows(dx + n * D, dx + b * D, acc.data(), acc.data() + D, dout + n * D,
+                                  dout + b * D, x + n * D, x + b * D, gamma, ka, kb, D);
+            } else {
+                layernorm_dx_row(dx + n * D, acc.data(), acc.data() + D, dout + n * D, x + n * D,
+                                 gamma, ka, D);
+            }
+            if ((n - n0 + 2) % kRun == 0 || n + 2 >= n1) {
                 flush_run(total, acc.data(), D);
                 flush_run(total + D, acc.data() + D, D);
             }
@@ -585,21 +654,14 @@ void layernorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
 
 // ---- NCHW layers: x[N,C,S], contiguous planes of S pixels ----
 
-// Per channel mean and biased variance over (N, S): corrected two-pass
-// statistics per plane (a plane is read from memory once, then from cache),
-// merged over the batch.
+// Per channel mean and biased variance over (N, S): the statistics of each
+// plane, merged over the batch.
 template <class T>
 void spatial_stats(double* mean, double* var, const T* x, i64 N, i64 C, i64 S) {
     const i64 P = N * C;
     std::vector<double> plane_mean(P), plane_m2(P);
 #pragma omp parallel for num_threads(threads()) schedule(static) if (P * S > kParallelMin)
-    for (i64 p = 0; p < P; p++) {
-        const T* xp = x + p * S;
-        const T m = T(sum_of(xp, S) / (double)S);
-        double s1, s2;
-        centered_sums(&s1, &s2, xp, m, S);
-        corrected_stats(plane_mean[p], plane_m2[p], m, s1, s2, (double)S);
-    }
+    for (i64 p = 0; p < P; p++) stats_of(&plane_mean[p], &plane_m2[p], x + p * S, S);
     for (i64 c = 0; c < C; c++) {
         double m = plane_mean[c], m2 = plane_m2[c];
         for (i64 n = 1; n < N; n++)
@@ -738,10 +800,8 @@ void groupnorm_forward(T* out, double* mean, double* rstd, const T* x, const T* 
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * C * S > kParallelMin)
     for (i64 q = 0; q < N * G; q++) {
         const T* xq = x + q * M;
-        const T m = T(sum_of(xq, M) / (double)M);
-        double s1, s2, mu, m2;
-        centered_sums(&s1, &s2, xq, m, M);
-        corrected_stats(mu, m2, m, s1, s2, (double)M);
+        double mu, m2;
+        stats_of(&mu, &m2, xq, M);
         const double r = 1.0 / std::sqrt(m2 / (double)M + eps);
         mean[q] = mu;
         rstd[q] = r;

@@ -4,10 +4,11 @@
 // Forward passes return what the backward pass needs: the mean and the
 // reciprocal standard deviation rstd = 1 / sqrt(var + eps) of every normalized
 // group (feature, row, channel or (sample, group)), in double whatever T is.
-// Statistics are accumulated in double: an exact two-pass mean and centered
-// sum of squares over each cache-sized piece of the data (so large offsets
-// lose nothing and x is read from memory once), with the pieces merged by
-// Chan's pairwise update. Backward passes use the closed-form gradient
+// Statistics have double-precision quality for float32 too: values are
+// summed in short runs in T around the running mean (exact for large
+// offsets, and stable for drifting data) and combined in double by Chan's
+// pairwise update; norm.cpp explains why. Elementwise passes work in T
+// around T(mean). Backward passes use the closed-form gradient
 //   dx = gamma * rstd * (dout - (dbeta + xhat * dgamma) / M)
 // (M = elements per statistic), with dgamma/dbeta summed per channel.
 #pragma once

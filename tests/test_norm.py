@@ -836,3 +836,47 @@ def test_float32_batchnorm_precision_for_drifting_columns():
     for a, b in zip(got, want):
         scale = np.abs(b).max()
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6 * scale)
+
+
+@needs_cpp
+def test_cpp_output_memory_reused_only_after_the_array_dies():
+    # Native outputs of 1 MB and more come from a cache of freed blocks:
+    # a live output must never share memory with a later one, and a block
+    # handed out again must hold the new result.
+    x1, x2, gamma, beta = rng_arrays(16, np.float32, (512, 1024), (512, 1024), (1024,), (1024,))
+    with nnc.use_backend("numpy"):
+        want1 = L.layernorm_forward(x1, gamma, beta, {})[0]
+        want2 = L.layernorm_forward(x2, gamma, beta, {})[0]
+    with nnc.use_backend("cpp"):
+        out1 = L.layernorm_forward(x1, gamma, beta, {})[0]
+        out2 = L.layernorm_forward(x2, gamma, beta, {})[0]
+        assert not np.shares_memory(out1, out2)
+        del out1
+        out3 = L.layernorm_forward(x1, gamma, beta, {})[0]
+        out4 = L.layernorm_forward(x2, gamma, beta, {})[0]
+    assert not np.shares_memory(out2, out3) and not np.shares_memory(out3, out4)
+    for got, want in ((out2, want2), (out3, want1), (out4, want2)):
+        assert_close(got, want, np.float32)
+
+
+@needs_cpp
+def test_float32_layernorm_precision_for_drifting_rows():
+    # The native layernorm sums each chunk of a row around the running mean:
+    # sorted rows, steps, and constant stretches must keep full precision.
+    rng = np.random.default_rng(17)
+    N, D = 4, 65536
+    x = rng.standard_normal((N, D))
+    x[0] = np.sort(x[0])
+    x[1] = 0.0
+    x[1, 1024:] = 30.0
+    x[2] = 0.0
+    x[3] = np.repeat(rng.standard_normal(D // 1024), 1024)
+    x = (x + 1e4).astype(np.float32)
+    gamma, beta = rng_arrays(18, np.float32, (D,), (D,))
+    dout, = rng_arrays(19, np.float32, (N, D))
+    got = fwd_bwd("cpp", L.layernorm_forward, L.layernorm_backward, (x, gamma, beta, {}), dout)
+    want = _float64_reference(L.layernorm_forward, L.layernorm_backward, (x, gamma, beta, {}),
+                              dout)
+    for a, b in zip(got, want):
+        scale = np.abs(b).max()
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6 * scale)
