@@ -173,7 +173,8 @@ def main(argv=None):
 
     print(_table(records, roof))
     print(f"({time.time() - t0:.0f} s; 'x numpy'/'x torch': how many times faster nnc cpp is; "
-          f"%roof: forward GFLOP/s over the {'/'.join(dtypes)} GEMM roofline)")
+          f"%roof: forward GFLOP/s over the {'/'.join(dtypes)} GEMM roofline; 3x3 stride-1 "
+          f"convs run Winograd, so their GFLOP/s count the direct method's FLOPs)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"build_info": info, "threads": threads, "roofline_gflops": roof,
