@@ -315,19 +315,27 @@ NNC_CLONES void block_grad_sums(double* sg, double* sgt, T* acc, const T* dout, 
     }
 }
 
-// Row segments with per-column coefficients.
+// Two row segments a and b (which may be the same) with per-column
+// coefficients: the coefficient arrays, which with the rows overflow L1,
+// come from L2 once for both rows.
 template <class T>
-NNC_CLONES void affine_cols(T* out, const T* x, const T* m, const T* scale, const T* shift,
-                            i64 n) {
+NNC_CLONES void affine_cols(T* out_a, T* out_b, const T* xa, const T* xb, const T* m,
+                            const T* scale, const T* shift, i64 n) {
 #pragma omp simd
-    for (i64 i = 0; i < n; i++) out[i] = (x[i] - m[i]) * scale[i] + shift[i];
+    for (i64 i = 0; i < n; i++) {
+        out_a[i] = (xa[i] - m[i]) * scale[i] + shift[i];
+        out_b[i] = (xb[i] - m[i]) * scale[i] + shift[i];
+    }
 }
 
 template <class T>
-NNC_CLONES void dx_cols(T* dx, const T* dout, const T* x, const T* m, const T* a, const T* b,
-                        const T* c, i64 n) {
+NNC_CLONES void dx_cols(T* dx_a, T* dx_b, const T* dout_a, const T* dout_b, const T* xa,
+                        const T* xb, const T* m, const T* a, const T* b, const T* c, i64 n) {
 #pragma omp simd
-    for (i64 i = 0; i < n; i++) dx[i] = a[i] * dout[i] + ((x[i] - m[i]) * b[i] + c[i]);
+    for (i64 i = 0; i < n; i++) {
+        dx_a[i] = a[i] * dout_a[i] + ((xa[i] - m[i]) * b[i] + c[i]);
+        dx_b[i] = a[i] * dout_b[i] + ((xb[i] - m[i]) * b[i] + c[i]);
+    }
 }
 
 // Column tiles of a row-major (N, D) array (batchnorm's statistics and every
@@ -462,8 +470,11 @@ void batchnorm_normalize(T* out, const T* x, const T* gamma, const T* beta, cons
     for (i64 r = 0; r < t.chunks; r++)
         for (i64 b = 0; b < t.blocks; b++) {
             const i64 d0 = t.d0(b), w = t.d1(b) - d0;
-            for (i64 n = t.n0(r); n < t.n1(r); n++)
-                affine_cols(out + n * D + d0, x + n * D + d0, m + d0, scale + d0, shift + d0, w);
+            // Rows in pairs, the last with itself when the count is odd.
+            for (i64 n = t.n0(r); n < t.n1(r); n += 2) {
+                const i64 at = n * D + d0, bt = std::min(n + 1, t.n1(r) - 1) * D + d0;
+                affine_cols(out + at, out + bt, x + at, x + bt, m + d0, scale + d0, shift + d0, w);
+            }
         }
 }
 
@@ -507,9 +518,10 @@ void batchnorm_backward_impl(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
     for (i64 r = 0; r < t.chunks; r++)
         for (i64 bl = 0; bl < t.blocks; bl++) {
             const i64 d0 = t.d0(bl), w = t.d1(bl) - d0;
-            for (i64 n = t.n0(r); n < t.n1(r); n++) {
-                const i64 at = n * D + d0;
-                dx_cols(dx + at, dout + at, x + at, m + d0, a + d0, b + d0, c + d0, w);
+            for (i64 n = t.n0(r); n < t.n1(r); n += 2) {  // in pairs, as above
+                const i64 at = n * D + d0, bt = std::min(n + 1, t.n1(r) - 1) * D + d0;
+                dx_cols(dx + at, dx + bt, dout + at, dout + bt, x + at, x + bt, m + d0, a + d0,
+                        b + d0, c + d0, w);
             }
         }
 }
