@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import nnc
 from nnc import fast_layers as fl
+from nnc.gradient_check import eval_numerical_gradient_array
 from nnc.layers import (conv_backward_naive, conv_forward_naive, max_pool_backward_naive,
                         max_pool_forward_naive)
 
@@ -323,19 +324,7 @@ def test_pool_cpp_matches_numpy_property(problem):
 
 def numerical_gradient(f, a, dout, h=1e-5):
     """CS231n's eval_numerical_gradient_array: d(sum(f() * dout)) / da."""
-    grad = np.zeros_like(a)
-    it = np.nditer(a, flags=["multi_index"])
-    while not it.finished:
-        i = it.multi_index
-        old = a[i]
-        a[i] = old + h
-        pos = f().copy()
-        a[i] = old - h
-        neg = f().copy()
-        a[i] = old
-        grad[i] = np.sum((pos - neg) * dout) / (2 * h)
-        it.iternext()
-    return grad
+    return eval_numerical_gradient_array(lambda _: f(), a, dout, h=h)
 
 
 CONV_GRAD_VARIANTS = dict(CONV_VARIANTS, naive=(conv_forward_naive, conv_backward_naive))

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import nnc
 from nnc import layers as L
+from nnc.gradient_check import eval_numerical_gradient_array
 
 HAS_CPP = "cpp" in nnc.available_backends()
 needs_cpp = pytest.mark.skipif(not HAS_CPP, reason="native backend not built")
@@ -23,19 +24,7 @@ def rel_error(x, y):
 def num_grad(f, x, df, h=1e-5):
     """Central-difference gradient of sum(f() * df) with respect to x (CS231n's
     eval_numerical_gradient_array); f reads x, which is perturbed in place."""
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        pos = f().copy()
-        x[i] = old - h
-        neg = f().copy()
-        x[i] = old
-        grad[i] = np.sum((pos - neg) * df) / (2 * h)
-        it.iternext()
-    return grad
+    return eval_numerical_gradient_array(lambda _: f(), x, df, h=h)
 
 
 def assert_close(actual, expected, dtype):
