@@ -1,8 +1,8 @@
-#include "affine.h"
-
+// Fully connected layer: out[N,M] = x[N,D] @ w[D,M] + b[M] through OpenBLAS,
+// the bias and its gradient in OpenMP + SIMD loops.
 #include <algorithm>
-#include <vector>
 
+#include "bind.h"
 #include "blas.h"
 
 namespace nnc {
@@ -18,12 +18,12 @@ NNC_CLONES void add_bias_rows(T* out, const T* b, i64 N, i64 M) {
     }
 }
 
-// Column blocks keep the accumulators in L1 and give each thread its own
-// columns, so the reduction needs no atomics. Accumulating in double keeps
-// float32 sums over large batches accurate.
+// db[M] = sum over rows of g[N,M]. Column blocks keep the accumulators in L1
+// and give each thread its own columns, so the reduction needs no atomics.
+// Accumulating in double keeps float32 sums over large batches accurate.
 template <class T>
-NNC_CLONES void sum_rows_impl(T* db, const T* g, i64 N, i64 M) {
-    const i64 BM = 512;
+NNC_CLONES void sum_rows(T* db, const T* g, i64 N, i64 M) {
+    constexpr i64 BM = 512;
     const i64 nblocks = (M + BM - 1) / BM;
 #pragma omp parallel for num_threads(threads()) schedule(static) if (N * M > 32768 && nblocks > 1)
     for (i64 blk = 0; blk < nblocks; blk++) {
@@ -39,13 +39,7 @@ NNC_CLONES void sum_rows_impl(T* db, const T* g, i64 N, i64 M) {
     }
 }
 
-}  // namespace
-
-template <class T>
-void sum_rows(T* db, const T* g, i64 N, i64 M) {
-    sum_rows_impl(db, g, N, M);
-}
-
+// out[N,M] = x[N,D] @ w[D,M] + b[M]
 template <class T>
 void affine_forward(T* out, const T* x, const T* w, const T* b, i64 N, i64 D, i64 M) {
     if (D == 0) {
@@ -56,6 +50,7 @@ void affine_forward(T* out, const T* x, const T* w, const T* b, i64 N, i64 D, i6
     add_bias_rows(out, b, N, M);
 }
 
+// dx[N,D] = dout @ w^T, dw[D,M] = x^T @ dout, db[M] = sum_n dout[n,:]
 template <class T>
 void affine_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, i64 N, i64 D,
                      i64 M) {
@@ -66,14 +61,54 @@ void affine_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
         gemm<T>(false, true, N, D, M, T(1), dout, M, w, M, T(0), dx, D);
         gemm<T>(true, false, D, M, N, T(1), x, D, dout, M, T(0), dw, M);
     }
-    sum_rows_impl(db, dout, N, M);
+    sum_rows(db, dout, N, M);
 }
 
-#define NNC_INSTANTIATE(T)                                                                      \
-    template void affine_forward<T>(T*, const T*, const T*, const T*, i64, i64, i64);         \
-    template void affine_backward<T>(T*, T*, T*, const T*, const T*, const T*, i64, i64, i64); \
-    template void sum_rows<T>(T*, const T*, i64, i64);
-NNC_INSTANTIATE(float)
-NNC_INSTANTIATE(double)
+}  // namespace
+
+void bind_affine(nb::module_& m) {
+    m.def("affine_forward", [](In x, In w, In b) {
+        const DType dt = float_dtype({{"x", x.dtype()}, {"w", w.dtype()}, {"b", b.dtype()}});
+        check_ndim(x, "x", 2);
+        check_ndim(w, "w", 2);
+        const i64 N = x.shape(0), D = x.shape(1), M = w.shape(1);
+        check_shape(w, "w", {D, M});
+        check_shape(b, "b", {M});
+        check_blas_dim(N, "N"), check_blas_dim(D, "D"), check_blas_dim(M, "M");
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto out = new_array<T>({N, M});
+            {
+                nb::gil_scoped_release nogil;
+                affine_forward(out.data(), ptr<T>(x), ptr<T>(w), ptr<T>(b), N, D, M);
+            }
+            return nb::object(nb::cast(out));
+        });
+    }, nb::arg("x"), nb::arg("w"), nb::arg("b"),
+       "out[N,M] = x[N,D] @ w[D,M] + b[M] (x already flattened to 2-D)");
+
+    m.def("affine_backward", [](In dout, In x, In w) {
+        const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
+        check_ndim(x, "x", 2);
+        check_ndim(w, "w", 2);
+        const i64 N = x.shape(0), D = x.shape(1), M = w.shape(1);
+        check_shape(w, "w", {D, M});
+        check_shape(dout, "dout", {N, M});
+        check_blas_dim(N, "N"), check_blas_dim(D, "D"), check_blas_dim(M, "M");
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dx = new_array<T>({N, D});
+            auto dw = new_array<T>({D, M});
+            auto db = new_array<T>({M});
+            {
+                nb::gil_scoped_release nogil;
+                affine_backward(dx.data(), dw.data(), db.data(), ptr<T>(dout), ptr<T>(x),
+                                ptr<T>(w), N, D, M);
+            }
+            return nb::make_tuple(dx, dw, db);
+        });
+    }, nb::arg("dout"), nb::arg("x"), nb::arg("w"),
+       "(dx[N,D], dw[D,M], db[M]) for out = x @ w + b");
+}
 
 }  // namespace nnc

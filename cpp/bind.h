@@ -1,16 +1,19 @@
-// Helpers for the nanobind boundary: dtype checks, shape checks that raise
-// TypeError/ValueError with the offending values, and output allocation.
-// Bindings validate everything here; kernels trust their callers.
+// Helpers for the nanobind boundary, shared by every family's bind_<family>():
+// argument checks that raise TypeError (dtype, layout) or ValueError (shapes,
+// sizes, index ranges), output allocation, and the float/double dispatch.
+// Kernels trust their callers; the checks here are what makes that safe.
 #pragma once
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
 #include <climits>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "outputs.h"
 
 namespace nb = nanobind;
 
@@ -28,44 +31,95 @@ using Out = nb::ndarray<nb::numpy, T, nb::c_contig>;
 
 enum class DType { f32, f64 };
 
-template <class A>
-inline std::string shape_of(const A& a) {
-    std::string s = "(";
-    for (size_t i = 0; i < a.ndim(); i++) {
-        s += std::to_string(a.shape(i));
-        if (a.ndim() == 1 || i + 1 < a.ndim()) s += i + 1 < a.ndim() ? ", " : ",";
-    }
-    return s + ")";
+[[noreturn]] inline void fail_value(const std::string& msg) { throw nb::value_error(msg.c_str()); }
+[[noreturn]] inline void fail_type(const std::string& msg) { throw nb::type_error(msg.c_str()); }
+
+inline std::string shape_str(const std::vector<i64>& s) {
+    std::string r = "(";
+    for (size_t i = 0; i < s.size(); i++)
+        r += std::to_string(s[i]) + (i + 1 < s.size() ? ", " : s.size() == 1 ? "," : "");
+    return r + ")";
 }
 
-std::string dtype_name(nb::dlpack::dtype dt);
-
-// float32/float64 or TypeError naming the argument.
 template <class A>
-DType float_dtype(const A& a, const char* name) {
-    auto dt = a.dtype();
-    if (dt == nb::dtype<float>()) return DType::f32;
-    if (dt == nb::dtype<double>()) return DType::f64;
-    throw nb::type_error((std::string(name) + " must be float32 or float64, got " +
-                          dtype_name(dt)).c_str());
+std::vector<i64> shape_of(const A& a) {
+    std::vector<i64> s(a.ndim());
+    for (size_t i = 0; i < a.ndim(); i++) s[i] = (i64)a.shape(i);
+    return s;
+}
+
+inline std::string dtype_name(nb::dlpack::dtype dt) {
+    const char* kind = "?";
+    switch ((nb::dlpack::dtype_code)dt.code) {
+        case nb::dlpack::dtype_code::Int: kind = "int"; break;
+        case nb::dlpack::dtype_code::UInt: kind = "uint"; break;
+        case nb::dlpack::dtype_code::Float: kind = "float"; break;
+        case nb::dlpack::dtype_code::Bool: return "bool";
+        case nb::dlpack::dtype_code::Complex: kind = "complex"; break;
+        default: break;
+    }
+    return std::string(kind) + std::to_string(dt.bits);
 }
 
 struct Named {
     const char* name;
     nb::dlpack::dtype dt;
 };
-// All arrays share one float dtype (float32 or float64), or TypeError naming
-// the first one that differs: same_dtype({{"x", x.dtype()}, {"w", w.dtype()}}).
-DType same_dtype(std::initializer_list<Named> arrays);
 
-inline void fail_value(const std::string& msg) { throw nb::value_error(msg.c_str()); }
-inline void fail_type(const std::string& msg) { throw nb::type_error(msg.c_str()); }
+// The one float dtype (float32 or float64) all the arrays share, else
+// TypeError naming the first that is not a float or differs from the first:
+// float_dtype({{"x", x.dtype()}, {"w", w.dtype()}}).
+inline DType float_dtype(std::initializer_list<Named> arrays) {
+    const Named* first = nullptr;
+    DType d = DType::f32;
+    for (const Named& a : arrays) {
+        DType e;
+        if (a.dt == nb::dtype<float>()) e = DType::f32;
+        else if (a.dt == nb::dtype<double>()) e = DType::f64;
+        else fail_type(std::string(a.name) + " must be float32 or float64, got " + dtype_name(a.dt));
+        if (!first) first = &a, d = e;
+        else if (e != d)
+            fail_type(std::string(a.name) + " has dtype " + dtype_name(a.dt) + " but " +
+                      first->name + " has dtype " + dtype_name(first->dt));
+    }
+    return d;
+}
+
+// a has exactly dtype E (int32 argmax, uint8 mask, float64 statistics, ...).
+template <class E, class A>
+void check_dtype(const A& a, const char* name) {
+    if (a.dtype() != nb::dtype<E>())
+        fail_type(std::string(name) + " must be " + dtype_name(nb::dtype<E>()) + ", got " +
+                  dtype_name(a.dtype()));
+}
 
 template <class A>
 void check_ndim(const A& a, const char* name, size_t ndim) {
     if (a.ndim() != ndim)
         fail_value(std::string(name) + " must be " + std::to_string(ndim) + "-D, got shape " +
-                   shape_of(a));
+                   shape_str(shape_of(a)));
+}
+
+// a has exactly the shape `want`.
+template <class A>
+void check_shape(const A& a, const char* name, const std::vector<i64>& want) {
+    if (shape_of(a) != want)
+        fail_value(std::string(name) + " has shape " + shape_str(shape_of(a)) + ", expected " +
+                   shape_str(want));
+}
+
+// a and b (read or written together element by element) have one shape.
+template <class A, class B>
+void check_same_shape(const A& a, const char* name_a, const B& b, const char* name_b) {
+    if (shape_of(a) != shape_of(b))
+        fail_value(std::string(name_a) + " has shape " + shape_str(shape_of(a)) + " but " +
+                   name_b + " has shape " + shape_str(shape_of(b)));
+}
+
+// An extent the kernels need non-empty (they divide by it or hand it to
+// OpenBLAS as a leading dimension).
+inline void check_nonempty(i64 n, const char* name, const char* what) {
+    if (n == 0) fail_value(std::string(name) + " " + what);
 }
 
 // OpenBLAS takes 32-bit dimensions.
@@ -75,22 +129,11 @@ inline void check_blas_dim(i64 v, const char* what) {
                    " exceeds OpenBLAS's 32-bit index limit");
 }
 
-// Memory for a new output array of `bytes` bytes, released with
-// release_output(p, bytes) when the array dies (outputs.cpp). Outputs of
-// 1 MB and more are kept in a small cache when they die and handed to the
-// next output of the same size: glibc returns freed memory at the top of
-// its heap to the OS once it exceeds a threshold (twice the largest block
-// freed so far), so a forward and a backward pass that each allocate 16 MB
-// otherwise fault in 8,000 fresh 4 KB pages on every call, which costs more
-// than their kernels. Fresh blocks of 32 MB and more (which glibc always
-// maps anew) are 2 MB aligned and advised as transparent huge pages.
-void* alloc_output(size_t bytes);
-void release_output(void* p, size_t bytes) noexcept;
-
+// A new output array (memory from alloc_output, given back when it dies).
 template <class T>
-Out<T> new_array(size_t ndim, const size_t* shape) {
+Out<T> new_array(const std::vector<size_t>& shape) {
     size_t n = 1;
-    for (size_t i = 0; i < ndim; i++) n *= shape[i];
+    for (size_t s : shape) n *= s;
     struct Block {
         void* data;
         size_t bytes;
@@ -107,35 +150,22 @@ Out<T> new_array(size_t ndim, const size_t* shape) {
         release_output(blk->data, blk->bytes);
         delete blk;
     });
-    return Out<T>(static_cast<T*>(block->data), ndim, shape, owner);
+    return Out<T>(static_cast<T*>(block->data), shape.size(), shape.data(), owner);
 }
 
 template <class T>
-Out<T> new_array(std::initializer_list<size_t> shape) {
-    return new_array<T>(shape.size(), shape.begin());
-}
-
-template <class T>
-Out<T> new_array(const std::vector<size_t>& shape) {
-    return new_array<T>(shape.size(), shape.data());
-}
-
-template <class A>
-std::vector<size_t> shape_vec(const A& a) {
-    std::vector<size_t> s(a.ndim());
-    for (size_t i = 0; i < a.ndim(); i++) s[i] = a.shape(i);
-    return s;
-}
-
-template <class A, class B>
-bool same_shape(const A& a, const B& b) {
-    return shape_vec(a) == shape_vec(b);
+Out<T> new_array(std::initializer_list<i64> shape) {
+    std::vector<size_t> s;
+    for (i64 v : shape) s.push_back((size_t)v);
+    return new_array<T>(s);
 }
 
 // A new output array of a's shape.
 template <class T, class A>
 Out<T> new_like(const A& a) {
-    return new_array<T>(shape_vec(a));
+    std::vector<size_t> s(a.ndim());
+    for (size_t i = 0; i < a.ndim(); i++) s[i] = a.shape(i);
+    return new_array<T>(s);
 }
 
 template <class T, class A>
@@ -155,12 +185,15 @@ auto dispatch(DType dt, F&& f) {
     return f(double{});
 }
 
-// One registration function per op family, called from module.cpp.
+// One registration function per op family, each at the end of its .cpp,
+// called from module.cpp.
 void bind_affine(nb::module_& m);
 void bind_activation(nb::module_& m);
 void bind_conv(nb::module_& m);
 void bind_pool(nb::module_& m);
-void bind_norm(nb::module_& m);
+void bind_batchnorm(nb::module_& m);
+void bind_layernorm(nb::module_& m);
+void bind_groupnorm(nb::module_& m);
 void bind_dropout(nb::module_& m);
 void bind_loss(nb::module_& m);
 void bind_optim(nb::module_& m);

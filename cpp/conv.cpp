@@ -16,21 +16,18 @@
 //
 // 3x3 kernels with stride 1 (most of a deep network) take the Winograd path
 // of winograd.cpp instead, for the forward, dx and dw, with 2.25x fewer FLOPs.
-#include "conv.h"
-
 #include <algorithm>
 #include <memory>
 
+#include "bind.h"
 #include "blas.h"
 #include "winograd.h"
 
-// Bytes of one thread's column tile (see tile_rows).
-#ifndef NNC_CONV_TILE_BYTES
-#define NNC_CONV_TILE_BYTES (512 * 1024)
-#endif
-
 namespace nnc {
 namespace {
+
+// Bytes of one thread's column tile (see tile_rows).
+constexpr i64 kTileBytes = 512 * 1024;
 
 // Input rows (counted with padding) that nrows consecutive output rows read.
 inline i64 rows_read(const ConvShape& s, i64 nrows) { return (nrows - 1) * s.stride + s.HH; }
@@ -206,7 +203,7 @@ NNC_CLONES void bias_grad(T* db, const T* dout, i64 N, i64 F, i64 P) {
 template <class T>
 i64 tile_rows(const ConvShape& s, int threads) {
     const i64 K = s.C * s.HH * s.WW + 1;
-    const i64 budget = threads * (i64)NNC_CONV_TILE_BYTES / (i64)sizeof(T);
+    const i64 budget = threads * kTileBytes / (i64)sizeof(T);
     return std::max<i64>(1, std::min<i64>(s.Hout, budget / (K * s.Wout)));
 }
 
@@ -221,8 +218,9 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
     return w_ext;
 }
 
-}  // namespace
-
+// out[n,f] = b[f] + sum_{c,kh,kw} w[f,c,kh,kw] * xpad[n,c,oh*stride+kh,ow*stride+kw]
+// (cross-correlation, zero padding): im2col + GEMM, a tile of output rows at a time,
+// or Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd.h says when).
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
     if (winograd_applies(s)) return conv_forward_winograd(out, x, w, b, s);
@@ -273,6 +271,8 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
     }
 }
 
+// dx (N,C,H,W), dw (F,C,HH,WW), db (F) of conv_forward; overwrites all three.
+// dx and dw by Winograd when winograd_backward_applies(s).
 template <class T>
 void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                    const ConvShape& s) {
@@ -350,10 +350,94 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
     }
 }
 
-#define NNC_INSTANTIATE(T)                                                                   \
-    template void conv_forward<T>(T*, const T*, const T*, const T*, const ConvShape&);      \
-    template void conv_backward<T>(T*, T*, T*, const T*, const T*, const T*, const ConvShape&);
-NNC_INSTANTIATE(float)
-NNC_INSTANTIATE(double)
+
+std::string str(i64 v) { return std::to_string(v); }
+
+// The geometry of x (N, C, H, W) and w (F, C, HH, WW) with the sizes every
+// buffer is indexed by, or ValueError.
+ConvShape conv_shape(const In& x, const In& w, i64 stride, i64 pad) {
+    check_ndim(x, "x", 4);
+    check_ndim(w, "w", 4);
+    if (stride < 1) fail_value("stride must be >= 1, got " + str(stride));
+    if (pad < 0) fail_value("pad must be >= 0, got " + str(pad));
+    if (pad > (1 << 30)) fail_value("pad = " + str(pad) + " is unreasonably large");
+    ConvShape s{};
+    s.N = x.shape(0), s.C = x.shape(1), s.H = x.shape(2), s.W = x.shape(3);
+    s.F = w.shape(0), s.HH = w.shape(2), s.WW = w.shape(3);
+    s.stride = stride, s.pad = pad;
+    check_nonempty(s.N, "x", "is an empty batch");
+    for (size_t i = 0; i < 4; i++)
+        if (x.shape(i) == 0 || w.shape(i) == 0)
+            fail_value("x and w must have no zero-size dimension");
+    check_shape(w, "w", {s.F, s.C, s.HH, s.WW});
+    const i64 sizes[2] = {s.H, s.W}, taps[2] = {s.HH, s.WW};
+    for (int d = 0; d < 2; d++) {
+        if (taps[d] > sizes[d] + 2 * pad)
+            fail_value("the " + str(s.HH) + "x" + str(s.WW) +
+                       " filter does not fit in the padded input");
+        if ((sizes[d] + 2 * pad - taps[d]) % stride != 0)
+            fail_value("the filter does not tile the input");
+    }
+    s.Hout = 1 + (s.H + 2 * pad - s.HH) / stride;
+    s.Wout = 1 + (s.W + 2 * pad - s.WW) / stride;
+    // GEMM dims: F, K + 1 = C*HH*WW + 1 and up to Hout*Wout columns per call,
+    // which is also the row stride of out and dout.
+    check_blas_dim(s.F, "F");
+    check_blas_dim(s.C * s.HH * s.WW + 1, "C*HH*WW + 1");
+    check_blas_dim(s.Hout * s.Wout, "Hout*Wout");
+    if ((double)s.N * (double)s.F * (double)(s.Hout * s.Wout) > 1e17)
+        fail_value("the output (" + str(s.N) + ", " + str(s.F) + ", " + str(s.Hout) + ", " +
+                   str(s.Wout) + ") is too large to allocate");
+    return s;
+}
+
+}  // namespace
+
+void bind_conv(nb::module_& m) {
+    m.def("conv_forward", [](In x, In w, In b, i64 stride, i64 pad) {
+        const DType dt = float_dtype({{"x", x.dtype()}, {"w", w.dtype()}, {"b", b.dtype()}});
+        const ConvShape s = conv_shape(x, w, stride, pad);
+        check_shape(b, "b", {s.F});
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto out = new_array<T>({s.N, s.F, s.Hout, s.Wout});
+            {
+                nb::gil_scoped_release nogil;
+                conv_forward(out.data(), ptr<T>(x), ptr<T>(w), ptr<T>(b), s);
+            }
+            return nb::object(nb::cast(out));
+        });
+    }, nb::arg("x"), nb::arg("w"), nb::arg("b"), nb::arg("stride"), nb::arg("pad"),
+       "out (N, F, Hout, Wout) = conv(x (N, C, H, W), w (F, C, HH, WW)) + b (F): "
+       "cross-correlation with zero padding");
+
+    m.def("conv_backward", [](In dout, In x, In w, i64 stride, i64 pad) {
+        const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
+        const ConvShape s = conv_shape(x, w, stride, pad);
+        check_shape(dout, "dout", {s.N, s.F, s.Hout, s.Wout});
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dx = new_array<T>({s.N, s.C, s.H, s.W});
+            auto dw = new_array<T>({s.F, s.C, s.HH, s.WW});
+            auto db = new_array<T>({s.F});
+            {
+                nb::gil_scoped_release nogil;
+                conv_backward(dx.data(), dw.data(), db.data(), ptr<T>(dout), ptr<T>(x), ptr<T>(w),
+                              s);
+            }
+            return nb::make_tuple(dx, dw, db);
+        });
+    }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
+       "(dx, dw, db) of conv_forward");
+
+    m.def("conv_paths", [](In x, In w, i64 stride, i64 pad) {
+        const ConvShape s = conv_shape(x, w, stride, pad);
+        return nb::make_tuple(winograd_applies(s) ? "winograd" : "im2col",
+                              winograd_backward_applies(s) ? "winograd" : "im2col");
+    }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
+       "(forward, backward): the algorithm, 'winograd' or 'im2col', that conv_forward and "
+       "conv_backward (dx and dw) take for these shapes; NNC_CONV_WINOGRAD=0/1 in the "
+       "environment overrides the size rule");
+}
 
 }  // namespace nnc

@@ -1,10 +1,16 @@
-#include "dropout.h"
-
+// Inverted dropout whose mask comes from NumPy's legacy global generator:
+// the same MT19937 stream `np.random.rand(*x.shape)` would draw, so the
+// native mask is bit-identical to the reference's for the same np.random
+// state, and the state is left where the reference leaves it.
 #include <algorithm>
+#include <cstdint>
+
+#include "bind.h"
 
 namespace nnc {
 namespace {
 
+constexpr int kMTWords = 624;  // MT19937 state size (np.random.get_state()[1])
 constexpr int kMTShift = 397;
 constexpr std::uint32_t kMatrixA = 0x9908b0dfU, kUpper = 0x80000000U, kLower = 0x7fffffffU;
 
@@ -72,9 +78,13 @@ static inline __attribute__((always_inline)) void mt_draws(std::uint32_t* key, i
     *pos = at;
 }
 
+// Draws u[i] as np.random.random_sample does (53-bit doubles, two 32-bit
+// words each) from the MT19937 state (key, pos) and, in the same pass,
+// keep[i] = u[i] < p, out[i] = x[i] * (keep[i] ? T(1/p) : 0). key and pos
+// are advanced exactly as NumPy advances them. pos must be in [0, 624].
 template <class T>
-NNC_CLONES void dropout_forward_impl(T* out, std::uint8_t* keep, std::uint32_t* key, int* pos,
-                                     const T* x, double p, i64 n) {
+NNC_CLONES void dropout_forward_train(T* out, std::uint8_t* keep, std::uint32_t* key, int* pos,
+                                      const T* x, double p, i64 n) {
     const T scale = (T)(1.0 / p);  // the reference's mask value (True / p) cast to x.dtype
     mt_draws(
         key, pos, n,
@@ -96,7 +106,9 @@ NNC_CLONES void dropout_forward_impl(T* out, std::uint8_t* keep, std::uint32_t* 
         });
 }
 
-NNC_CLONES void random_sample_impl(double* u, std::uint32_t* key, int* pos, i64 n) {
+// Fills u[0..n) with the doubles np.random.random_sample would return and
+// advances (key, pos); for tests and benchmarks of the generator alone.
+NNC_CLONES void mt19937_random_sample(double* u, std::uint32_t* key, int* pos, i64 n) {
     mt_draws(
         key, pos, n,
         [&](i64 i0, const std::uint32_t* words, i64 k) __attribute__((always_inline)) {
@@ -107,38 +119,78 @@ NNC_CLONES void random_sample_impl(double* u, std::uint32_t* key, int* pos, i64 
         [&](i64 i, std::uint32_t w0, std::uint32_t w1) __attribute__((always_inline)) { u[i] = to_double(w0, w1); });
 }
 
-// Multiplying by 0 (not selecting 0) keeps the reference's dout * mask
-// results bit for bit, signed zeros and NaN included.
+// dx = dout * (keep ? T(1/p) : 0), the forward pass's mask. Multiplying by
+// 0 (not selecting 0) keeps the reference's dout * mask results bit for bit,
+// signed zeros and NaN included.
 template <class T>
-NNC_CLONES void dropout_backward_impl(T* dx, const T* dout, const std::uint8_t* keep, double p,
-                                      i64 n) {
+NNC_CLONES void dropout_backward(T* dx, const T* dout, const std::uint8_t* keep, double p, i64 n) {
     const T scale = (T)(1.0 / p);
 #pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > (1 << 15))
     for (i64 i = 0; i < n; i++) dx[i] = dout[i] * (keep[i] ? scale : T(0));
 }
 
+// p must be in (0, 1]: the mask value is 1/p.
+void check_p(double p) {
+    if (!(p > 0.0 && p <= 1.0))
+        fail_value("p (the keep probability) must be in (0, 1], got " + std::to_string(p));
+}
+
+// The MT19937 key as np.random.get_state()[1] returns it: uint32[624], and
+// pos in [0, 624], the next word to read.
+void check_mt_state(const InOut& key, int pos) {
+    check_dtype<std::uint32_t>(key, "key");
+    check_shape(key, "key", {kMTWords});
+    if (pos < 0 || pos > kMTWords) fail_value("pos must be in [0, 624], got " + std::to_string(pos));
+}
+
 }  // namespace
 
-template <class T>
-void dropout_forward_train(T* out, std::uint8_t* keep, std::uint32_t* key, int* pos, const T* x,
-                           double p, i64 n) {
-    dropout_forward_impl(out, keep, key, pos, x, p, n);
-}
+void bind_dropout(nb::module_& m) {
+    // The GIL stays held: the caller reads np.random's state before and
+    // writes it back after, and no other Python thread may draw from the
+    // global generator in between (NumPy would serialize those draws).
+    m.def("dropout_forward_train", [](In x, double p, InOut key, int pos) {
+        const DType dt = float_dtype({{"x", x.dtype()}});
+        check_p(p);
+        check_mt_state(key, pos);
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto out = new_like<T>(x);
+            auto keep = new_like<std::uint8_t>(x);
+            dropout_forward_train(out.data(), keep.data(), mut<std::uint32_t>(key), &pos,
+                                  ptr<T>(x), p, (i64)x.size());
+            return nb::make_tuple(out, keep, pos);
+        });
+    }, nb::arg("x"), nb::arg("p"), nb::arg("key").noconvert(), nb::arg("pos"),
+       "(out, keep, pos): inverted dropout with the mask np.random.rand(*x.shape) < p would give "
+       "for the MT19937 state (key, pos); key is advanced in place, the new pos is returned");
 
-template <class T>
-void dropout_backward(T* dx, const T* dout, const std::uint8_t* keep, double p, i64 n) {
-    dropout_backward_impl(dx, dout, keep, p, n);
-}
+    m.def("dropout_backward", [](In dout, In keep, double p) {
+        const DType dt = float_dtype({{"dout", dout.dtype()}});
+        check_p(p);
+        check_dtype<std::uint8_t>(keep, "keep");
+        check_same_shape(dout, "dout", keep, "keep");
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dx = new_like<T>(dout);
+            {
+                nb::gil_scoped_release nogil;
+                dropout_backward(dx.data(), ptr<T>(dout), ptr<std::uint8_t>(keep), p,
+                                 (i64)dout.size());
+            }
+            return nb::object(nb::cast(dx));
+        });
+    }, nb::arg("dout"), nb::arg("keep"), nb::arg("p"), "dx = dout * keep / p");
 
-void mt19937_random_sample(double* u, std::uint32_t* key, int* pos, i64 n) {
-    random_sample_impl(u, key, pos, n);
+    m.def("mt19937_random_sample", [](InOut key, int pos, std::int64_t n) {
+        check_mt_state(key, pos);
+        if (n < 0) fail_value("n must be >= 0, got " + std::to_string(n));
+        auto u = new_array<double>({n});
+        mt19937_random_sample(u.data(), mut<std::uint32_t>(key), &pos, n);
+        return nb::make_tuple(u, pos);
+    }, nb::arg("key").noconvert(), nb::arg("pos"), nb::arg("n"),
+       "(u, pos): the n doubles np.random.random_sample(n) draws from MT19937 state (key, pos); "
+       "key is advanced in place");
 }
-
-#define NNC_INSTANTIATE(T)                                                                    \
-    template void dropout_forward_train<T>(T*, std::uint8_t*, std::uint32_t*, int*, const T*, \
-                                           double, i64);                                      \
-    template void dropout_backward<T>(T*, const T*, const std::uint8_t*, double, i64);
-NNC_INSTANTIATE(float)
-NNC_INSTANTIATE(double)
 
 }  // namespace nnc

@@ -1,18 +1,21 @@
-#include "loss.h"
-
+// Classification and regression losses: each returns the mean loss over the
+// N rows and writes its gradient dx in the same pass over x. Rows are
+// independent: each thread takes whole rows and keeps its partial loss in
+// double; gradients mirror the reference's expression order in T.
 #include <cmath>
+#include <cstdint>
 
+#include "bind.h"
 #include "vmath.h"
 
 namespace nnc {
 namespace {
 
-// Rows are independent: each thread takes whole rows and keeps its partial
-// loss in double; gradients mirror the reference's expression order in T.
 constexpr i64 kParallelMin = 1 << 15;
 
+// Multiclass SVM (hinge) loss, margin 1: x[N,C] scores, y[N] labels in [0, C).
 template <class T>
-NNC_CLONES double svm_loss_impl(T* dx, const T* x, const std::int64_t* y, i64 N, i64 C) {
+NNC_CLONES double svm_loss(T* dx, const T* x, const std::int64_t* y, i64 N, i64 C) {
     const T fN = (T)N;
     double loss = 0.0;
 #pragma omp parallel for num_threads(threads()) schedule(static) reduction(+ : loss) if (N * C > kParallelMin)
@@ -37,10 +40,11 @@ NNC_CLONES double svm_loss_impl(T* dx, const T* x, const std::int64_t* y, i64 N,
     return loss / (double)N;
 }
 
+// Softmax cross-entropy by log-sum-exp: x[N,C] logits, y[N] labels in [0, C).
 // loss_n = log(sum_j exp(x_nj - max_n)) - (x_ny - max_n): no exp ever sees a
 // positive argument, so huge logits cannot overflow.
 template <class T>
-NNC_CLONES double softmax_loss_impl(T* dx, const T* x, const std::int64_t* y, i64 N, i64 C) {
+NNC_CLONES double softmax_loss(T* dx, const T* x, const std::int64_t* y, i64 N, i64 C) {
     const T fN = (T)N;
     double loss = 0.0;
 #pragma omp parallel for num_threads(threads()) schedule(static) reduction(+ : loss) if (N * C > kParallelMin / 8)
@@ -70,8 +74,9 @@ NNC_CLONES double softmax_loss_impl(T* dx, const T* x, const std::int64_t* y, i6
     return loss / (double)N;
 }
 
+// 0.5 * sum((x - y)^2) / N and dx = (x - y) / N; x, y [N,D].
 template <class T>
-NNC_CLONES double mse_loss_impl(T* dx, const T* x, const T* y, i64 N, i64 D) {
+NNC_CLONES double mse_loss(T* dx, const T* x, const T* y, i64 N, i64 D) {
     const T fN = (T)N;
     double loss = 0.0;
 #pragma omp parallel for num_threads(threads()) schedule(static) reduction(+ : loss) if (N * D > kParallelMin)
@@ -91,26 +96,67 @@ NNC_CLONES double mse_loss_impl(T* dx, const T* x, const T* y, i64 N, i64 D) {
     return 0.5 * loss / (double)N;
 }
 
+// x[N,C] float scores with N > 0, y[N] int64 labels in [0, C): a label
+// indexes its row of x and dx.
+void check_scores_labels(const In& x, const In& y) {
+    check_ndim(x, "x", 2);
+    const i64 N = x.shape(0), C = x.shape(1);
+    check_nonempty(N, "x", "is an empty batch");
+    check_dtype<std::int64_t>(y, "y");
+    check_shape(y, "y", {N});
+    const std::int64_t* labels = ptr<std::int64_t>(y);
+    for (i64 n = 0; n < N; n++)
+        if (labels[n] < 0 || labels[n] >= C)
+            fail_value("y must lie in [0, " + std::to_string(C) + "), got y[" + std::to_string(n) +
+                       "] = " + std::to_string(labels[n]));
+}
+
+// (loss, dx) = kernel(dx, x, y, N, C) for scores x and labels y.
+template <class K>
+void def_label_loss(nb::module_& m, const char* name, K kernel, const char* doc) {
+    m.def(name, [kernel](In x, In y) {
+        const DType dt = float_dtype({{"x", x.dtype()}});
+        check_scores_labels(x, y);
+        const i64 N = x.shape(0), C = x.shape(1);
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dx = new_array<T>({N, C});
+            double loss;
+            {
+                nb::gil_scoped_release nogil;
+                loss = kernel(dx.data(), ptr<T>(x), ptr<std::int64_t>(y), N, C);
+            }
+            return nb::make_tuple(loss, dx);
+        });
+    }, nb::arg("x"), nb::arg("y"), doc);
+}
+
 }  // namespace
 
-template <class T>
-double svm_loss(T* dx, const T* x, const std::int64_t* y, i64 N, i64 C) {
-    return svm_loss_impl(dx, x, y, N, C);
-}
-template <class T>
-double softmax_loss(T* dx, const T* x, const std::int64_t* y, i64 N, i64 C) {
-    return softmax_loss_impl(dx, x, y, N, C);
-}
-template <class T>
-double mse_loss(T* dx, const T* x, const T* y, i64 N, i64 D) {
-    return mse_loss_impl(dx, x, y, N, D);
-}
+void bind_loss(nb::module_& m) {
+    def_label_loss(m, "svm_loss", [](auto... a) { return svm_loss(a...); },
+                   "(loss, dx): multiclass hinge loss (margin 1, mean over N) of x[N,C], y[N]");
+    def_label_loss(m, "softmax_loss", [](auto... a) { return softmax_loss(a...); },
+                   "(loss, dx): softmax cross-entropy (log-sum-exp, mean over N) of x[N,C], y[N]");
 
-#define NNC_INSTANTIATE(T)                                                       \
-    template double svm_loss<T>(T*, const T*, const std::int64_t*, i64, i64);     \
-    template double softmax_loss<T>(T*, const T*, const std::int64_t*, i64, i64); \
-    template double mse_loss<T>(T*, const T*, const T*, i64, i64);
-NNC_INSTANTIATE(float)
-NNC_INSTANTIATE(double)
+    m.def("mse_loss", [](In x, In y) {
+        const DType dt = float_dtype({{"x", x.dtype()}, {"y", y.dtype()}});
+        check_ndim(x, "x", 2);
+        const i64 N = x.shape(0), D = x.shape(1);
+        check_nonempty(N, "x", "is an empty batch");
+        check_shape(y, "y", {N, D});
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dx = new_array<T>({N, D});
+            double loss;
+            {
+                nb::gil_scoped_release nogil;
+                loss = mse_loss(dx.data(), ptr<T>(x), ptr<T>(y), N, D);
+            }
+            return nb::make_tuple(loss, dx);
+        });
+    }, nb::arg("x"), nb::arg("y"),
+       "(loss, dx): 0.5 * sum((x - y)**2) / N and dx = (x - y) / N for x, y [N,D]");
+}
 
 }  // namespace nnc

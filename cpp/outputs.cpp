@@ -1,5 +1,5 @@
-// Output memory for the bindings (bind.h's alloc_output/release_output): a
-// small cache of freed blocks in front of aligned_alloc.
+// The output memory of outputs.h: a small cache of freed blocks in front of
+// aligned_alloc.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <new>
 #include <vector>
 
-#include "bind.h"
+#include "outputs.h"
 
 namespace nnc {
 namespace {

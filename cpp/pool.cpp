@@ -1,8 +1,9 @@
 // Max pooling: one (n, c) plane per loop iteration, so threads never share
 // an output or, in the backward pass, a dx plane. No GEMM.
-#include "pool.h"
-
 #include <algorithm>
+#include <cstdint>
+
+#include "bind.h"
 
 namespace nnc {
 namespace {
@@ -50,8 +51,10 @@ NNC_CLONES void pool_plane(T* out, int32_t* am, const T* x, i64 H, i64 W, i64 ph
     }
 }
 
-}  // namespace
-
+// Max pooling over NC planes of H x W: out plane (Hout, Wout), window ph x pw
+// moved by stride (windows may overlap). argmax[o] is the flat index ih*W + iw
+// within its plane of the window's first maximum in row-major order (as
+// np.argmax: the first NaN if there is one).
 template <class T>
 void max_pool_forward(T* out, int32_t* argmax, const T* x, i64 NC, i64 H, i64 W, i64 ph, i64 pw,
                       i64 stride) {
@@ -67,6 +70,7 @@ void max_pool_forward(T* out, int32_t* argmax, const T* x, i64 NC, i64 H, i64 W,
     }
 }
 
+// dx = 0, then dx[plane, argmax[o]] += dout[o] (sums where windows overlap).
 template <class T>
 void max_pool_backward(T* dx, const T* dout, const int32_t* argmax, i64 NC, i64 H, i64 W,
                        i64 Hout, i64 Wout) {
@@ -81,10 +85,96 @@ void max_pool_backward(T* dx, const T* dout, const int32_t* argmax, i64 NC, i64 
     }
 }
 
-#define NNC_INSTANTIATE(T)                                                                 \
-    template void max_pool_forward<T>(T*, int32_t*, const T*, i64, i64, i64, i64, i64, i64); \
-    template void max_pool_backward<T>(T*, const T*, const int32_t*, i64, i64, i64, i64, i64);
-NNC_INSTANTIATE(float)
-NNC_INSTANTIATE(double)
+// argmax is int32: an H x W plane must fit its range.
+void check_plane(i64 H, i64 W) {
+    if (H > INT32_MAX || W > INT32_MAX || H * W > INT32_MAX)
+        fail_value("a " + std::to_string(H) + "x" + std::to_string(W) +
+                   " plane exceeds the int32 argmax range");
+}
+
+// The window fits an H x W plane (which argmax's int32 can index), and the
+// output planes are (Hout, Wout).
+void check_window(i64 H, i64 W, i64 ph, i64 pw, i64 stride) {
+    if (ph < 1 || pw < 1 || stride < 1)
+        fail_value("pool_height, pool_width and stride must be >= 1, got " + std::to_string(ph) +
+                   ", " + std::to_string(pw) + ", " + std::to_string(stride));
+    if (ph > H || pw > W)
+        fail_value("the " + std::to_string(ph) + "x" + std::to_string(pw) +
+                   " pool window does not fit in a " + std::to_string(H) + "x" +
+                   std::to_string(W) + " input");
+    if ((H - ph) % stride != 0 || (W - pw) % stride != 0)
+        fail_value("the pool window does not tile the input");
+    check_plane(H, W);
+}
+
+// Smallest and largest of a[0..n) (0 and 0 when n = 0).
+void index_range(const int32_t* a, i64 n, int32_t* lo, int32_t* hi) {
+    int32_t mn = n ? a[0] : 0, mx = mn;
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+    for (i64 i = 0; i < n; i++) {
+        mn = std::min(mn, a[i]);
+        mx = std::max(mx, a[i]);
+    }
+    *lo = mn, *hi = mx;
+}
+
+}  // namespace
+
+void bind_pool(nb::module_& m) {
+    m.def("max_pool_forward", [](In x, i64 pool_height, i64 pool_width, i64 stride) {
+        const DType dt = float_dtype({{"x", x.dtype()}});
+        check_ndim(x, "x", 4);
+        const i64 N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+        check_nonempty(N, "x", "is an empty batch");
+        check_nonempty(C, "x", "has no channels");
+        check_window(H, W, pool_height, pool_width, stride);
+        const i64 Hout = 1 + (H - pool_height) / stride, Wout = 1 + (W - pool_width) / stride;
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto out = new_array<T>({N, C, Hout, Wout});
+            auto argmax = new_array<int32_t>({N, C, Hout, Wout});
+            {
+                nb::gil_scoped_release nogil;
+                max_pool_forward(out.data(), argmax.data(), ptr<T>(x), N * C, H, W, pool_height,
+                                 pool_width, stride);
+            }
+            return nb::make_tuple(out, argmax);
+        });
+    }, nb::arg("x"), nb::arg("pool_height"), nb::arg("pool_width"), nb::arg("stride"),
+       "(out (N, C, Hout, Wout), argmax int32 (N, C, Hout, Wout)): max pooling; argmax is the "
+       "flat index in its H x W plane of each window's first maximum");
+
+    m.def("max_pool_backward", [](In dout, In argmax, i64 H, i64 W) {
+        const DType dt = float_dtype({{"dout", dout.dtype()}});
+        check_dtype<int32_t>(argmax, "argmax");
+        check_ndim(dout, "dout", 4);
+        check_same_shape(dout, "dout", argmax, "argmax");
+        if (H < 1 || W < 1) fail_value("H and W must be >= 1, got " + std::to_string(H) + ", " +
+                                       std::to_string(W));
+        check_plane(H, W);
+        const i64 N = dout.shape(0), C = dout.shape(1), Hout = dout.shape(2), Wout = dout.shape(3);
+        // A stray index would write outside dx: check them all, without the GIL.
+        const int32_t* am = ptr<int32_t>(argmax);
+        const i64 HW = H * W;
+        int32_t lo = 0, hi = 0;
+        {
+            nb::gil_scoped_release nogil;
+            index_range(am, N * C * Hout * Wout, &lo, &hi);
+        }
+        if (lo < 0 || hi >= HW)
+            fail_value("argmax holds values in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                       "], outside the H*W = " + std::to_string(HW) + " plane");
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dx = new_array<T>({N, C, H, W});
+            {
+                nb::gil_scoped_release nogil;
+                max_pool_backward(dx.data(), ptr<T>(dout), am, N * C, H, W, Hout, Wout);
+            }
+            return nb::object(nb::cast(dx));
+        });
+    }, nb::arg("dout"), nb::arg("argmax"), nb::arg("H"), nb::arg("W"),
+       "dx (N, C, H, W) of max_pool_forward: dout routed to the argmax positions");
+}
 
 }  // namespace nnc

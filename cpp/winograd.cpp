@@ -1,7 +1,7 @@
 // Winograd F(2x2, 3x3) convolution (Lavin and Gray, "Fast Algorithms for
 // Convolutional Neural Networks", 2016) for 3x3 kernels with stride 1: the
 // forward, dx (the forward of dout with the filters rotated, see
-// conv_dx_winograd) and dw (winograd_dw).
+// conv_dx_winograd) and dw (conv_dw_winograd).
 //
 // Each 2x2 block of output pixels (a tile) comes from the 4x4 input patch d
 // under it (patches overlap by 2) as
@@ -48,19 +48,14 @@
 
 #include "blas.h"
 
-// Tiles per block, and the most bytes one thread's V and M may take (see block_tiles).
-#ifndef NNC_WINOGRAD_BLOCK_TILES
-#define NNC_WINOGRAD_BLOCK_TILES 256
-#endif
-#ifndef NNC_WINOGRAD_BLOCK_BYTES
-#define NNC_WINOGRAD_BLOCK_BYTES (4 * 1024 * 1024)
-#endif
-
 namespace nnc {
 namespace {
 
 // Tiles transformed at once, a run of one tile row, from stack buffers.
 constexpr i64 RUN = 64;
+// Tiles per block, and the most bytes one thread's V and M may take (see block_tiles).
+constexpr i64 kBlockTiles = 256;
+constexpr i64 kBlockBytes = i64(4) << 20;
 
 struct Tiling {
     i64 TH, TW;                  // tile rows and columns of one image
@@ -83,14 +78,14 @@ i64 plane_stride(i64 rows, i64 cols) {
 // GEMMs big enough for OpenBLAS to run near its peak (128 to 384 measure
 // within a few percent of each other on the deep conv); with very many
 // channels the block shrinks so V (16, C, block) and M (16, F, block) stay
-// in NNC_WINOGRAD_BLOCK_BYTES, the GEMMs being long enough in C then. A small
+// in kBlockBytes, the GEMMs being long enough in C then. A small
 // batch is cut into one block per thread where it can.
 template <class T>
 i64 block_tiles(const ConvShape& s, i64 total, int threads) {
     const i64 bytes_per_tile = 16 * (s.C + s.F) * (i64)sizeof(T);
-    const i64 fit = (i64)NNC_WINOGRAD_BLOCK_BYTES / bytes_per_tile;
+    const i64 fit = kBlockBytes / bytes_per_tile;
     const i64 per_thread = (total + threads - 1) / threads;
-    const i64 b = std::min<i64>({NNC_WINOGRAD_BLOCK_TILES, fit, per_thread});
+    const i64 b = std::min<i64>({kBlockTiles, fit, per_thread});
     return std::max<i64>(16, (b + 15) / 16 * 16);
 }
 
@@ -275,51 +270,6 @@ std::unique_ptr<T[], decltype(&std::free)> aligned_array(i64 n) {
     return {p, &std::free};
 }
 
-// conv_forward_winograd, with b null for no bias.
-template <class T>
-void winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
-    Tiling g;
-    g.TH = (s.Hout + 1) / 2, g.TW = (s.Wout + 1) / 2, g.total = s.N * g.TH * g.TW;
-    const int nt = threads();
-    g.block = block_tiles<T>(s, g.total, nt);
-    g.uplane = plane_stride<T>(s.F, s.C);
-    g.vplane = plane_stride<T>(s.C, g.block), g.mplane = plane_stride<T>(s.F, g.block);
-    const i64 ld = g.block, nblocks = (g.total + ld - 1) / ld;
-    const i64 v_size = 16 * g.vplane, per_block = v_size + 16 * g.mplane;
-    const auto U = aligned_array<T>(16 * g.uplane);
-#pragma omp parallel for num_threads(nt) schedule(static) if (s.F * s.C > 4096)
-    for (i64 f = 0; f < s.F; f++) filter_transform(U.get(), g.uplane, w, s.C, f, f + 1);
-    if (nblocks >= nt) {
-        const auto work = aligned_array<T>(nt * per_block);
-#pragma omp parallel num_threads(nt)
-        {
-            const int prev = blas_set_threads_local(1);
-            T* V = work.get() + (size_t)omp_get_thread_num() * per_block;
-            T* M = V + v_size;
-#pragma omp for schedule(static)
-            for (i64 blk = 0; blk < nblocks; blk++) {
-                const i64 t0 = blk * ld, t1 = std::min(g.total, t0 + ld);
-                input_transform(V, x, s, g, t0, t1, 0, s.C);
-                block_gemms(M, U.get(), V, g, t1 - t0, s);
-                output_transform(out, M, b, s, g, t0, t1, 0, s.F);
-            }
-            blas_set_threads_local(prev);
-        }
-        return;
-    }
-    const auto work = aligned_array<T>(per_block);
-    T* V = work.get();
-    T* M = V + v_size;
-    for (i64 blk = 0; blk < nblocks; blk++) {
-        const i64 t0 = blk * ld, t1 = std::min(g.total, t0 + ld);
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 c = 0; c < s.C; c++) input_transform(V, x, s, g, t0, t1, c, c + 1);
-        block_gemms(M, U.get(), V, g, t1 - t0, s);
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (i64 f = 0; f < s.F; f++) output_transform(out, M, b, s, g, t0, t1, f, f + 1);
-    }
-}
-
 // Gh[k][f][t] = (A g A^T)[k] for the 2x2 tiles g of dout (N, F, Hout, Wout),
 // filters [f0, f1) and the tiles of block [t0, t1); pixels past the bottom
 // or right edge of an odd Hout or Wout count as zeros. Gh is laid out as M.
@@ -413,45 +363,6 @@ NNC_CLONES void weight_grad_transform(T* dw, const T* Z, i64 zplane, i64 C, i64 
     }
 }
 
-// dw of conv_forward_winograd: since sum(g * Y) = <G^T [(A g A^T) * V] G, w>
-// for each tile, dw = G^T [ sum over tiles of (A g A^T) * (B^T d B) ] G. The
-// sum is, for each k, a GEMM over tiles: Z[k] (F, C) += Gh[k] (F, tiles) @
-// V[k]^T, accumulated block by block. Threads share each block: they split
-// the transforms by channel and filter, then the 16 GEMMs (single-threaded)
-// by k, so every Z[k] is summed by one thread in block order, and dw does
-// not depend on the thread count.
-template <class T>
-void winograd_dw(T* dw, const T* dout, const T* x, const ConvShape& s) {
-    Tiling g;
-    g.TH = (s.Hout + 1) / 2, g.TW = (s.Wout + 1) / 2, g.total = s.N * g.TH * g.TW;
-    g.block = block_tiles<T>(s, g.total, 1);
-    g.uplane = plane_stride<T>(s.F, s.C);
-    g.vplane = plane_stride<T>(s.C, g.block), g.mplane = plane_stride<T>(s.F, g.block);
-    const i64 nblocks = (g.total + g.block - 1) / g.block;
-    const auto work = aligned_array<T>(16 * (g.vplane + g.mplane + g.uplane));
-    T* V = work.get();
-    T* Gh = V + 16 * g.vplane;
-    T* Z = Gh + 16 * g.mplane;
-#pragma omp parallel num_threads(threads())
-    {
-        const int prev = blas_set_threads_local(1);
-        for (i64 blk = 0; blk < nblocks; blk++) {
-            const i64 t0 = blk * g.block, t1 = std::min(g.total, t0 + g.block);
-#pragma omp for schedule(static)
-            for (i64 c = 0; c < s.C; c++) input_transform(V, x, s, g, t0, t1, c, c + 1);
-#pragma omp for schedule(static)
-            for (i64 f = 0; f < s.F; f++) dout_transform(Gh, dout, s, g, t0, t1, f, f + 1);
-#pragma omp for schedule(static)
-            for (int k = 0; k < 16; k++)
-                gemm<T>(false, true, s.F, s.C, t1 - t0, T(1), Gh + k * g.mplane, g.block,
-                        V + k * g.vplane, g.block, blk ? T(1) : T(0), Z + k * g.uplane, s.C);
-        }
-#pragma omp for schedule(static)
-        for (i64 f = 0; f < s.F; f++) weight_grad_transform(dw, Z, g.uplane, s.C, f, f + 1);
-        blas_set_threads_local(prev);
-    }
-}
-
 // The size rule. Per 2x2 output tile, im2col copies 36*C values into its
 // column matrix (or, for dx, adds them back) and its GEMM does 72*C*F
 // multiply-adds; Winograd moves 16*C values through V and 16*F through M
@@ -489,10 +400,51 @@ bool winograd_backward_applies(const ConvShape& s) {
     return winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
 }
 
+// The forward (winograd.h), with b null for no bias.
 template <class T>
 void conv_forward_winograd(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
-    winograd(out, x, w, b, s);
+    Tiling g;
+    g.TH = (s.Hout + 1) / 2, g.TW = (s.Wout + 1) / 2, g.total = s.N * g.TH * g.TW;
+    const int nt = threads();
+    g.block = block_tiles<T>(s, g.total, nt);
+    g.uplane = plane_stride<T>(s.F, s.C);
+    g.vplane = plane_stride<T>(s.C, g.block), g.mplane = plane_stride<T>(s.F, g.block);
+    const i64 ld = g.block, nblocks = (g.total + ld - 1) / ld;
+    const i64 v_size = 16 * g.vplane, per_block = v_size + 16 * g.mplane;
+    const auto U = aligned_array<T>(16 * g.uplane);
+#pragma omp parallel for num_threads(nt) schedule(static) if (s.F * s.C > 4096)
+    for (i64 f = 0; f < s.F; f++) filter_transform(U.get(), g.uplane, w, s.C, f, f + 1);
+    if (nblocks >= nt) {
+        const auto work = aligned_array<T>(nt * per_block);
+#pragma omp parallel num_threads(nt)
+        {
+            const int prev = blas_set_threads_local(1);
+            T* V = work.get() + (size_t)omp_get_thread_num() * per_block;
+            T* M = V + v_size;
+#pragma omp for schedule(static)
+            for (i64 blk = 0; blk < nblocks; blk++) {
+                const i64 t0 = blk * ld, t1 = std::min(g.total, t0 + ld);
+                input_transform(V, x, s, g, t0, t1, 0, s.C);
+                block_gemms(M, U.get(), V, g, t1 - t0, s);
+                output_transform(out, M, b, s, g, t0, t1, 0, s.F);
+            }
+            blas_set_threads_local(prev);
+        }
+        return;
+    }
+    const auto work = aligned_array<T>(per_block);
+    T* V = work.get();
+    T* M = V + v_size;
+    for (i64 blk = 0; blk < nblocks; blk++) {
+        const i64 t0 = blk * ld, t1 = std::min(g.total, t0 + ld);
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (i64 c = 0; c < s.C; c++) input_transform(V, x, s, g, t0, t1, c, c + 1);
+        block_gemms(M, U.get(), V, g, t1 - t0, s);
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (i64 f = 0; f < s.F; f++) output_transform(out, M, b, s, g, t0, t1, f, f + 1);
+    }
 }
+
 
 template <class T>
 void conv_dx_winograd(T* dx, const T* dout, const T* w, const ConvShape& s) {
@@ -506,19 +458,57 @@ void conv_dx_winograd(T* dx, const T* dout, const T* w, const ConvShape& s) {
     for (i64 c = 0; c < s.C; c++)
         for (i64 f = 0; f < s.F; f++)
             for (int i = 0; i < 9; i++) w_t[(c * s.F + f) * 9 + i] = w[(f * s.C + c) * 9 + 8 - i];
-    winograd(dx, dout, w_t.get(), (const T*)nullptr, t);
+    conv_forward_winograd(dx, dout, w_t.get(), (const T*)nullptr, t);
 }
 
+// dw of conv_forward_winograd: since sum(g * Y) = <G^T [(A g A^T) * V] G, w>
+// for each tile, dw = G^T [ sum over tiles of (A g A^T) * (B^T d B) ] G. The
+// sum is, for each k, a GEMM over tiles: Z[k] (F, C) += Gh[k] (F, tiles) @
+// V[k]^T, accumulated block by block. Threads share each block: they split
+// the transforms by channel and filter, then the 16 GEMMs (single-threaded)
+// by k, so every Z[k] is summed by one thread in block order, and dw does
+// not depend on the thread count.
 template <class T>
 void conv_dw_winograd(T* dw, const T* dout, const T* x, const ConvShape& s) {
-    winograd_dw(dw, dout, x, s);
+    Tiling g;
+    g.TH = (s.Hout + 1) / 2, g.TW = (s.Wout + 1) / 2, g.total = s.N * g.TH * g.TW;
+    g.block = block_tiles<T>(s, g.total, 1);
+    g.uplane = plane_stride<T>(s.F, s.C);
+    g.vplane = plane_stride<T>(s.C, g.block), g.mplane = plane_stride<T>(s.F, g.block);
+    const i64 nblocks = (g.total + g.block - 1) / g.block;
+    const auto work = aligned_array<T>(16 * (g.vplane + g.mplane + g.uplane));
+    T* V = work.get();
+    T* Gh = V + 16 * g.vplane;
+    T* Z = Gh + 16 * g.mplane;
+#pragma omp parallel num_threads(threads())
+    {
+        const int prev = blas_set_threads_local(1);
+        for (i64 blk = 0; blk < nblocks; blk++) {
+            const i64 t0 = blk * g.block, t1 = std::min(g.total, t0 + g.block);
+#pragma omp for schedule(static)
+            for (i64 c = 0; c < s.C; c++) input_transform(V, x, s, g, t0, t1, c, c + 1);
+#pragma omp for schedule(static)
+            for (i64 f = 0; f < s.F; f++) dout_transform(Gh, dout, s, g, t0, t1, f, f + 1);
+#pragma omp for schedule(static)
+            for (int k = 0; k < 16; k++)
+                gemm<T>(false, true, s.F, s.C, t1 - t0, T(1), Gh + k * g.mplane, g.block,
+                        V + k * g.vplane, g.block, blk ? T(1) : T(0), Z + k * g.uplane, s.C);
+        }
+#pragma omp for schedule(static)
+        for (i64 f = 0; f < s.F; f++) weight_grad_transform(dw, Z, g.uplane, s.C, f, f + 1);
+        blas_set_threads_local(prev);
+    }
 }
 
-#define NNC_INSTANTIATE(T)                                                                   \
-    template void conv_forward_winograd<T>(T*, const T*, const T*, const T*, const ConvShape&); \
-    template void conv_dx_winograd<T>(T*, const T*, const T*, const ConvShape&);             \
-    template void conv_dw_winograd<T>(T*, const T*, const T*, const ConvShape&);
-NNC_INSTANTIATE(float)
-NNC_INSTANTIATE(double)
+
+// conv.cpp's instantiations.
+template void conv_forward_winograd(float*, const float*, const float*, const float*,
+                                    const ConvShape&);
+template void conv_forward_winograd(double*, const double*, const double*, const double*,
+                                    const ConvShape&);
+template void conv_dx_winograd(float*, const float*, const float*, const ConvShape&);
+template void conv_dx_winograd(double*, const double*, const double*, const ConvShape&);
+template void conv_dw_winograd(float*, const float*, const float*, const ConvShape&);
+template void conv_dw_winograd(double*, const double*, const double*, const ConvShape&);
 
 }  // namespace nnc
