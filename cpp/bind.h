@@ -1,7 +1,15 @@
 // Helpers for the nanobind boundary, shared by every family's bind_<family>():
-// argument checks that raise TypeError (dtype, layout) or ValueError (shapes,
-// sizes, index ranges), output allocation, and the float/double dispatch.
-// Kernels trust their callers; the checks here are what makes that safe.
+// argument checks, output allocation, and the float/double dispatch.
+//
+// Policy: a binding checks only what keeps memory safe when nnc._nnc is
+// called directly: dtypes, ndim and contiguity (TypeError for dtype and
+// layout), and the sizes that index buffers, i.e. arrays read or written
+// together agree in shape, sizes stay within what the kernels, OpenBLAS
+// (32-bit) and int32 argmax can index, and index arrays (labels, argmax)
+// lie in range (ValueError). Messages are short and generic. The public
+// Python layer owns user-facing validation: hyper-parameter semantics (eps,
+// momentum, p, learning rates, modes, conv and pool tiling) and friendly
+// messages; tests of those go through it. Kernels trust their callers.
 #pragma once
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>

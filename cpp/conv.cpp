@@ -353,14 +353,14 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
 
 std::string str(i64 v) { return std::to_string(v); }
 
-// The geometry of x (N, C, H, W) and w (F, C, HH, WW) with the sizes every
-// buffer is indexed by, or ValueError.
+// The geometry of x (N, C, H, W) and w (F, C, HH, WW), or ValueError when
+// the sizes could not index the buffers.
 ConvShape conv_shape(const In& x, const In& w, i64 stride, i64 pad) {
     check_ndim(x, "x", 4);
     check_ndim(w, "w", 4);
     if (stride < 1) fail_value("stride must be >= 1, got " + str(stride));
     if (pad < 0) fail_value("pad must be >= 0, got " + str(pad));
-    if (pad > (1 << 30)) fail_value("pad = " + str(pad) + " is unreasonably large");
+    if (pad > (1 << 30)) fail_value("pad is unreasonably large, got " + str(pad));
     ConvShape s{};
     s.N = x.shape(0), s.C = x.shape(1), s.H = x.shape(2), s.W = x.shape(3);
     s.F = w.shape(0), s.HH = w.shape(2), s.WW = w.shape(3);
@@ -370,16 +370,18 @@ ConvShape conv_shape(const In& x, const In& w, i64 stride, i64 pad) {
         if (x.shape(i) == 0 || w.shape(i) == 0)
             fail_value("x and w must have no zero-size dimension");
     check_shape(w, "w", {s.F, s.C, s.HH, s.WW});
-    const i64 sizes[2] = {s.H, s.W}, taps[2] = {s.HH, s.WW};
-    for (int d = 0; d < 2; d++) {
-        if (taps[d] > sizes[d] + 2 * pad)
-            fail_value("the " + str(s.HH) + "x" + str(s.WW) +
-                       " filter does not fit in the padded input");
-        if ((sizes[d] + 2 * pad - taps[d]) % stride != 0)
-            fail_value("the filter does not tile the input");
-    }
+    // Hout, Wout >= 1, rounded down when the filter does not tile the input
+    // (the public layer refuses that): the kernels never read past the pad.
+    if (s.HH > s.H + 2 * pad || s.WW > s.W + 2 * pad)
+        fail_value("the filter does not fit in the padded input");
     s.Hout = 1 + (s.H + 2 * pad - s.HH) / stride;
     s.Wout = 1 + (s.W + 2 * pad - s.WW) / stride;
+    // A stride past the last window start leaves one output row and column,
+    // the same for any such stride; the kernels' scratch grows with it, so
+    // it is cut down to one past the last start (and stays > 1, which keeps
+    // the path choice).
+    const i64 last = std::max(s.H + 2 * pad - s.HH, s.W + 2 * pad - s.WW);
+    if (stride > 1) s.stride = std::min(stride, std::max<i64>(2, last + 1));
     // GEMM dims: F, K + 1 = C*HH*WW + 1 and up to Hout*Wout columns per call,
     // which is also the row stride of out and dout.
     check_blas_dim(s.F, "F");

@@ -259,16 +259,6 @@ inline void check_stats(const In& mean, const In& rstd, i64 n) {
     check_shape(rstd, "rstd", {n});
 }
 
-inline void check_eps(double eps) {
-    if (!(eps >= 0.0) || !std::isfinite(eps))
-        fail_value("eps must be a finite number >= 0, got " + std::to_string(eps));
-}
-
-inline void check_momentum(double momentum) {
-    if (!(momentum >= 0.0 && momentum <= 1.0))
-        fail_value("momentum must lie in [0, 1], got " + std::to_string(momentum));
-}
-
 // (N, C, S) of an NCHW array with N > 0 and S = H * W > 0.
 struct NCS {
     i64 N, C, S;
