@@ -220,10 +220,10 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
 
 // out[n,f] = b[f] + sum_{c,kh,kw} w[f,c,kh,kw] * xpad[n,c,oh*stride+kh,ow*stride+kw]
 // (cross-correlation, zero padding): im2col + GEMM, a tile of output rows at a time,
-// or Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd.h says when).
+// or Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd_applies says when).
 template <class T>
-void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
-    if (winograd_applies(s)) return conv_forward_winograd(out, x, w, b, s);
+void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s, ConvAlgo algo) {
+    if (winograd_applies(s, algo)) return conv_forward_winograd(out, x, w, b, s);
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     const std::unique_ptr<T[]> w_ext = weights_with_bias(w, b, F, K);
@@ -272,14 +272,14 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
 }
 
 // dx (N,C,H,W), dw (F,C,HH,WW), db (F) of conv_forward; overwrites all three.
-// dx and dw by Winograd when winograd_backward_applies(s).
+// dx and dw by Winograd when winograd_backward_applies(s, algo).
 template <class T>
-void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
-                   const ConvShape& s) {
+void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const ConvShape& s,
+                   ConvAlgo algo) {
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
-    if (winograd_backward_applies(s)) {
+    if (winograd_backward_applies(s, algo)) {
         conv_dx_winograd(dx, dout, w, s);
         conv_dw_winograd(dw, dout, x, s);
         return;
@@ -393,29 +393,38 @@ ConvShape conv_shape(const In& x, const In& w, i64 stride, i64 pad) {
     return s;
 }
 
+ConvAlgo conv_algo(int algo) {
+    if (algo < 0 || algo > 2)
+        fail_value("algo must be 0 (auto), 1 (im2col) or 2 (winograd), got " + std::to_string(algo));
+    return static_cast<ConvAlgo>(algo);
+}
+
 }  // namespace
 
 void bind_conv(nb::module_& m) {
-    m.def("conv_forward", [](In x, In w, In b, i64 stride, i64 pad) {
+    m.def("conv_forward", [](In x, In w, In b, i64 stride, i64 pad, int algo) {
         const DType dt = float_dtype({{"x", x.dtype()}, {"w", w.dtype()}, {"b", b.dtype()}});
         const ConvShape s = conv_shape(x, w, stride, pad);
+        const ConvAlgo a = conv_algo(algo);
         check_shape(b, "b", {s.F});
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
             auto out = new_array<T>({s.N, s.F, s.Hout, s.Wout});
             {
                 nb::gil_scoped_release nogil;
-                conv_forward(out.data(), ptr<T>(x), ptr<T>(w), ptr<T>(b), s);
+                conv_forward(out.data(), ptr<T>(x), ptr<T>(w), ptr<T>(b), s, a);
             }
             return nb::object(nb::cast(out));
         });
     }, nb::arg("x"), nb::arg("w"), nb::arg("b"), nb::arg("stride"), nb::arg("pad"),
+       nb::arg("algo") = 0,
        "out (N, F, Hout, Wout) = conv(x (N, C, H, W), w (F, C, HH, WW)) + b (F): "
-       "cross-correlation with zero padding");
+       "cross-correlation with zero padding; algo: 0 auto, 1 im2col, 2 winograd");
 
-    m.def("conv_backward", [](In dout, In x, In w, i64 stride, i64 pad) {
+    m.def("conv_backward", [](In dout, In x, In w, i64 stride, i64 pad, int algo) {
         const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
         const ConvShape s = conv_shape(x, w, stride, pad);
+        const ConvAlgo a = conv_algo(algo);
         check_shape(dout, "dout", {s.N, s.F, s.Hout, s.Wout});
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
@@ -425,21 +434,22 @@ void bind_conv(nb::module_& m) {
             {
                 nb::gil_scoped_release nogil;
                 conv_backward(dx.data(), dw.data(), db.data(), ptr<T>(dout), ptr<T>(x), ptr<T>(w),
-                              s);
+                              s, a);
             }
             return nb::make_tuple(dx, dw, db);
         });
     }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
-       "(dx, dw, db) of conv_forward");
+       nb::arg("algo") = 0, "(dx, dw, db) of conv_forward with the same algo");
 
-    m.def("conv_paths", [](In x, In w, i64 stride, i64 pad) {
+    m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const ConvShape s = conv_shape(x, w, stride, pad);
-        return nb::make_tuple(winograd_applies(s) ? "winograd" : "im2col",
-                              winograd_backward_applies(s) ? "winograd" : "im2col");
-    }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
-       "(forward, backward): the algorithm, 'winograd' or 'im2col', that conv_forward and "
-       "conv_backward (dx and dw) take for these shapes; NNC_CONV_WINOGRAD=0/1 in the "
-       "environment overrides the size rule");
+        const ConvAlgo a = conv_algo(algo);
+        return nb::make_tuple(winograd_applies(s, a) ? "winograd" : "im2col",
+                              winograd_backward_applies(s, a) ? "winograd" : "im2col");
+    }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
+       "(forward, backward): the path, 'winograd' or 'im2col', that conv_forward and "
+       "conv_backward (dx and dw) take for these shapes and algo (0 auto, 1 im2col, "
+       "2 winograd)");
 }
 
 }  // namespace nnc

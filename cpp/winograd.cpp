@@ -36,8 +36,8 @@
 // blocks may be cut elsewhere, which changes only the rounding.
 //
 // conv.cpp takes this path when winograd_applies() and
-// winograd_backward_applies() say so (the size rule is at the end of this
-// file); NNC_CONV_WINOGRAD=0 turns it off, =1 forces it.
+// winograd_backward_applies() say so: by the size rule at the end of this
+// file, unless the caller's ConvAlgo forces a path.
 #include "winograd.h"
 
 #include <algorithm>
@@ -377,27 +377,19 @@ bool winograd_size_pays(i64 C, i64 F, i64 tiles) {
     return tiles >= 32 && 7 * C * F + 50 * C > 120 * F;
 }
 
-// NNC_CONV_WINOGRAD: "0" never, "1" for every 3x3 stride-1 geometry, else
-// (unset) by winograd_size_pays. Read on every call, for A/B timing in one process.
-int winograd_override() {
-    const char* e = std::getenv("NNC_CONV_WINOGRAD");
-    return e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : -1;
-}
-
 }  // namespace
 
-bool winograd_applies(const ConvShape& s) {
-    if (s.HH != 3 || s.WW != 3 || s.stride != 1) return false;
-    const int force = winograd_override();
-    if (force >= 0) return force == 1;
-    return winograd_size_pays(s.C, s.F, s.N * ((s.Hout + 1) / 2) * ((s.Wout + 1) / 2));
+bool winograd_applies(const ConvShape& s, ConvAlgo algo) {
+    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || algo == ConvAlgo::im2col) return false;
+    return algo == ConvAlgo::winograd ||
+           winograd_size_pays(s.C, s.F, s.N * ((s.Hout + 1) / 2) * ((s.Wout + 1) / 2));
 }
 
-bool winograd_backward_applies(const ConvShape& s) {
-    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2) return false;
-    const int force = winograd_override();
-    if (force >= 0) return force == 1;
-    return winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
+bool winograd_backward_applies(const ConvShape& s, ConvAlgo algo) {
+    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2 || algo == ConvAlgo::im2col)
+        return false;
+    return algo == ConvAlgo::winograd ||
+           winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
 }
 
 // The forward (winograd.h), with b null for no bias.

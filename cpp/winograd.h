@@ -15,16 +15,20 @@ struct ConvShape {
     i64 Hout, Wout;
 };
 
-// Whether conv_forward should take the Winograd path for s: a 3x3 kernel,
-// stride 1, and sizes for which it is faster than im2col (winograd.cpp).
-// The environment variable NNC_CONV_WINOGRAD overrides the size rule, for
-// A/B timing and tests: "0" never, "1" for every 3x3 stride-1 geometry.
-bool winograd_applies(const ConvShape& s);
+// The conv algorithm a caller asks for (the conv bindings' `algo`, which
+// nnc.set_conv_algorithm sets): automatic takes Winograd where the size rule
+// of winograd.cpp says it is faster than im2col, winograd forces it for every
+// geometry it can do, im2col never takes it.
+enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2 };
 
-// Whether conv_backward should compute dx and dw with conv_dx_winograd and
+// Whether the forward takes the Winograd path: a 3x3 kernel with stride 1,
+// and algo says so.
+bool winograd_applies(const ConvShape& s, ConvAlgo algo);
+
+// Whether the backward computes dx and dw with conv_dx_winograd and
 // conv_dw_winograd: as winograd_applies, and pad <= 2 (dx is a 3x3 conv of
-// dout with pad 2 - pad). NNC_CONV_WINOGRAD=1 cannot force pad > 2.
-bool winograd_backward_applies(const ConvShape& s);
+// dout with pad 2 - pad), which even ConvAlgo::winograd cannot lift.
+bool winograd_backward_applies(const ConvShape& s, ConvAlgo algo);
 
 // The conv forward for a 3x3 kernel with stride 1 (any pad, N, C, F, H, W);
 // b may be null for no bias. Same result as the im2col path up to rounding.

@@ -122,19 +122,24 @@ def spatial_groupnorm_backward(dout, cache):
     return dx, dgamma.reshape(gamma.shape), dbeta.reshape(beta_shape)
 
 # --- convolution and pooling ---
-# Every conv name runs the same kernel (per-thread im2col + GEMM) and every
-# pool name the same pooling kernel; the public functions checked the
-# arguments, the binding checks them again.
+# Every conv name runs the same kernel (im2col + GEMM, or Winograd for 3x3
+# stride-1 kernels, as nnc.set_conv_algorithm says, read once per call) and
+# every pool name the same pooling kernel. The public functions checked the
+# arguments; the binding checks only what keeps memory safe.
+
+from .. import _settings  # noqa: E402
 
 
 def conv_forward_im2col(x, w, b, conv_param):
-    out = _nnc.conv_forward(x, w, b, conv_param["stride"], conv_param["pad"])
+    out = _nnc.conv_forward(x, w, b, conv_param["stride"], conv_param["pad"],
+                            _settings._conv_algo_code())
     return out, (x, w, b, conv_param)
 
 
 def conv_backward_im2col(dout, cache):
     x, w, b, conv_param = cache
-    return _nnc.conv_backward(dout, x, w, conv_param["stride"], conv_param["pad"])
+    return _nnc.conv_backward(dout, x, w, conv_param["stride"], conv_param["pad"],
+                              _settings._conv_algo_code())
 
 
 conv_forward_strides = conv_forward_im2col
