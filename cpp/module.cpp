@@ -1,5 +1,6 @@
-// The nanobind module: build info, the thread knob, and one registration
-// call per op family (the bind_<family>() at the end of each family's .cpp).
+// The nanobind module: build info, the thread and buffer-cache knobs, and one
+// registration call per op family (the bind_<family>() at the end of each
+// family's .cpp).
 // No math lives here.
 #include <nanobind/stl/string.h>
 
@@ -19,6 +20,15 @@ NB_MODULE(_nnc, m) {
     m.def("blas_corename", [] { return std::string(blas_corename()); });
     m.def("simd_isa", [] { return std::string(simd_isa()); });
     m.def("openmp_version", [] { return (int)_OPENMP; });
+    m.def("set_buffer_cache", [](std::int64_t max_bytes) {
+        if (max_bytes < 0) fail_value("max_bytes must be >= 0, got " + std::to_string(max_bytes));
+        set_output_cache_limit((size_t)max_bytes);
+    }, nb::arg("max_bytes"),
+       "Most bytes of freed output buffers (of 1 MB and more) kept for reuse; 0 turns the "
+       "cache off and frees what it holds");
+    m.def("get_buffer_cache", [] {
+        return nb::make_tuple((std::int64_t)output_cache_limit(), (std::int64_t)output_cache_held());
+    }, "(limit, held): the output-buffer cache's limit and the bytes it holds, in bytes");
     m.attr("version") = NNC_VERSION;
     m.attr("compiler") = NNC_COMPILER;
 

@@ -1,5 +1,7 @@
 // The output memory of outputs.h: a small cache of freed blocks in front of
 // aligned_alloc.
+#include "outputs.h"
+
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -8,23 +10,21 @@
 #include <new>
 #include <vector>
 
-#include "outputs.h"
-
 namespace nnc {
 namespace {
 
 constexpr size_t kHuge = size_t(2) << 20;        // transparent huge page
 constexpr size_t kMmapSize = size_t(32) << 20;   // glibc maps blocks this large anew
 constexpr size_t kCachedMin = size_t(1) << 20;   // smaller blocks go straight back to glibc
-constexpr size_t kCacheBytes = size_t(256) << 20;  // most memory held by freed blocks
 
 size_t rounded_size(size_t bytes) {
     const size_t align = bytes >= kMmapSize ? kHuge : 64;
     return std::max(align, (bytes + align - 1) / align * align);
 }
 
-// Freed blocks of kCachedMin bytes and more, oldest first. Arrays die under
-// the GIL, but a free-threaded Python has none: a mutex guards the list.
+// Freed blocks of kCachedMin bytes and more, oldest first, holding at most
+// `limit` bytes. Arrays die under the GIL, but a free-threaded Python has
+// none: a mutex guards the list.
 struct Cache {
     std::mutex mutex;
     struct Block {
@@ -33,6 +33,17 @@ struct Cache {
     };
     std::vector<Block> blocks;
     size_t held = 0;
+    size_t limit = kOutputCacheDefault;
+
+    // Frees the oldest blocks until at most `limit` bytes are held.
+    void trim() {
+        size_t evicted = 0;
+        for (; held > limit; evicted++) {
+            held -= blocks[evicted].size;
+            std::free(blocks[evicted].p);
+        }
+        blocks.erase(blocks.begin(), blocks.begin() + evicted);
+    }
 };
 
 // Never destroyed: arrays may outlive static destruction at exit.
@@ -67,12 +78,16 @@ void* alloc_output(size_t bytes) {
 
 void release_output(void* p, size_t bytes) noexcept {
     const size_t size = rounded_size(bytes);
-    if (size < kCachedMin || size > kCacheBytes) {
+    if (size < kCachedMin) {
         std::free(p);
         return;
     }
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
+    if (size > c.limit) {
+        std::free(p);
+        return;
+    }
     try {
         c.blocks.push_back({p, size});
     } catch (...) {  // no memory for the list entry: free the block instead
@@ -80,12 +95,26 @@ void release_output(void* p, size_t bytes) noexcept {
         return;
     }
     c.held += size;
-    size_t evicted = 0;
-    for (; c.held > kCacheBytes; evicted++) {
-        c.held -= c.blocks[evicted].size;
-        std::free(c.blocks[evicted].p);
-    }
-    c.blocks.erase(c.blocks.begin(), c.blocks.begin() + evicted);
+    c.trim();
+}
+
+void set_output_cache_limit(size_t bytes) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.limit = bytes;
+    c.trim();
+}
+
+size_t output_cache_limit() {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    return c.limit;
+}
+
+size_t output_cache_held() {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    return c.held;
 }
 
 }  // namespace nnc

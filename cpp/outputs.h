@@ -18,4 +18,13 @@ void* alloc_output(size_t bytes);
 // Gives back a block from alloc_output(bytes): into the cache, or freed.
 void release_output(void* p, size_t bytes) noexcept;
 
+// The most bytes the cache holds: 256 MB unless set (nnc.set_buffer_cache).
+// 0 turns it off; lowering the limit frees the oldest blocks until the
+// cache fits.
+constexpr size_t kOutputCacheDefault = size_t(256) << 20;
+void set_output_cache_limit(size_t bytes);
+size_t output_cache_limit();
+// Bytes held by freed blocks waiting for reuse.
+size_t output_cache_held();
+
 }  // namespace nnc

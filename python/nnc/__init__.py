@@ -31,10 +31,17 @@ from .backends import (  # noqa: E402
     use_backend,
 )
 from ._info import build_info, get_num_threads, set_num_threads  # noqa: E402
-from ._settings import conv_algorithm, get_conv_algorithm, set_conv_algorithm  # noqa: E402
+from ._settings import (  # noqa: E402
+    conv_algorithm,
+    get_buffer_cache,
+    get_conv_algorithm,
+    set_buffer_cache,
+    set_conv_algorithm,
+)
 
 __all__ = [
     "available_backends", "get_backend", "set_backend", "use_backend", "implemented_ops",
     "missing_ops", "build_info", "get_num_threads", "set_num_threads", "set_conv_algorithm",
-    "get_conv_algorithm", "conv_algorithm", "__version__",
+    "get_conv_algorithm", "conv_algorithm", "set_buffer_cache", "get_buffer_cache",
+    "__version__",
 ]

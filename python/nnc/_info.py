@@ -2,6 +2,7 @@
 import os
 
 from . import __version__
+from ._settings import get_buffer_cache
 from .backends import _BACKENDS, CPP_IMPORT_ERROR, available_backends
 
 
@@ -11,12 +12,14 @@ def _native():
 
 def build_info():
     """A dict describing this build: version, blas, openmp, simd, compiler,
-    num_threads, backends (and cpp_error when the extension did not load)."""
+    num_threads, buffer_cache (its limit and the bytes it holds), backends
+    (and cpp_error when the extension did not load)."""
     nat = _native()
     info = {"version": __version__, "backends": available_backends()}
     if nat is None:
         info.update(blas=None, openmp=False, simd=None, compiler=None,
-                    num_threads=get_num_threads(), cpp_error=str(CPP_IMPORT_ERROR))
+                    num_threads=get_num_threads(), buffer_cache=get_buffer_cache(),
+                    cpp_error=str(CPP_IMPORT_ERROR))
         return info
     info.update(
         blas=f"{nat.blas_config().strip()} (core {nat.blas_corename()})",
@@ -24,6 +27,7 @@ def build_info():
         simd=nat.simd_isa(),
         compiler=nat.compiler,
         num_threads=nat.get_num_threads(),
+        buffer_cache=get_buffer_cache(),
     )
     return info
 

@@ -1,6 +1,6 @@
-"""Knobs of the native backend that the kernels take as arguments, never
-read from global state on their own: the conv algorithm and the cache of
-output buffers.
+"""Knobs of the native backend: the conv algorithm, which the conv kernels
+take as an argument (they read no global state of their own), and the cache
+of output buffers.
 
 The conv algorithm is per thread/context (a ``contextvars.ContextVar``):
 ``set_conv_algorithm`` and ``with conv_algorithm(...)`` change it for the
@@ -10,6 +10,7 @@ default, read once at import from ``NNC_CONV_WINOGRAD``: unset -> 'auto',
 """
 import contextlib
 import contextvars
+import operator
 import os
 
 CONV_ALGORITHMS = ("auto", "im2col", "winograd")  # the conv bindings' algo 0, 1, 2
@@ -57,3 +58,46 @@ def conv_algorithm(name):
 def _conv_algo_code():
     """The algo argument of the conv bindings for the current setting."""
     return CONV_ALGORITHMS.index(_conv_algorithm.get())
+
+
+# --- output-buffer cache ---
+
+_fallback_cache_limit = 256 << 20  # what get_buffer_cache reports without the extension
+
+
+def _native():
+    from ._info import _native as native  # late: _info imports the backends
+
+    return native()
+
+
+def set_buffer_cache(max_bytes):
+    """Most bytes of freed output arrays the cpp backend keeps to hand to the
+    next output of the same size (default 256 MB). Only arrays of 1 MB and
+    more are kept: reusing them saves faulting in fresh pages on every call.
+    0 turns the cache off and frees what it holds; lowering the limit frees
+    the oldest blocks until it fits."""
+    if isinstance(max_bytes, bool):
+        raise TypeError(f"max_bytes must be an int, got {max_bytes!r}")
+    try:
+        n = operator.index(max_bytes)
+    except TypeError:
+        raise TypeError(f"max_bytes must be an int, got {max_bytes!r}") from None
+    if n < 0:
+        raise ValueError(f"max_bytes must be >= 0, got {n}")
+    nat = _native()
+    if nat is not None:
+        nat.set_buffer_cache(n)
+    else:
+        global _fallback_cache_limit
+        _fallback_cache_limit = n
+
+
+def get_buffer_cache():
+    """``{'limit': bytes, 'held': bytes}``: the output-buffer cache's limit and
+    what freed buffers it holds now."""
+    nat = _native()
+    if nat is None:
+        return {"limit": _fallback_cache_limit, "held": 0}
+    limit, held = nat.get_buffer_cache()
+    return {"limit": limit, "held": held}
