@@ -350,7 +350,6 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     }
 }
 
-
 std::string str(i64 v) { return std::to_string(v); }
 
 // The geometry of x (N, C, H, W) and w (F, C, HH, WW), or ValueError when
@@ -376,10 +375,9 @@ ConvShape conv_shape(const In& x, const In& w, i64 stride, i64 pad) {
         fail_value("the filter does not fit in the padded input");
     s.Hout = 1 + (s.H + 2 * pad - s.HH) / stride;
     s.Wout = 1 + (s.W + 2 * pad - s.WW) / stride;
-    // A stride past the last window start leaves one output row and column,
-    // the same for any such stride; the kernels' scratch grows with it, so
-    // it is cut down to one past the last start (and stays > 1, which keeps
-    // the path choice).
+    // A stride past the last window start gives one output row and column
+    // whatever its value, but the kernels' scratch grows with it: it is cut
+    // to last + 1 (at least 2, so that the path choice stays the same).
     const i64 last = std::max(s.H + 2 * pad - s.HH, s.W + 2 * pad - s.WW);
     if (stride > 1) s.stride = std::min(stride, std::max<i64>(2, last + 1));
     // GEMM dims: F, K + 1 = C*HH*WW + 1 and up to Hout*Wout columns per call,

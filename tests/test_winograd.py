@@ -1,8 +1,8 @@
 """The native conv's Winograd F(2x2, 3x3) path (cpp/winograd.cpp), taken for
 3x3 stride-1 kernels: the forward, and the backward (dx through the same
 forward with pad 2 - pad, so pad <= 2, and dw from the same transforms).
-NNC_CONV_WINOGRAD=1 forces it for every 3x3 stride-1 geometry, so small
-shapes with tails (odd H/W, partial edge tiles, 1 channel) are checked
+nnc.conv_algorithm('winograd') forces it for every 3x3 stride-1 geometry, so
+small shapes with tails (odd H/W, partial edge tiles, 1 channel) are checked
 against the NumPy reference; _nnc.conv_paths tells which path a call takes."""
 import subprocess
 import sys
@@ -22,15 +22,20 @@ DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 
+# the conv bindings' algo argument for each nnc.conv_algorithm name
+ALGO = {"auto": 0, "im2col": 1, "winograd": 2}
+
+
 @pytest.fixture
-def winograd(monkeypatch):
+def winograd():
     """Every 3x3 stride-1 conv takes the Winograd path (the backward too, when pad <= 2)."""
-    monkeypatch.setenv("NNC_CONV_WINOGRAD", "1")
+    with nnc.conv_algorithm("winograd"):
+        yield
 
 
 def paths(x, w, pad, stride=1):
     from nnc import _nnc
-    return _nnc.conv_paths(x, w, stride, pad)
+    return _nnc.conv_paths(x, w, stride, pad, ALGO[nnc.get_conv_algorithm()])
 
 
 def data(N, C, H, W, F, pad, dtype, seed=0):
@@ -97,41 +102,41 @@ def test_default_path_matches_numpy(dtype):
     assert_close(native(x, w, b, cp, dout), reference(x, w, b, cp, dout), dtype)
 
 
-def test_paths(monkeypatch):
-    monkeypatch.delenv("NNC_CONV_WINOGRAD", raising=False)
+def test_paths():
     z = np.zeros
     deep_x, deep_w = z((64, 64, 32, 32), np.float32), z((64, 64, 3, 3), np.float32)
-    assert paths(deep_x, deep_w, 1) == ("winograd", "winograd")
-    assert paths(deep_x, deep_w, 2) == ("winograd", "winograd")
-    assert paths(deep_x, deep_w, 3) == ("winograd", "im2col")  # dx would need pad -1
-    assert paths(deep_x, deep_w[:, :, :2], 1) == ("im2col", "im2col")  # 3x2 kernel
-    assert paths(z((64, 64, 31, 31)), z((64, 64, 3, 3)), 1, stride=2) == ("im2col", "im2col")
-    assert paths(z((64, 64, 32, 32)), z((64, 64, 5, 5)), 2) == ("im2col", "im2col")
-    # the size rule: few input channels, or many more filters than channels, or few tiles
-    assert paths(z((64, 3, 32, 32)), z((64, 3, 3, 3)), 1) == ("im2col", "im2col")
-    assert paths(z((64, 8, 32, 32)), z((64, 8, 3, 3)), 1) == ("im2col", "im2col")
-    assert paths(z((64, 16, 32, 32)), z((16, 16, 3, 3)), 1) == ("winograd", "winograd")
-    assert paths(z((1, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("im2col", "im2col")
-    assert paths(z((2, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("winograd", "winograd")
-    monkeypatch.setenv("NNC_CONV_WINOGRAD", "0")
-    assert paths(deep_x, deep_w, 1) == ("im2col", "im2col")
-    monkeypatch.setenv("NNC_CONV_WINOGRAD", "1")
-    assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 1) == ("winograd", "winograd")
-    assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 3) == ("winograd", "im2col")
+    with nnc.conv_algorithm("auto"):
+        assert paths(deep_x, deep_w, 1) == ("winograd", "winograd")
+        assert paths(deep_x, deep_w, 2) == ("winograd", "winograd")
+        assert paths(deep_x, deep_w, 3) == ("winograd", "im2col")  # dx would need pad -1
+        assert paths(deep_x, deep_w[:, :, :2], 1) == ("im2col", "im2col")  # 3x2 kernel
+        assert paths(z((64, 64, 31, 31)), z((64, 64, 3, 3)), 1, stride=2) == ("im2col", "im2col")
+        assert paths(z((64, 64, 32, 32)), z((64, 64, 5, 5)), 2) == ("im2col", "im2col")
+        # the size rule: few input channels, or many more filters than channels, or few tiles
+        assert paths(z((64, 3, 32, 32)), z((64, 3, 3, 3)), 1) == ("im2col", "im2col")
+        assert paths(z((64, 8, 32, 32)), z((64, 8, 3, 3)), 1) == ("im2col", "im2col")
+        assert paths(z((64, 16, 32, 32)), z((16, 16, 3, 3)), 1) == ("winograd", "winograd")
+        assert paths(z((1, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("im2col", "im2col")
+        assert paths(z((2, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("winograd", "winograd")
+    with nnc.conv_algorithm("im2col"):
+        assert paths(deep_x, deep_w, 1) == ("im2col", "im2col")
+    with nnc.conv_algorithm("winograd"):
+        assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 1) == ("winograd", "winograd")
+        assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 3) == ("winograd", "im2col")
 
 
-def test_winograd_and_im2col_agree(monkeypatch):
+def test_winograd_and_im2col_agree():
     """The two native paths on one problem, float64: equal up to rounding."""
     x, w, b, cp, dout = data(3, 20, 11, 14, 24, 1, np.float64, seed=3)
     results = {}
-    for flag in ("0", "1"):
-        monkeypatch.setenv("NNC_CONV_WINOGRAD", flag)
-        results[flag] = native(x, w, b, cp, dout)
-    for g, e in zip(results["1"], results["0"]):
+    for algo in ("im2col", "winograd"):
+        with nnc.conv_algorithm(algo):
+            results[algo] = native(x, w, b, cp, dout)
+    for g, e in zip(results["winograd"], results["im2col"]):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12 * np.max(np.abs(e)))
 
 
-def test_non_finite_inputs_reach_the_same_outputs(monkeypatch):
+def test_non_finite_inputs_reach_the_same_outputs():
     """An inf or nan in x makes the same outputs non-finite on both paths
     (Winograd may give nan where the direct sum gives inf); the rest agree."""
     rng = np.random.default_rng(1)
@@ -145,12 +150,12 @@ def test_non_finite_inputs_reach_the_same_outputs(monkeypatch):
             x[rng.integers(2), rng.integers(3), rng.integers(H), rng.integers(W)] = \
                 rng.choice([np.inf, -np.inf, np.nan])
         out = {}
-        for flag in ("0", "1"):
-            monkeypatch.setenv("NNC_CONV_WINOGRAD", flag)
-            out[flag] = _nnc.conv_forward(x, w, b, 1, pad)
-        finite = np.isfinite(out["0"])
-        np.testing.assert_array_equal(np.isfinite(out["1"]), finite)
-        np.testing.assert_allclose(out["1"][finite], out["0"][finite], rtol=1e-12, atol=1e-12)
+        for algo in ("im2col", "winograd"):
+            out[algo] = _nnc.conv_forward(x, w, b, 1, pad, ALGO[algo])
+        finite = np.isfinite(out["im2col"])
+        np.testing.assert_array_equal(np.isfinite(out["winograd"]), finite)
+        np.testing.assert_allclose(out["winograd"][finite], out["im2col"][finite], rtol=1e-12,
+                                   atol=1e-12)
 
 
 @pytest.mark.parametrize("pad", [0, 1, 2])
@@ -176,8 +181,9 @@ def test_concurrent_calls_match_serial(winograd):
     problems = [data(1, 17 + i, 7, 8, 16, 1, np.float32, seed=i) if i % 2 else
                 data(6, 17 + i, 12, 10, 16, 1, np.float32, seed=i) for i in range(4)]
 
-    def run(p):
-        return native(*p)
+    def run(p):  # a new thread starts at the process default: set the algorithm in each
+        with nnc.conv_algorithm("winograd"):
+            return native(*p)
 
     serial = [run(p) for p in problems]
     results = [None] * 4
