@@ -15,10 +15,12 @@ import numpy as np
 
 import nnc
 from nnc.bench.harness import _runner
-from nnc.bench.suite import CASES, OPS
+from nnc.bench.suite import CASES, OPS, Case
 
 DEFAULT_CASES = ("convnet conv1", "deep conv", "batchnorm", "layernorm", "relu",
-                 "ThreeLayerConvNet step")
+                 "ThreeLayerConvNet step", "batchnorm 4096x4096")
+# Outputs of 32 MB and more, which glibc maps anew on every allocation.
+EXTRA = [Case("batchnorm 4096x4096", "batchnorm", (4096, 4096))]
 
 
 def timed(fn, reps):
@@ -40,8 +42,8 @@ def main():
     args = p.parse_args()
     dtype = np.dtype(args.dtype).type
     limit = nnc.get_buffer_cache()["limit"] or 256 << 20
-    cases = [c for c in CASES if (c.name in DEFAULT_CASES if args.filter is None
-                                  else args.filter in c.name)]
+    cases = [c for c in CASES + EXTRA if (c.name in DEFAULT_CASES if args.filter is None
+                                          else args.filter in c.name)]
     info = nnc.build_info()
     print(f"nnc {info['version']} | simd {info['simd']} | threads {info['num_threads']} | "
           f"{args.dtype} | cache limit {limit >> 20} MB | median of {args.reps} reps each")
