@@ -15,6 +15,7 @@
 #include <nanobind/ndarray.h>
 
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -138,15 +139,21 @@ inline void check_blas_dim(i64 v, const char* what) {
 }
 
 // A new output array (memory from alloc_output, given back when it dies).
+// A byte count that wrapped around would allocate a small block for the
+// kernel to write far past (mt19937_random_sample with n = 2**61 + 1 did):
+// sizes no array can have are refused, as NumPy refuses them.
 template <class T>
 Out<T> new_array(const std::vector<size_t>& shape) {
-    size_t n = 1;
-    for (size_t s : shape) n *= s;
+    size_t n = 1, bytes = 0;
+    bool wraps = false;
+    for (size_t s : shape) wraps |= __builtin_mul_overflow(n, s, &n);
+    wraps |= __builtin_mul_overflow(n, sizeof(T), &bytes);
+    if (wraps || bytes > (size_t)PTRDIFF_MAX) fail_value("output: too large for any array");
     struct Block {
         void* data;
         size_t bytes;
     };
-    auto* block = new Block{nullptr, n * sizeof(T)};
+    auto* block = new Block{nullptr, bytes};
     try {
         block->data = alloc_output(block->bytes);
     } catch (...) {
