@@ -663,14 +663,11 @@ def test_inputs_not_modified(backend):
         np.testing.assert_array_equal(a, b)
 
 
-# cpp-only: dtypes and the in-place running statistics
+# dtypes: NumPy's promotion for the inputs, a strict dtype for the running
+# statistics that are updated in place; the same on both backends
 
 
-CPP_BAD_CALLS = [
-    ("bn int x", TypeError,
-     lambda: L.batchnorm_forward(x2.astype(np.int64), g3, b3, {"mode": "train"})),
-    ("bn mixed gamma", TypeError,
-     lambda: L.batchnorm_forward(x2, g3.astype(np.float32), b3, {"mode": "train"})),
+BAD_STATS_CALLS = [
     ("bn float32 x, float64 running_mean", TypeError,
      lambda: L.batchnorm_forward(x2.astype(np.float32), g3.astype(np.float32),
                                  b3.astype(np.float32),
@@ -683,26 +680,58 @@ CPP_BAD_CALLS = [
     ("bn test mode running_mean float32", TypeError,
      lambda: L.batchnorm_forward(x2, g3, b3, {"mode": "test",
                                               "running_mean": np.zeros(3, np.float32)})),
-    ("ln int gamma", TypeError,
-     lambda: L.layernorm_forward(x2, np.ones(3, np.int64), b3, {})),
-    ("ln float16 x", TypeError,
-     lambda: L.layernorm_forward(x2.astype(np.float16), g3, b3, {})),
-    ("sbn int gamma (spec 1.9 style)", TypeError,
-     lambda: L.spatial_batchnorm_forward(x4, np.asarray([3, 4, 5, 6]), b4, {"mode": "train"})),
     ("sbn mixed running_var", TypeError,
      lambda: L.spatial_batchnorm_forward(x4, g4, b4, {"mode": "train",
                                                       "running_var": np.zeros(4, np.float32)})),
-    ("gn mixed beta", TypeError,
-     lambda: L.spatial_groupnorm_forward(x4, g4, b4.astype(np.float32), 2, {})),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,exc,call", BAD_STATS_CALLS, ids=[c[0] for c in BAD_STATS_CALLS])
+def test_bad_running_stats(backend, name, exc, call):
+    with nnc.use_backend(backend):
+        with pytest.raises(exc, match="updated in place|shape"):
+            call()
+
+
+PROMOTED_CALLS = [  # (name, call, dtype of the result)
+    ("bn int x", lambda: L.batchnorm_forward((10 * x2).astype(np.int64), g3, b3,
+                                             {"mode": "train"}), np.float64),
+    ("bn mixed gamma", lambda: L.batchnorm_forward(x2, g3.astype(np.float32), b3,
+                                                   {"mode": "train"}), np.float64),
+    ("ln int gamma", lambda: L.layernorm_forward(x2, np.arange(1, 4), b3, {}), np.float64),
+    ("ln float16 x", lambda: L.layernorm_forward(x2.astype(np.float16), g3.astype(np.float32),
+                                                 b3.astype(np.float32), {}), np.float32),
+    ("sbn int gamma (spec 1.9 style)",
+     lambda: L.spatial_batchnorm_forward(x4, np.asarray([3, 4, 5, 6]), b4, {"mode": "train"}),
+     np.float64),
+    ("gn mixed beta", lambda: L.spatial_groupnorm_forward(x4, g4, b4.astype(np.float32), 2, {}),
+     np.float64),
 ]
 
 
 @needs_cpp
-@pytest.mark.parametrize("name,exc,call", CPP_BAD_CALLS, ids=[c[0] for c in CPP_BAD_CALLS])
-def test_cpp_bad_input(name, exc, call):
-    with nnc.use_backend("cpp"):
-        with pytest.raises(exc):
-            call()
+@pytest.mark.parametrize("name,call,dtype", PROMOTED_CALLS, ids=[c[0] for c in PROMOTED_CALLS])
+def test_promoted_inputs_agree(name, call, dtype):
+    """Integer and mixed-precision inputs compute in NumPy's promoted dtype
+    on both backends, forward and backward, with the same results."""
+    results = {}
+    for backend in ("numpy", "cpp"):
+        with nnc.use_backend(backend):
+            out, cache = call()
+            grads = getattr(L, name_to_backward(name))(np.ones_like(out), cache)
+        results[backend] = (out,) + tuple(grads)
+        assert out.dtype == dtype
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for r, c in zip(results["numpy"], results["cpp"]):
+        assert r.dtype == c.dtype
+        np.testing.assert_allclose(c, r, rtol=tol, atol=tol)
+
+
+def name_to_backward(name):
+    return {"bn": "batchnorm_backward", "ln": "layernorm_backward",
+            "sbn": "spatial_batchnorm_backward",
+            "gn": "spatial_groupnorm_backward"}[name.split()[0]]
 
 
 @needs_cpp

@@ -31,6 +31,10 @@ from .backends import (  # noqa: E402
     use_backend,
 )
 from ._info import build_info, get_num_threads, set_num_threads  # noqa: E402
+from . import fast_layers, layers, optim  # noqa: E402,F401  (they declare the ops)
+from .backends import verify as _verify  # noqa: E402
+
+_verify()
 
 __all__ = [
     "available_backends", "get_backend", "set_backend", "use_backend", "implemented_ops",

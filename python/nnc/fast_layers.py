@@ -7,12 +7,13 @@ reshape pooling); in the cpp backend all conv names run the same kernel
 kernel. Shapes and semantics are those of ``conv_forward_naive`` and
 ``max_pool_forward_naive`` in ``nnc.layers``, with which they agree.
 """
-from . import _checks as ck
 from .backends import backward as _backward
+from .backends import backward_op, forward_op
 from .backends import forward as _forward
 from .layers import _check_conv, _check_pool
 
 
+@forward_op
 def conv_forward_im2col(x, w, b, conv_param):
     """Convolution by im2col and one matrix product.
 
@@ -26,10 +27,11 @@ def conv_forward_im2col(x, w, b, conv_param):
     Returns (out, cache): out (N, F, H', W') with H' = 1 + (H + 2*pad - HH) // stride,
     W' = 1 + (W + 2*pad - WW) // stride.
     """
-    _check_conv("conv_forward_im2col", x, w, b, conv_param)
-    return _forward("conv_forward_im2col", x, w, b, conv_param)
+    x, w, b = _check_conv("conv_forward_im2col", x, w, b, conv_param)
+    return _forward(conv_forward_im2col, x, w, b, conv_param)
 
 
+@backward_op
 def conv_backward_im2col(dout, cache):
     """Backward pass of ``conv_forward_im2col``.
 
@@ -39,28 +41,29 @@ def conv_backward_im2col(dout, cache):
 
     Returns (dx, dw, db): dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
     """
-    ck.array(dout, "dout", ndim=4)
-    return _backward("conv_backward_im2col", dout, cache)
+    return _backward(conv_backward_im2col, dout, cache)
 
 
+@forward_op
 def conv_forward_strides(x, w, b, conv_param):
     """Convolution over a strided view of the windows; same inputs and
     outputs as ``conv_forward_im2col``."""
-    _check_conv("conv_forward_strides", x, w, b, conv_param)
-    return _forward("conv_forward_strides", x, w, b, conv_param)
+    x, w, b = _check_conv("conv_forward_strides", x, w, b, conv_param)
+    return _forward(conv_forward_strides, x, w, b, conv_param)
 
 
+@backward_op
 def conv_backward_strides(dout, cache):
     """Backward pass of ``conv_forward_strides``: (dout (N, F, H', W'), cache)
     -> (dx (N, C, H, W), dw (F, C, HH, WW), db (F,))."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("conv_backward_strides", dout, cache)
+    return _backward(conv_backward_strides, dout, cache)
 
 
 conv_forward_fast = conv_forward_strides
 conv_backward_fast = conv_backward_strides
 
 
+@forward_op
 def max_pool_forward_reshape(x, pool_param):
     """Max pooling for windows that tile the input exactly: pool_height ==
     pool_width == stride, dividing H and W (ValueError otherwise).
@@ -71,23 +74,24 @@ def max_pool_forward_reshape(x, pool_param):
 
     Returns (out, cache): out (N, C, H / stride, W / stride).
     """
-    ph, pw, stride = _check_pool("max_pool_forward_reshape", x, pool_param)
+    x, ph, pw, stride = _check_pool("max_pool_forward_reshape", x, pool_param)
     H, W = x.shape[2:]
     if not (ph == pw == stride and H % ph == 0 and W % pw == 0):
         raise ValueError(f"max_pool_forward_reshape: the {ph}x{pw} windows with stride {stride} "
                          f"do not tile x of shape {x.shape} exactly; it needs pool_height == "
                          f"pool_width == stride dividing H and W (max_pool_forward_fast "
                          f"handles any window)")
-    return _forward("max_pool_forward_reshape", x, pool_param)
+    return _forward(max_pool_forward_reshape, x, pool_param)
 
 
+@backward_op
 def max_pool_backward_reshape(dout, cache):
     """Backward pass of ``max_pool_forward_reshape``: dout (N, C, H', W') ->
     dx (N, C, H, W), the gradient routed to each window's first maximum."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("max_pool_backward_reshape", dout, cache)
+    return _backward(max_pool_backward_reshape, dout, cache)
 
 
+@forward_op
 def max_pool_forward_im2col(x, pool_param):
     """Max pooling for any window and stride, overlapping windows included.
     Ties go to the first maximum in row-major window order (as np.argmax).
@@ -100,26 +104,27 @@ def max_pool_forward_im2col(x, pool_param):
     Returns (out, cache): out (N, C, H', W') with H' = 1 + (H - pool_height) // stride,
     W' = 1 + (W - pool_width) // stride.
     """
-    _check_pool("max_pool_forward_im2col", x, pool_param)
-    return _forward("max_pool_forward_im2col", x, pool_param)
+    x = _check_pool("max_pool_forward_im2col", x, pool_param)[0]
+    return _forward(max_pool_forward_im2col, x, pool_param)
 
 
+@backward_op
 def max_pool_backward_im2col(dout, cache):
     """Backward pass of ``max_pool_forward_im2col``: dout (N, C, H', W') ->
     dx (N, C, H, W); where windows overlap the gradients add up."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("max_pool_backward_im2col", dout, cache)
+    return _backward(max_pool_backward_im2col, dout, cache)
 
 
+@forward_op
 def max_pool_forward_fast(x, pool_param):
     """Max pooling by the fastest method that applies (the NumPy backend uses
     reshape when the windows tile x and im2col otherwise). Same inputs and
     outputs as ``max_pool_forward_im2col``."""
-    _check_pool("max_pool_forward_fast", x, pool_param)
-    return _forward("max_pool_forward_fast", x, pool_param)
+    x = _check_pool("max_pool_forward_fast", x, pool_param)[0]
+    return _forward(max_pool_forward_fast, x, pool_param)
 
 
+@backward_op
 def max_pool_backward_fast(dout, cache):
     """Backward pass of ``max_pool_forward_fast``: dout (N, C, H', W') -> dx (N, C, H, W)."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("max_pool_backward_fast", dout, cache)
+    return _backward(max_pool_backward_fast, dout, cache)

@@ -8,12 +8,14 @@ Every function here dispatches at call time to the active backend
 import numpy as np
 
 from . import _checks as ck
-from .backends import numpy_backend as _np_backend
 from .backends import backward as _backward
+from .backends import backward_op, forward_op, op
 from .backends import call as _call
 from .backends import forward as _forward
+from .backends import numpy_backend as _np_backend
 
 
+@forward_op
 def affine_forward(x, w, b):
     """Affine (fully connected) layer.
 
@@ -27,6 +29,7 @@ def affine_forward(x, w, b):
     ck.array(x, "x", min_ndim=1)
     ck.array(w, "w", ndim=2)
     ck.array(b, "b", ndim=1)
+    x, w, b = ck.promote(x, w, b)
     D = 1
     for d in x.shape[1:]:
         D *= d
@@ -35,9 +38,10 @@ def affine_forward(x, w, b):
                          f"but w has shape {w.shape}")
     if b.shape[0] != w.shape[1]:
         raise ValueError(f"affine_forward: b has shape {b.shape} but w has shape {w.shape}")
-    return _forward("affine_forward", x, w, b)
+    return _forward(affine_forward, x, w, b)
 
 
+@backward_op
 def affine_backward(dout, cache):
     """Backward pass of ``affine_forward``.
 
@@ -47,21 +51,23 @@ def affine_backward(dout, cache):
 
     Returns (dx, dw, db): dx (N, d_1, ..., d_k), dw (D, M), db (M,).
     """
-    ck.array(dout, "dout", ndim=2)
-    return _backward("affine_backward", dout, cache)
+    return _backward(affine_backward, dout, cache)
 
 
 # --- normalization ---
 
 
 def _norm_inputs(x, gamma, beta, ndim):
-    """x of the layer's ndim with a non-empty batch; gamma and beta arrays."""
+    """x of the layer's ndim with a non-empty batch; gamma and beta arrays.
+    Returns the three in their compute dtype."""
     ck.array(x, "x", ndim=ndim)
     ck.batch(x)
     ck.array(gamma, "gamma")
     ck.array(beta, "beta")
+    return ck.promote(x, gamma, beta)
 
 
+@forward_op
 def batchnorm_forward(x, gamma, beta, bn_param):
     """Forward pass for batch normalization.
 
@@ -93,14 +99,15 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     - out: of shape (N, D)
     - cache: values needed in the backward pass
     """
-    _norm_inputs(x, gamma, beta, 2)
+    x, gamma, beta = _norm_inputs(x, gamma, beta, 2)
     D = x.shape[1]
     ck.vector(gamma, "gamma", D, f"(one per feature of x, shape {x.shape})")
     ck.vector(beta, "beta", D, f"(one per feature of x, shape {x.shape})")
-    ck.bn_param(bn_param, "bn_param", D)
-    return _forward("batchnorm_forward", x, gamma, beta, bn_param)
+    ck.bn_param(bn_param, "bn_param", D, x.dtype)
+    return _forward(batchnorm_forward, x, gamma, beta, bn_param)
 
 
+@backward_op
 def batchnorm_backward(dout, cache):
     """Backward pass for batch normalization, walking the computational graph
     of the forward pass stage by stage (the cpp backend uses the closed form).
@@ -117,10 +124,10 @@ def batchnorm_backward(dout, cache):
     - dgamma: gradient with respect to gamma, of shape (D,)
     - dbeta: gradient with respect to beta, of shape (D,)
     """
-    ck.array(dout, "dout", ndim=2)
-    return _backward("batchnorm_backward", dout, cache)
+    return _backward(batchnorm_backward, dout, cache)
 
 
+@backward_op
 def batchnorm_backward_alt(dout, cache):
     """Backward pass for batch normalization in the simplified closed form
 
@@ -129,10 +136,10 @@ def batchnorm_backward_alt(dout, cache):
     (means over the batch, xhat the normalized x). Same inputs and outputs as
     batchnorm_backward: dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,).
     """
-    ck.array(dout, "dout", ndim=2)
-    return _backward("batchnorm_backward_alt", dout, cache)
+    return _backward(batchnorm_backward_alt, dout, cache)
 
 
+@forward_op
 def layernorm_forward(x, gamma, beta, ln_param):
     """Forward pass for layer normalization.
 
@@ -152,7 +159,7 @@ def layernorm_forward(x, gamma, beta, ln_param):
     - out: of shape (N, D)
     - cache: values needed in the backward pass
     """
-    _norm_inputs(x, gamma, beta, 2)
+    x, gamma, beta = _norm_inputs(x, gamma, beta, 2)
     D = x.shape[1]
     if D == 0:
         raise ValueError(f"layernorm_forward: x has no features to normalize (shape {x.shape})")
@@ -160,9 +167,10 @@ def layernorm_forward(x, gamma, beta, ln_param):
     ck.vector(beta, "beta", D, f"(one per feature of x, shape {x.shape})")
     ck.param_dict(ln_param, "ln_param")
     ck.eps_param(ln_param, "ln_param")
-    return _forward("layernorm_forward", x, gamma, beta, ln_param)
+    return _forward(layernorm_forward, x, gamma, beta, ln_param)
 
 
+@backward_op
 def layernorm_backward(dout, cache):
     """Backward pass for layer normalization.
 
@@ -175,8 +183,7 @@ def layernorm_backward(dout, cache):
     - dgamma: gradient with respect to gamma, of shape (D,)
     - dbeta: gradient with respect to beta, of shape (D,)
     """
-    ck.array(dout, "dout", ndim=2)
-    return _backward("layernorm_backward", dout, cache)
+    return _backward(layernorm_backward, dout, cache)
 
 
 def _check_planes(op, x):
@@ -184,6 +191,7 @@ def _check_planes(op, x):
         raise ValueError(f"{op}: x has no channels or pixels to normalize (shape {x.shape})")
 
 
+@forward_op
 def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     """Forward pass for spatial batch normalization.
 
@@ -206,15 +214,16 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     - out: output data, of shape (N, C, H, W)
     - cache: values needed for the backward pass
     """
-    _norm_inputs(x, gamma, beta, 4)
+    x, gamma, beta = _norm_inputs(x, gamma, beta, 4)
     _check_planes("spatial_batchnorm_forward", x)
     C = x.shape[1]
     ck.vector(gamma, "gamma", C, f"(one per channel of x, shape {x.shape})")
     ck.vector(beta, "beta", C, f"(one per channel of x, shape {x.shape})")
-    ck.bn_param(bn_param, "bn_param", C)
-    return _forward("spatial_batchnorm_forward", x, gamma, beta, bn_param)
+    ck.bn_param(bn_param, "bn_param", C, x.dtype)
+    return _forward(spatial_batchnorm_forward, x, gamma, beta, bn_param)
 
 
+@backward_op
 def spatial_batchnorm_backward(dout, cache):
     """Backward pass for spatial batch normalization.
 
@@ -227,10 +236,10 @@ def spatial_batchnorm_backward(dout, cache):
     - dgamma: gradient with respect to scale parameter, of shape (C,)
     - dbeta: gradient with respect to shift parameter, of shape (C,)
     """
-    ck.array(dout, "dout", ndim=4)
-    return _backward("spatial_batchnorm_backward", dout, cache)
+    return _backward(spatial_batchnorm_backward, dout, cache)
 
 
+@forward_op
 def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
     """Forward pass for spatial group normalization.
 
@@ -251,7 +260,7 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
     - out: output data, of shape (N, C, H, W)
     - cache: values needed for the backward pass
     """
-    _norm_inputs(x, gamma, beta, 4)
+    x, gamma, beta = _norm_inputs(x, gamma, beta, 4)
     _check_planes("spatial_groupnorm_forward", x)
     C = x.shape[1]
     G = ck.positive_int(G, "G")
@@ -264,9 +273,10 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
                              f"(one per channel of x, shape {x.shape})")
     ck.param_dict(gn_param, "gn_param")
     ck.eps_param(gn_param, "gn_param")
-    return _forward("spatial_groupnorm_forward", x, gamma, beta, G, gn_param)
+    return _forward(spatial_groupnorm_forward, x, gamma, beta, G, gn_param)
 
 
+@backward_op
 def spatial_groupnorm_backward(dout, cache):
     """Backward pass for spatial group normalization.
 
@@ -280,8 +290,7 @@ def spatial_groupnorm_backward(dout, cache):
       ((1, C, 1, 1) or (C,))
     - dbeta: gradient with respect to shift parameter, of beta's shape
     """
-    ck.array(dout, "dout", ndim=4)
-    return _backward("spatial_groupnorm_backward", dout, cache)
+    return _backward(spatial_groupnorm_backward, dout, cache)
 
 # --- convolution and pooling (naive) ---
 # The naive functions are the CS231n teaching loops and always run in NumPy.
@@ -306,7 +315,7 @@ def _params_dict(params, pname):
 
 
 def _check_conv(fn, x, w, b, conv_param):
-    """Validates a conv forward call; returns (stride, pad, Hout, Wout)."""
+    """Validates a conv forward call; returns x, w, b in their compute dtype."""
     ck.array(x, "x", ndim=4)
     ck.array(w, "w", ndim=4)
     ck.array(b, "b", ndim=1)
@@ -333,11 +342,12 @@ def _check_conv(fn, x, w, b, conv_param):
             raise ValueError(f"{fn}: the filter does not tile the input: ({name}={size} + "
                              f"2*pad={2 * pad} - {k}) % stride={stride} != 0 "
                              f"(x shape {x.shape}, w shape {w.shape})")
-    return stride, pad, 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
+    return ck.promote(x, w, b)
 
 
 def _check_pool(fn, x, pool_param):
-    """Validates a pool forward call; returns (pool_height, pool_width, stride)."""
+    """Validates a pool forward call; returns (x in its compute dtype,
+    pool_height, pool_width, stride)."""
     ck.array(x, "x", ndim=4)
     _params_dict(pool_param, "pool_param")
     ph = _param_int(pool_param, "pool_height", "pool_param", 1)
@@ -354,7 +364,7 @@ def _check_pool(fn, x, pool_param):
         if (size - k) % stride:
             raise ValueError(f"{fn}: the pool window does not tile the input: ({name}={size} - "
                              f"{k}) % stride={stride} != 0 (x shape {x.shape})")
-    return ph, pw, stride
+    return ck.promote(x)[0], ph, pw, stride
 
 
 def _check_naive_cache(fn, cache, length):
@@ -376,7 +386,7 @@ def conv_forward_naive(x, w, b, conv_param):
     Returns (out, cache): out (N, F, H', W') with H' = 1 + (H + 2*pad - HH) // stride,
     W' = 1 + (W + 2*pad - WW) // stride; cache = (x, w, b, conv_param).
     """
-    _check_conv("conv_forward_naive", x, w, b, conv_param)
+    x, w, b = _check_conv("conv_forward_naive", x, w, b, conv_param)
     return _np_backend.conv_forward_naive(x, w, b, conv_param)
 
 
@@ -406,7 +416,7 @@ def max_pool_forward_naive(x, pool_param):
     Returns (out, cache): out (N, C, H', W') with H' = 1 + (H - pool_height) // stride,
     W' = 1 + (W - pool_width) // stride; cache = (x, pool_param).
     """
-    _check_pool("max_pool_forward_naive", x, pool_param)
+    x = _check_pool("max_pool_forward_naive", x, pool_param)[0]
     return _np_backend.max_pool_forward_naive(x, pool_param)
 
 
@@ -426,6 +436,7 @@ def max_pool_backward_naive(dout, cache):
 
 # --- activations, dropout, losses ---
 
+@forward_op
 def relu_forward(x):
     """Rectified linear unit.
 
@@ -434,10 +445,11 @@ def relu_forward(x):
 
     Returns (out, cache): out = max(0, x), same shape and dtype as x.
     """
-    ck.floating(x, "x")
-    return _forward("relu_forward", x)
+    x = ck.promote(ck.array(x, "x"))[0]
+    return _forward(relu_forward, x)
 
 
+@backward_op
 def relu_backward(dout, cache):
     """Backward pass of ``relu_forward``.
 
@@ -447,10 +459,10 @@ def relu_backward(dout, cache):
 
     Returns dx: dout where x > 0, else 0.
     """
-    ck.floating(dout, "dout")
-    return _backward("relu_backward", dout, cache)
+    return _backward(relu_backward, dout, cache)
 
 
+@forward_op
 def tanh_forward(x):
     """Hyperbolic tangent.
 
@@ -459,10 +471,11 @@ def tanh_forward(x):
 
     Returns (out, cache): out = tanh(x), same shape and dtype as x.
     """
-    ck.floating(x, "x")
-    return _forward("tanh_forward", x)
+    x = ck.promote(ck.array(x, "x"))[0]
+    return _forward(tanh_forward, x)
 
 
+@backward_op
 def tanh_backward(dout, cache):
     """Backward pass of ``tanh_forward``: dx = dout * (1 - out**2).
 
@@ -472,10 +485,10 @@ def tanh_backward(dout, cache):
 
     Returns dx, same shape as x.
     """
-    ck.floating(dout, "dout")
-    return _backward("tanh_backward", dout, cache)
+    return _backward(tanh_backward, dout, cache)
 
 
+@forward_op
 def sigmoid_forward(x):
     """Logistic sigmoid, numerically stable: no overflow warning for any x.
 
@@ -484,10 +497,11 @@ def sigmoid_forward(x):
 
     Returns (out, cache): out = 1 / (1 + exp(-x)), same shape and dtype as x.
     """
-    ck.floating(x, "x")
-    return _forward("sigmoid_forward", x)
+    x = ck.promote(ck.array(x, "x"))[0]
+    return _forward(sigmoid_forward, x)
 
 
+@backward_op
 def sigmoid_backward(dout, cache):
     """Backward pass of ``sigmoid_forward``: dx = dout * out * (1 - out).
 
@@ -497,10 +511,10 @@ def sigmoid_backward(dout, cache):
 
     Returns dx, same shape as x.
     """
-    ck.floating(dout, "dout")
-    return _backward("sigmoid_backward", dout, cache)
+    return _backward(sigmoid_backward, dout, cache)
 
 
+@forward_op
 def dropout_forward(x, dropout_param):
     """Inverted dropout.
 
@@ -521,11 +535,13 @@ def dropout_forward(x, dropout_param):
     Returns (out, cache): out has x's shape and dtype.
     """
     ck.dropout_param(dropout_param)
-    ck.floating(x, "x", min_ndim=1)
+    ck.array(x, "x", min_ndim=1)
     ck.batch(x)
-    return _forward("dropout_forward", x, dropout_param)
+    x = ck.promote(x)[0]
+    return _forward(dropout_forward, x, dropout_param)
 
 
+@backward_op
 def dropout_backward(dout, cache):
     """Backward pass of ``dropout_forward``.
 
@@ -535,10 +551,10 @@ def dropout_backward(dout, cache):
 
     Returns dx: dout * mask in train mode; dout itself in test mode.
     """
-    ck.floating(dout, "dout")
-    return _backward("dropout_backward", dout, cache)
+    return _backward(dropout_backward, dout, cache)
 
 
+@op
 def svm_loss(x, y):
     """Multiclass SVM (hinge) loss with margin 1, averaged over the batch.
 
@@ -548,12 +564,14 @@ def svm_loss(x, y):
 
     Returns (loss, dx): loss a Python float, dx (N, C) in x's dtype.
     """
-    ck.floating(x, "x", ndim=2)
+    ck.array(x, "x", ndim=2)
     ck.batch(x)
     y = ck.labels(y, x.shape[0], x.shape[1])
-    return _call("svm_loss", x, y)
+    x = ck.promote(x)[0]
+    return _call(svm_loss, x, y)
 
 
+@op
 def softmax_loss(x, y):
     """Softmax cross-entropy loss, averaged over the batch, computed by
     log-sum-exp (any finite logits, however large, give a finite loss).
@@ -564,12 +582,14 @@ def softmax_loss(x, y):
 
     Returns (loss, dx): loss a Python float, dx (N, C) in x's dtype.
     """
-    ck.floating(x, "x", ndim=2)
+    ck.array(x, "x", ndim=2)
     ck.batch(x)
     y = ck.labels(y, x.shape[0], x.shape[1])
-    return _call("softmax_loss", x, y)
+    x = ck.promote(x)[0]
+    return _call(softmax_loss, x, y)
 
 
+@op
 def mse_loss(x, y):
     """Mean squared error for regression, halved and averaged over the batch
     (the CS231n-style homework convention):
@@ -581,8 +601,9 @@ def mse_loss(x, y):
 
     Returns (loss, dx): loss a Python float, dx of x's shape and dtype.
     """
-    ck.floating(x, "x", min_ndim=1)
+    ck.array(x, "x", min_ndim=1)
     ck.batch(x)
     ck.array(y, "y")
     ck.same_shape(x, y, "x", "y")
-    return _call("mse_loss", x, y)
+    x, y = ck.promote(x, y)
+    return _call(mse_loss, x, y)
