@@ -5,7 +5,19 @@ import nnc
 from nnc.gradient_check import eval_numerical_gradient_array
 
 BACKENDS = nnc.available_backends()
+# Both backends as parameters, the native one skipped (and said so) when not built.
+ALL_BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in BACKENDS,
+                                                         reason="native extension not built"))
+                for b in ("numpy", "cpp")]
+needs_cpp = pytest.mark.skipif("cpp" not in BACKENDS, reason="native extension not built")
 DTYPES = [np.float32, np.float64]
+# Cross-backend agreement: float64 to ~1e-10 relative, float32 to ~1e-4.
+TOLERANCES = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def tol(dtype, **override):
+    """``assert_allclose`` keyword arguments for ``dtype`` (overrides win)."""
+    return {**TOLERANCES[np.dtype(dtype).type], **override}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -8,16 +8,15 @@ import pytest
 import nnc
 from nnc import layers
 
-BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in nnc.available_backends(),
-                                                     reason="native extension not built"))
-            for b in ("numpy", "cpp")]
+from conftest import ALL_BACKENDS as BACKENDS
+from conftest import needs_cpp, rel_error
+from conftest import tol as conftest_tol
+
 DTYPES = [np.float32, np.float64]
 NAMES = ["relu", "tanh", "sigmoid"]
 # Sizes with SIMD tails on purpose; 1000003 elements crosses the threaded path.
 SHAPES = [(1,), (7,), (17,), (3, 5, 7), (1000003,)]
 
-needs_cpp = pytest.mark.skipif("cpp" not in nnc.available_backends(),
-                               reason="native extension not built")
 
 
 def fwd(name):
@@ -28,12 +27,9 @@ def bwd(name):
     return getattr(layers, name + "_backward")
 
 
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))
-
 
 def tol(dtype):
-    return dict(rtol=1e-10, atol=0) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    return conftest_tol(dtype, atol=0) if dtype == np.float64 else conftest_tol(dtype)
 
 
 def numeric_grad(f, x, dout, h=1e-5):

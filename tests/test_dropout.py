@@ -8,14 +8,12 @@ from hypothesis import strategies as st
 import nnc
 from nnc import layers
 
-BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in nnc.available_backends(),
-                                                     reason="native extension not built"))
-            for b in ("numpy", "cpp")]
+from conftest import ALL_BACKENDS as BACKENDS
+from conftest import needs_cpp, rel_error
+
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1,), (7,), (17,), (3, 5, 7), (1000003,)]
 
-needs_cpp = pytest.mark.skipif("cpp" not in nnc.available_backends(),
-                               reason="native extension not built")
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +22,6 @@ def restore_global_rng():
     yield
     np.random.set_state(state)
 
-
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))
 
 
 def states_equal(a, b):

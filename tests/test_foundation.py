@@ -9,9 +9,7 @@ import pytest
 import nnc
 from nnc.layers import affine_backward, affine_forward
 
-from conftest import BACKENDS, DTYPES, num_grad
-
-needs_cpp = pytest.mark.skipif("cpp" not in BACKENDS, reason="native extension not built")
+from conftest import BACKENDS, DTYPES, needs_cpp, num_grad
 
 AFFINE_SHAPES = [((1, 5), 3), ((4, 7), 1), ((10, 3, 4), 6), ((2, 4, 5, 6), 3), ((33, 65), 17)]
 

@@ -10,20 +10,15 @@ from hypothesis import strategies as st
 import nnc
 from nnc import layers
 
-BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in nnc.available_backends(),
-                                                     reason="native extension not built"))
-            for b in ("numpy", "cpp")]
+from conftest import ALL_BACKENDS as BACKENDS
+from conftest import needs_cpp, rel_error
+
 DTYPES = [np.float32, np.float64]
 # (N, C) with tails: N = 1, odd and prime class counts, and ~1M elements.
 SHAPES = [(1, 1), (1, 7), (7, 17), (17, 3), (3, 10), (7919, 127)]
 LOSSES = ["svm_loss", "softmax_loss"]
 
-needs_cpp = pytest.mark.skipif("cpp" not in nnc.available_backends(),
-                               reason="native extension not built")
 
-
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))
 
 
 def numeric_grad(f, x, h=1e-5):

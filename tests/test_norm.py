@@ -10,15 +10,10 @@ import nnc
 from nnc import layers as L
 from nnc.gradient_check import eval_numerical_gradient_array
 
+from conftest import ALL_BACKENDS as BACKENDS
+from conftest import DTYPES, needs_cpp, rel_error
+
 HAS_CPP = "cpp" in nnc.available_backends()
-needs_cpp = pytest.mark.skipif(not HAS_CPP, reason="native backend not built")
-BACKENDS = ["numpy", pytest.param("cpp", marks=needs_cpp)]
-DTYPES = [np.float32, np.float64]
-
-
-def rel_error(x, y):
-    """The CS231n notebooks' metric."""
-    return np.max(np.abs(x - y) / (np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
 def num_grad(f, x, df, h=1e-5):

@@ -6,21 +6,16 @@ import pytest
 import nnc
 from nnc import optim
 
-BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in nnc.available_backends(),
-                                                     reason="native extension not built"))
-            for b in ("numpy", "cpp")]
+from conftest import ALL_BACKENDS as BACKENDS
+from conftest import needs_cpp, rel_error
+
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1,), (7,), (17,), (3, 5, 7), (1000003,)]
 RULES = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"]
 STATE = {"sgd": (), "sgd_momentum": ("velocity",), "sgd_nesterov_momentum": ("velocity",),
          "rmsprop": ("cache",), "adam": ("m", "v")}
 
-needs_cpp = pytest.mark.skipif("cpp" not in nnc.available_backends(),
-                               reason="native extension not built")
 
-
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))
 
 
 # Section 2 shared inputs.
