@@ -281,7 +281,8 @@ def CIFAR100_data(data_dir, num_training=40000, num_validation=10000):
                          f"{num_validation} = {num_training + num_validation} training images "
                          f"but {data_dir!r} has only {data_train.shape[0]}")
 
-    x_train = data_train[:num_training].astype(np.float32) / 255
+    x_train = data_train[:num_training].astype(np.float32)
+    x_train /= 255
     # float64 statistics: a float32 sum over 40M values loses digits. The
     # chunks keep the float64 temporaries small.
     mean = x_train.mean(axis=(0, 1, 2), dtype=np.float64)
@@ -297,7 +298,8 @@ def CIFAR100_data(data_dir, num_training=40000, num_validation=10000):
     std_image = std.astype(np.float32).reshape(1, 1, 1, 3)
 
     def standardized(x):
-        x = x.astype(np.float32) / 255
+        x = x.astype(np.float32)
+        x /= 255
         x -= mean_image
         x /= std_image
         return x

@@ -15,6 +15,7 @@ import http.client
 import os
 import pathlib
 import shutil
+import string
 import tarfile
 import tempfile
 import urllib.parse
@@ -177,7 +178,7 @@ def _fetch(root, url, md5, progress, folder_name, files):
     root = cache_dir() if root is None else _as_path(root, "root")
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, got {url!r}")
-    if not isinstance(md5, str) or len(md5) != 32:
+    if not isinstance(md5, str) or len(md5) != 32 or md5.strip(string.hexdigits):
         raise ValueError(f"md5 must be a 32-digit hex str, got {md5!r}")
     if progress not in (None, True, False):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
