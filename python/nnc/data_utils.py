@@ -224,3 +224,92 @@ def get_CIFAR10_data(cifar10_dir=None, num_training=49000, num_validation=1000, 
         "X_val": X_val.transpose(0, 3, 1, 2).copy(), "y_val": y_val.copy(),
         "X_test": X_test.transpose(0, 3, 1, 2).copy(), "y_test": y_test.copy(),
     }
+
+
+# --- CIFAR-100 (the CSCI566 course) ---------------------------------------------
+# This module has no __all__; if one is added, list CIFAR100 and CIFAR100_data in it.
+
+def CIFAR100(data_dir):
+    """Load CIFAR-100 with its coarse labels, as the CSCI566 course does.
+
+    Inputs:
+    - data_dir: folder holding the course's ``train.mat``, ``test.mat`` and
+      ``meta.mat`` (needs scipy: ``pip install "nnc[mat]"``); the python
+      version (``train``, ``test``, ``meta``) is read too
+
+    Returns (data_train, labels_train, data_test, labels_test, label_names),
+    the raw data:
+    - data_train: uint8 (N_train, 32, 32, 3), pixel values 0..255
+    - labels_train: int64 (N_train,), coarse labels in [0, 20)
+    - data_test, labels_test: likewise, (N_test, 32, 32, 3) and (N_test,)
+    - label_names: list of the 20 coarse class names
+    """
+    # Imported here: nnc.datasets imports this module.
+    from .datasets import load_cifar
+
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a path (str or os.PathLike), got {data_dir!r}")
+    d = load_cifar("cifar100", root=data_dir, layout="NHWC", labels="coarse", dtype=np.uint8)
+    return d["X_train"], d["y_train"], d["X_test"], d["y_test"], d["label_names"]
+
+
+def CIFAR100_data(data_dir, num_training=40000, num_validation=10000):
+    """Load CIFAR-100 (coarse labels) and standardize it, as the CSCI566 course does.
+
+    The first num_training training images form data_train, the next
+    num_validation data_val; all test images form data_test. Pixels are scaled
+    to [0, 1], then each channel is standardized with the mean and standard
+    deviation of data_train (the training split only).
+
+    Inputs:
+    - data_dir: folder holding ``train.mat``, ``test.mat``, ``meta.mat`` (see CIFAR100)
+    - num_training (>= 1), num_validation (>= 0): sizes of the two splits
+
+    Returns a dict:
+    - 'data_train' float32 (num_training, 32, 32, 3), 'labels_train' int64 (num_training,)
+    - 'data_val' float32 (num_validation, 32, 32, 3), 'labels_val' (num_validation,)
+    - 'data_test' float32 (N_test, 32, 32, 3), 'labels_test' (N_test,)
+    - 'label_names': list of the 20 coarse class names
+    - 'mean_image', 'std_image': float32 (1, 1, 1, 3), the per-channel
+      statistics used: data = (pixels / 255 - mean_image) / std_image
+    """
+    num_training = _count(num_training, "num_training", 1)
+    num_validation = _count(num_validation, "num_validation", 0)
+    data_train, labels_train, data_test, labels_test, label_names = CIFAR100(data_dir)
+    if num_training + num_validation > data_train.shape[0]:
+        raise ValueError(f"asked for num_training + num_validation = {num_training} + "
+                         f"{num_validation} = {num_training + num_validation} training images "
+                         f"but {data_dir!r} has only {data_train.shape[0]}")
+
+    x_train = data_train[:num_training].astype(np.float32)
+    x_train /= 255
+    # float64 statistics: a float32 sum over 40M values loses digits. The
+    # chunks keep the float64 temporaries small.
+    mean = x_train.mean(axis=(0, 1, 2), dtype=np.float64)
+    sq = np.zeros(3)
+    for i in range(0, num_training, 1000):
+        d = x_train[i:i + 1000] - mean
+        sq += np.einsum("nhwc,nhwc->c", d, d)
+    std = np.sqrt(sq / (num_training * 32 * 32))
+    if np.any(std == 0):
+        raise ValueError(f"the training images have constant channels (std {std.tolist()}); "
+                         "cannot standardize them")
+    mean_image = mean.astype(np.float32).reshape(1, 1, 1, 3)
+    std_image = std.astype(np.float32).reshape(1, 1, 1, 3)
+
+    def standardized(x):
+        x = x.astype(np.float32)
+        x /= 255
+        x -= mean_image
+        x /= std_image
+        return x
+
+    x_train -= mean_image
+    x_train /= std_image
+    return {
+        "data_train": x_train, "labels_train": labels_train[:num_training].copy(),
+        "data_val": standardized(data_train[num_training:num_training + num_validation]),
+        "labels_val": labels_train[num_training:num_training + num_validation].copy(),
+        "data_test": standardized(data_test), "labels_test": labels_test,
+        "label_names": label_names, "mean_image": mean_image, "std_image": std_image,
+    }
