@@ -406,7 +406,7 @@ def test_three_layer_convnet_on_cifar_subset():
     from nnc.classifiers import ThreeLayerConvNet
     from nnc.data_utils import get_CIFAR10_data
 
-    data = get_CIFAR10_data(_cifar_dir(), num_training=4500, num_validation=500, num_test=10)
+    data = get_CIFAR10_data(cifar10_dir=_cifar_dir(), num_training=4500, num_validation=500, num_test=10)
     np.random.seed(0)
     model = ThreeLayerConvNet(weight_scale=1e-3, hidden_dim=100, reg=1e-3, dtype=np.float32)
     solver = Solver(model, data, num_epochs=1, batch_size=50, update_rule="adam",

@@ -164,34 +164,63 @@ def _count(v, name, minimum):
     return int(v)
 
 
-def get_CIFAR10_data(cifar10_dir=None, num_training=49000, num_validation=1000, num_test=1000,
-                     subtract_mean=True):
+# Where get_CIFAR10_data looks when no directory is given, after the
+# environment variable and nnc.datasets' cache: CS231n's own location,
+# relative to the notebook's working directory.
+CS231N_RELATIVE_DIR = os.path.join("cs231n", "datasets", "cifar-10-batches-py")
+
+
+def _find_cifar10_dir():
+    """The first CIFAR-10 directory that holds the batches: NNC_CIFAR10_DIR,
+    then nnc.datasets' cache, then CS231n's relative location. Raises
+    FileNotFoundError listing every place tried."""
+    from . import datasets  # lazy: datasets imports this module
+
+    tried = []
+    if os.environ.get(ENV_VAR):
+        tried.append((f"${ENV_VAR}", os.environ[ENV_VAR]))
+    tried.append(("the nnc.datasets cache", os.path.join(os.fspath(datasets.cache_dir()),
+                                                         datasets.CIFAR10_FOLDER)))
+    tried.append(("CS231n's relative location", CS231N_RELATIVE_DIR))
+    for _, path in tried:
+        if all(os.path.isfile(os.path.join(path, n)) for n in TRAIN_BATCHES + (TEST_BATCH,)):
+            return path
+    places = "; ".join(f"{what}: {path}" for what, path in tried)
+    raise FileNotFoundError(f"no CIFAR-10 directory found (tried {places}). Pass "
+                            f"cifar10_dir=..., set {ENV_VAR}, or download it into the cache "
+                            f"with nnc.datasets.fetch_cifar10(). {_WHERE_TO_GET}")
+
+
+def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True,
+                     *, cifar10_dir=None):
     """Load CIFAR-10 and prepare it for the classifiers, as CS231n does.
 
     Inputs:
-    - cifar10_dir: the ``cifar-10-batches-py`` directory; default: the
-      environment variable NNC_CIFAR10_DIR
     - num_training, num_validation: the first num_training training images
       form X_train, the next num_validation form X_val
     - num_test: the first num_test test images form X_test
     - subtract_mean: subtract the mean image of X_train from all three splits
+    - cifar10_dir (keyword only): the ``cifar-10-batches-py`` directory. By
+      default the first of: the environment variable NNC_CIFAR10_DIR, the
+      cache of ``nnc.datasets`` (``fetch_cifar10()`` fills it), and CS231n's
+      ``cs231n/datasets/cifar-10-batches-py`` relative to the working directory
 
     Returns a dict:
     - 'X_train' (num_training, 3, 32, 32) float64, 'y_train' (num_training,)
     - 'X_val' (num_validation, 3, 32, 32), 'y_val' (num_validation,)
     - 'X_test' (num_test, 3, 32, 32), 'y_test' (num_test,)
 
-    Raises FileNotFoundError when the directory is missing (saying where to get
-    the data) and ValueError when more images are asked for than it holds.
+    Raises FileNotFoundError when no directory holds the data (saying which
+    were tried and where to get it) and ValueError when more images are asked
+    for than it holds.
     """
+    if isinstance(num_training, (str, os.PathLike)):
+        raise TypeError(f"num_training must be an int, got the path {num_training!r}; pass the "
+                        f"directory by keyword: get_CIFAR10_data(cifar10_dir={num_training!r})")
     if cifar10_dir is None:
-        cifar10_dir = os.environ.get(ENV_VAR)
-        if not cifar10_dir:
-            raise FileNotFoundError(f"no CIFAR-10 directory given and {ENV_VAR} is not set. "
-                                    f"{_WHERE_TO_GET}")
+        cifar10_dir = _find_cifar10_dir()
     if not isinstance(cifar10_dir, (str, os.PathLike)):
-        raise TypeError(f"cifar10_dir must be a path (str or os.PathLike), got {cifar10_dir!r}; "
-                        "pass the counts by keyword, e.g. get_CIFAR10_data(num_training=49000)")
+        raise TypeError(f"cifar10_dir must be a path (str or os.PathLike), got {cifar10_dir!r}")
     num_training = _count(num_training, "num_training", 1)
     num_validation = _count(num_validation, "num_validation", 0)
     num_test = _count(num_test, "num_test", 0)
