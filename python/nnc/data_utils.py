@@ -12,8 +12,15 @@ classes ...), so a tampered batch file cannot run code when it is loaded.
 """
 import os
 import pickle
+import platform  # noqa: F401  (CS231n's data_utils star-exports it)
 
 import numpy as np
+
+# What ``from nnc.data_utils import *`` gives: the original's names (its
+# imread, from imageio, is not re-exported) and nnc's CIFAR-100 loaders.
+__all__ = ["load_pickle", "load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data",
+           "load_tiny_imagenet", "load_models", "load_imagenet_val", "CIFAR100", "CIFAR100_data",
+           "np", "os", "pickle", "platform"]
 
 ENV_VAR = "NNC_CIFAR10_DIR"
 TRAIN_BATCHES = tuple(f"data_batch_{b}" for b in range(1, 6))
@@ -256,7 +263,6 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
 
 
 # --- CIFAR-100 (the CSCI566 course) ---------------------------------------------
-# This module has no __all__; if one is added, list CIFAR100 and CIFAR100_data in it.
 
 def CIFAR100(data_dir):
     """Load CIFAR-100 with its coarse labels, as the CSCI566 course does.
@@ -342,3 +348,112 @@ def CIFAR100_data(data_dir, num_training=40000, num_validation=10000):
         "data_test": standardized(data_test), "labels_test": labels_test,
         "label_names": label_names, "mean_image": mean_image, "std_image": std_image,
     }
+
+
+# --- the original's other loaders (assignment 3) ---------------------------------
+
+def _imread(path):
+    try:
+        from imageio.v2 import imread
+    except ImportError:
+        try:
+            from PIL import Image
+        except ImportError:
+            raise ImportError("load_tiny_imagenet reads JPEG files with imageio or Pillow: "
+                              "pip install imageio") from None
+        return np.asarray(Image.open(path))
+    return imread(path)
+
+
+def load_tiny_imagenet(path, dtype=np.float32, subtract_mean=True):
+    """Load TinyImageNet (wnids.txt, words.txt, train/, val/, test/ under path),
+    as CS231n's loader does.
+
+    Returns a dict: 'class_names' (list of lists of words per class), 'X_train'
+    (N_tr, 3, 64, 64) of dtype, 'y_train' (N_tr,), 'X_val', 'y_val', 'X_test'
+    (N_te, 3, 64, 64), 'y_test' (None when test labels are absent), and
+    'mean_image' (3, 64, 64), subtracted from every split if subtract_mean.
+    """
+    def images(files):
+        X = np.zeros((len(files), 3, 64, 64), dtype=dtype)
+        for i, f in enumerate(files):
+            img = _imread(f)
+            if img.ndim == 2:  # grayscale
+                img = np.repeat(img[:, :, None], 3, axis=2)
+            X[i] = img.transpose(2, 0, 1)
+        return X
+
+    with open(os.path.join(path, "wnids.txt")) as f:
+        wnids = [x.strip() for x in f]
+    wnid_to_label = {wnid: i for i, wnid in enumerate(wnids)}
+    with open(os.path.join(path, "words.txt")) as f:
+        words = dict(line.rstrip("\n").split("\t", 1) for line in f)
+    class_names = [[w.strip() for w in words[wnid].split(",")] for wnid in wnids]
+
+    X_train, y_train = [], []
+    for wnid in wnids:
+        with open(os.path.join(path, "train", wnid, f"{wnid}_boxes.txt")) as f:
+            names = [line.split("\t")[0] for line in f]
+        X_train.append(images([os.path.join(path, "train", wnid, "images", n) for n in names]))
+        y_train.append(np.full(len(names), wnid_to_label[wnid], dtype=np.int64))
+    X_train, y_train = np.concatenate(X_train), np.concatenate(y_train)
+
+    with open(os.path.join(path, "val", "val_annotations.txt")) as f:
+        pairs = [line.split("\t")[:2] for line in f]
+    X_val = images([os.path.join(path, "val", "images", n) for n, _ in pairs])
+    y_val = np.array([wnid_to_label[w] for _, w in pairs], dtype=np.int64)
+
+    test_names = sorted(os.listdir(os.path.join(path, "test", "images")))
+    X_test = images([os.path.join(path, "test", "images", n) for n in test_names])
+    y_test = None
+    annotations = os.path.join(path, "test", "test_annotations.txt")
+    if os.path.isfile(annotations):
+        with open(annotations) as f:
+            label_of = dict(line.split("\t")[:2] for line in f)
+        y_test = np.array([wnid_to_label[label_of[n]] for n in test_names], dtype=np.int64)
+
+    mean_image = X_train.mean(axis=0)
+    if subtract_mean:
+        X_train -= mean_image[None]
+        X_val -= mean_image[None]
+        X_test -= mean_image[None]
+    return {"class_names": class_names, "X_train": X_train, "y_train": y_train,
+            "X_val": X_val, "y_val": y_val, "X_test": X_test, "y_test": y_test,
+            "mean_image": mean_image}
+
+
+def load_models(models_dir):
+    """Load the pickled models in models_dir (each a dict with a 'model'
+    entry) through the restricted unpickler: plain data only.
+
+    Returns a dict mapping each file name to its 'model' entry.
+    """
+    models = {}
+    for name in sorted(os.listdir(models_dir)):
+        with open(os.path.join(models_dir, name), "rb") as f:
+            try:
+                models[name] = load_pickle(f)["model"]
+            except (pickle.UnpicklingError, KeyError, ValueError) as e:
+                raise ValueError(f"{os.path.join(models_dir, name)}: not a model file ({e})") \
+                    from None
+    return models
+
+
+def load_imagenet_val(num=None, *, path=os.path.join("cs231n", "datasets", "imagenet_val_25.npz")):
+    """Load CS231n's 25 ImageNet validation images.
+
+    Inputs:
+    - num: how many to return (default all)
+    - path (keyword only): the .npz; default CS231n's relative location.
+      Its label map is a pickled dict: only load a file you trust.
+
+    Returns (X (num, 224, 224, 3) uint8, y (num,), class_names dict label -> name).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: run CS231n's get_imagenet_val.sh or pass "
+                                f"path=...")
+    with np.load(path, allow_pickle=True) as f:
+        X, y, class_names = f["X"], f["y"], f["label_map"].item()
+    if num is not None:
+        X, y = X[:num], y[:num]
+    return X, y, class_names

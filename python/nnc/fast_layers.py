@@ -7,10 +7,22 @@ reshape pooling); in the cpp backend all conv names run the same kernel
 kernel. Shapes and semantics are those of ``conv_forward_naive`` and
 ``max_pool_forward_naive`` in ``nnc.layers``, with which they agree.
 """
+import numpy as np
+
+from . import im2col as _im2col
 from .backends import backward as _backward
 from .backends import backward_op, forward_op
 from .backends import forward as _forward
+from .im2col import *  # noqa: F401,F403  (the original star-exports cs231n.im2col and the Cython helpers)
 from .layers import _check_conv, _check_pool
+
+__all__ = [
+    "np",
+    "conv_forward_im2col", "conv_backward_im2col", "conv_forward_strides", "conv_backward_strides",
+    "conv_forward_fast", "conv_backward_fast",
+    "max_pool_forward_fast", "max_pool_backward_fast", "max_pool_forward_reshape",
+    "max_pool_backward_reshape", "max_pool_forward_im2col", "max_pool_backward_im2col",
+] + _im2col.__all__
 
 
 @forward_op

@@ -14,6 +14,21 @@ from .backends import call as _call
 from .backends import forward as _forward
 from .backends import numpy_backend as _np_backend
 
+# What ``from nnc.layers import *`` gives: CS231n's layers.py names (np
+# included, as its star import exports it) and nnc's additions.
+__all__ = [
+    "np",
+    "affine_forward", "affine_backward", "relu_forward", "relu_backward",
+    "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+    "layernorm_forward", "layernorm_backward",
+    "spatial_batchnorm_forward", "spatial_batchnorm_backward",
+    "spatial_groupnorm_forward", "spatial_groupnorm_backward",
+    "dropout_forward", "dropout_backward",
+    "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive", "max_pool_backward_naive",
+    "svm_loss", "softmax_loss", "mse_loss",
+]
+
 
 @forward_op
 def affine_forward(x, w, b):

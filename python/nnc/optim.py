@@ -27,6 +27,8 @@ from . import _checks as ck
 from .backends import call as _call
 from .backends import op
 
+__all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "np"]
+
 
 def _setup(w, dw, config, defaults, state):
     """Validate, then fill config with missing hyperparameters (defaults) and

@@ -15,9 +15,15 @@ Checkpoints (``checkpoint_name``) are ``.npz`` files that load with
 """
 import json
 import os
+import pickle  # noqa: F401  (exported as the original's is; checkpoints are .npz, not pickles)
 import tempfile
 
 import numpy as np
+
+from . import optim
+
+# CS231n's solver.py star-exports Solver and its imports (optim, np, os, pickle).
+__all__ = ["Solver", "load_checkpoint", "UPDATE_RULES", "optim", "np", "os", "pickle"]
 
 # The update rules of nnc.optim that a string update_rule may name.
 UPDATE_RULES = ("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam")

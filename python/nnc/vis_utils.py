@@ -8,6 +8,8 @@ from math import ceil, sqrt
 
 import numpy as np
 
+__all__ = ["visualize_grid", "vis_grid", "vis_nn", "ceil", "sqrt", "np"]
+
 
 def _images(Xs, name="Xs"):
     if not isinstance(Xs, np.ndarray):
