@@ -4,6 +4,12 @@
 Every function here dispatches at call time to the active backend
 (``nnc.set_backend``), so a swap reaches names imported before it. The
 ``*_naive`` functions are the teaching loops and always run in NumPy.
+
+Array inputs may have any real dtype and follow NumPy's promotion, on both
+backends: integers compute in float64, float32 with float64 in float64,
+float16 in float32. A backward converts ``dout`` to the forward output's
+dtype. Batchnorm's running statistics are updated in place and must already
+have the input's (promoted) dtype.
 """
 import numpy as np
 
@@ -456,7 +462,7 @@ def relu_forward(x):
     """Rectified linear unit.
 
     Input:
-    - x: floating-point array of any shape
+    - x: array of any shape
 
     Returns (out, cache): out = max(0, x), same shape and dtype as x.
     """
@@ -482,7 +488,7 @@ def tanh_forward(x):
     """Hyperbolic tangent.
 
     Input:
-    - x: floating-point array of any shape
+    - x: array of any shape
 
     Returns (out, cache): out = tanh(x), same shape and dtype as x.
     """
@@ -508,7 +514,7 @@ def sigmoid_forward(x):
     """Logistic sigmoid, numerically stable: no overflow warning for any x.
 
     Input:
-    - x: floating-point array of any shape
+    - x: array of any shape
 
     Returns (out, cache): out = 1 / (1 + exp(-x)), same shape and dtype as x.
     """
@@ -534,7 +540,7 @@ def dropout_forward(x, dropout_param):
     """Inverted dropout.
 
     Inputs:
-    - x: floating-point array of shape (N, ...), N > 0
+    - x: array of shape (N, ...), N > 0
     - dropout_param: dict with
       - 'p': probability of KEEPING each value, in (0, 1]
       - 'mode': 'train' or 'test'
@@ -574,7 +580,7 @@ def svm_loss(x, y):
     """Multiclass SVM (hinge) loss with margin 1, averaged over the batch.
 
     Inputs:
-    - x: scores, floating point (N, C), N > 0
+    - x: scores (N, C), N > 0
     - y: integer labels (N,), 0 <= y[i] < C
 
     Returns (loss, dx): loss a Python float, dx (N, C) in x's dtype.
@@ -592,7 +598,7 @@ def softmax_loss(x, y):
     log-sum-exp (any finite logits, however large, give a finite loss).
 
     Inputs:
-    - x: logits, floating point (N, C), N > 0
+    - x: logits (N, C), N > 0
     - y: integer labels (N,), 0 <= y[i] < C
 
     Returns (loss, dx): loss a Python float, dx (N, C) in x's dtype.
@@ -611,7 +617,7 @@ def mse_loss(x, y):
     loss = 0.5 * sum((x - y)**2) / N, dx = (x - y) / N.
 
     Inputs:
-    - x: predictions, floating point (N, ...), N > 0
+    - x: predictions (N, ...), N > 0
     - y: targets, same shape as x
 
     Returns (loss, dx): loss a Python float, dx of x's shape and dtype.
