@@ -924,7 +924,8 @@ def cmd_train(args):
     run.say(f"nnc train: {cfg['model']} ({entry['help'].split(':')[0]}) on {data['source']}: "
             f"{len(data['X_train'])} train, {len(data['X_val'])} val, {len(data['X_test'])} "
             f"test images of shape {tuple(run.input_shape)}, {run.num_classes} classes")
-    run.say(f"backend {cfg['backend']}, {cfg['threads']} threads, {cfg['dtype']}, seed "
+    threads = f"{cfg['threads']} thread{'s' if cfg['threads'] != 1 else ''}"
+    run.say(f"backend {cfg['backend']}, {threads}, {cfg['dtype']}, seed "
             f"{cfg['seed']}; {cfg['update_rule']} lr {cfg['lr']:g}, {cfg['epochs']} epochs of "
             f"{run.ipe} iterations x {cfg['batch_size']} images; output in {out}")
     if saved is not None:
