@@ -44,7 +44,7 @@ FCNET = ["--model", "fcnet", "--hidden", "50", "--normalization", "batchnorm",
          "--dropout", "0.9", "--num-train", "1500", "--num-val", "200", "--epochs", "3",
          "--batch-size", "25", "--seed", "5", "--threads", "1"]
 PNG_SIZES = {"curves.png": (1000, 400), "confusion.png": (600, 600),
-             "filters.png": (500, 500)}
+             "per_class.png": (800, 400), "filters.png": (500, 500)}
 CONTROL = re.compile(r"[\r\x1b]")  # carriage returns (a bar) and ANSI escapes
 
 
@@ -309,8 +309,8 @@ def test_without_matplotlib_it_trains_and_says_what_it_skipped(tmp_path):
                            "--out", str(out)], capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "matplotlib is not installed: skipped curves.png, confusion.png, filters.png" \
-        in proc.stdout
+    assert ("matplotlib is not installed: skipped curves.png, confusion.png, per_class.png, "
+            "filters.png") in proc.stdout
     assert not list(out.glob("*.png"))
     assert _history(out)["skipped_outputs"] == list(PNG_SIZES)
     assert (out / "best.npz").is_file()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nnc.vis_utils import (confusion_matrix, per_class_accuracy, plot_confusion_matrix,
-                           plot_filters, plot_history)
+                           plot_filters, plot_history, plot_per_class_accuracy)
 
 
 def _png_size(path):
@@ -116,6 +116,16 @@ def test_plot_confusion_matrix(plt, tmp_path):
     # the labels set the size: a class nobody predicted or saw still gets its row
     assert plot_confusion_matrix(y, p, list("abcd")).axes[0].images[0].get_array().shape \
         == (4, 4)
+
+
+def test_plot_per_class_accuracy(plt, tmp_path):
+    y = np.array([0, 0, 1, 1, 2])
+    p = np.array([0, 1, 1, 1, 0])
+    fig = plot_per_class_accuracy(y, p, ["a", "b", "c", "d"], path=tmp_path / "p.png")
+    assert _png_size(tmp_path / "p.png") == (800, 400)
+    ax = fig.axes[0]
+    np.testing.assert_allclose([b.get_height() for b in ax.patches], [0.5, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.6, 0.6])  # all classes together
 
 
 @pytest.mark.parametrize("shape,layout,tiles,tile", [

@@ -11,7 +11,8 @@
 history.json (losses, accuracies, learning rates, epoch times, the config and
 nnc.build_info()), best.npz (the model at the best validation accuracy),
 last.npz (everything needed to resume), and with matplotlib curves.png,
-confusion.png (test split) and filters.png (the first layer's weights).
+confusion.png and per_class.png (the test split) and filters.png (the first
+layer's weights).
 
 This module sits outside the core: no other nnc module imports it.
 """
@@ -111,7 +112,7 @@ _RESUME_MAY_CHANGE = ("epochs", "backend", "threads", "print_every")
 CHECKPOINT = "last.npz"
 BEST = "best.npz"
 HISTORY = "history.json"
-PLOTS = ("curves.png", "confusion.png", "filters.png")
+PLOTS = ("curves.png", "confusion.png", "per_class.png", "filters.png")
 _FORMAT = "nnc-train/1"
 
 
@@ -841,13 +842,15 @@ class _Run:
             self.say(f"matplotlib is not installed: skipped {', '.join(PLOTS)} "
                      "(pip install matplotlib)")
             return [], list(PLOTS)
-        from .vis_utils import plot_confusion_matrix, plot_filters, plot_history
+        from .vis_utils import (plot_confusion_matrix, plot_filters, plot_history,
+                                plot_per_class_accuracy)
 
         written, skipped = [], []
         filters = self._first_layer_images()
+        y_test, names = self.data["y_test"], self.data["label_names"]
         jobs = [("curves.png", lambda p: plot_history(self.solver, p)),
-                ("confusion.png", lambda p: plot_confusion_matrix(
-                    self.data["y_test"], y_pred, self.data["label_names"], p))]
+                ("confusion.png", lambda p: plot_confusion_matrix(y_test, y_pred, names, p)),
+                ("per_class.png", lambda p: plot_per_class_accuracy(y_test, y_pred, names, p))]
         if filters is not None:
             jobs.append(("filters.png", lambda p: plot_filters(filters, p, layout="NCHW")))
         else:

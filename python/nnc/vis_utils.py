@@ -10,6 +10,7 @@ imported only inside them; ``pip install 'nnc[plot]'``):
     plot_history(solver)                        # loss and train/val accuracy
     plot_confusion_matrix(y_test, y_pred, label_names, path="confusion.png")
     per_class_accuracy(y_test, y_pred)          # NumPy only
+    plot_per_class_accuracy(y_test, y_pred, label_names)
     plot_filters(model.params["W1"])            # first-layer conv filters
 
 Each returns a matplotlib Figure and, given ``path``, also saves it there
@@ -239,7 +240,7 @@ def plot_history(solver_or_history, path=None):
     - path: where to save the figure (PNG: 1000 x 400 pixels)
 
     Check k is after epoch k; check 0 is after the first iteration. The loss
-    panel also draws a moving average over about 1/50 of the iterations.
+    panel also draws a moving average over about 1/25 of the iterations.
     Returns the matplotlib Figure.
     """
     loss, train_acc, val_acc = _history_arrays(solver_or_history)
@@ -247,7 +248,7 @@ def plot_history(solver_or_history, path=None):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     it = np.arange(1, loss.size + 1)
     ax_loss.plot(it, loss, "o", markersize=2, alpha=0.4, label="minibatch")
-    k = max(1, loss.size // 50)
+    k = max(1, loss.size // 25)
     if k > 1:
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
         ax_loss.plot(it[k - 1:], smooth, "-", linewidth=1.5, label=f"mean of {k}")
@@ -306,6 +307,38 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, path=None, normalize=True
     ax.set_title(f"Confusion matrix (accuracy {acc:.3f})")
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_per_class_accuracy(y_true, y_pred, labels=None, path=None):
+    """Accuracy within each true class as bars, with the overall accuracy as a line.
+
+    Inputs:
+    - y_true, y_pred: (N,) integer labels
+    - labels: C class names (default "0" .. "C-1"); C also sets the number of bars
+    - path: where to save the figure (PNG: 800 x 400 pixels)
+
+    A class with no examples gets no bar. Returns the matplotlib Figure.
+    """
+    C = None if labels is None else len(labels)
+    acc = per_class_accuracy(y_true, y_pred, C)
+    C = acc.size
+    labels = [str(i) for i in range(C)] if labels is None else [str(v) for v in labels]
+    overall = float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if C else 0.0
+    plt = _pyplot(path)
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    x = np.arange(C)
+    ax.bar(x, np.nan_to_num(acc), color="tab:blue")
+    ax.axhline(overall, color="tab:orange", linestyle="--", label=f"all: {overall:.3f}")
+    if C <= 20:
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("Accuracy")
+    ax.set_title("Accuracy per class")
+    ax.legend(loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
 
