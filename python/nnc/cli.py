@@ -594,9 +594,7 @@ class _Run:
         return {"format": _FORMAT, "config": self.cfg, "input_shape": self.input_shape,
                 "num_classes": self.num_classes, "label_names": self.data["label_names"],
                 "iteration": self.iteration, "epoch": s.epoch,
-                "iterations_per_epoch": self.ipe,
-                "update_rule": self.cfg["update_rule"], "lr_decay": self.cfg["lr_decay"],
-                "batch_size": self.cfg["batch_size"], "optim_configs": scalars,
+                "iterations_per_epoch": self.ipe, "optim_configs": scalars,
                 "loss_history": [float(v) for v in s.loss_history],
                 "train_acc_history": list(s.train_acc_history),
                 "val_acc_history": list(s.val_acc_history),
@@ -680,8 +678,7 @@ class _Run:
 
     def history(self, status, extra=None):
         h = self._meta()
-        for k in ("format", "optim_configs", "epoch_elapsed", "epoch_step_time", "lr_decay",
-                  "update_rule", "batch_size"):
+        for k in ("format", "optim_configs", "epoch_elapsed", "epoch_step_time"):
             h.pop(k)
         h.update({"status": status, "epochs": self.cfg["epochs"],
                   "data": {"source": self.data["source"],
@@ -775,7 +772,9 @@ class _Run:
             self.best_epoch = s.epoch
             self.save_best(val_acc)
         self.epoch_elapsed += step_dt + time.perf_counter() - t0
-        line = (f"epoch {s.epoch}/{cfg['epochs']}  loss {s.loss_history[-1]:.4f}  "
+        # the mean loss of the epoch: one minibatch's loss is too noisy to compare
+        loss = np.mean(s.loss_history[-self.ipe:]) if epoch_end else s.loss_history[-1]
+        line = (f"epoch {s.epoch}/{cfg['epochs']}  loss {loss:.4f}  "
                 f"train acc {train_acc:.3f}  val acc {val_acc:.3f}{' *' if improved else ''}")
         if epoch_end:
             ips = self.ipe * cfg["batch_size"] / max(self.epoch_step_time, 1e-9)
