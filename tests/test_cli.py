@@ -288,6 +288,82 @@ def test_no_data_says_how_to_point_at_a_directory(monkeypatch, capsys):
     assert "--data path/to/cifar-10-batches-py" in line, line
 
 
+class _FakeDatasets:
+    """Stands in for nnc.datasets (its interface): records the calls."""
+
+    def __init__(self, h5=None):
+        self.calls, self.h5 = [], h5 or {}
+
+    def load_cifar(self, name, root=None, layout="NCHW", labels="fine", dtype=np.float32):
+        self.calls.append((name, root, layout, labels, dtype))
+        rng = np.random.default_rng(0)
+        X = rng.integers(0, 256, size=(60, 3, 4, 4)).astype(dtype)
+        return {"X_train": X[:50], "y_train": np.arange(50) % 10, "X_test": X[50:],
+                "y_test": np.arange(10), "label_names": [f"c{i}" for i in range(10)]}
+
+    def load_h5(self, path, keys=None):
+        self.calls.append((path, keys))
+        return {k: v for k, v in self.h5.items() if keys is None or k in keys}
+
+    def cache_dir(self):
+        return "/cache"
+
+
+def _cfg(**given):
+    return cli._new_config(given)
+
+
+def test_data_through_nnc_datasets(monkeypatch, tmp_path):
+    fake = _FakeDatasets()
+    monkeypatch.setattr(cli, "_datasets", lambda: fake)
+    data = cli.prepare_data(_cfg(model="fcnet", data="cifar10", num_train=30, num_val=15,
+                                 dtype="float64"))
+    assert fake.calls == [("cifar10", None, "NCHW", "fine", np.float32)]
+    raw = fake.load_cifar("cifar10")
+    mean = raw["X_train"][:30].astype(np.float64).mean(axis=0)
+    np.testing.assert_array_equal(data["X_train"], raw["X_train"][:30] - mean)
+    np.testing.assert_array_equal(data["X_val"], raw["X_train"][30:45] - mean)  # right after
+    np.testing.assert_array_equal(data["y_val"], raw["y_train"][30:45])
+    assert data["X_test"].shape == (10, 3, 4, 4) and data["X_train"].dtype == np.float64
+    assert data["label_names"][3] == "c3"
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(fake, "load_cifar", offline)
+    with pytest.raises(cli.UsageError, match="could not load cifar100 from the cache "
+                       r"\(/cache\): no network. Without a network: download "
+                       "cifar-100-python.tar.gz .* pass --data path/to/cifar-100-python"):
+        cli.prepare_data(_cfg(data="cifar100", labels="coarse"))
+
+
+def test_h5_data_keys_and_layout(monkeypatch, tmp_path):
+    path = str(tmp_path / "d.h5")
+    open(path, "wb").close()
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(40, 6, 6, 3), dtype=np.uint8)   # channels last
+    fake = _FakeDatasets({"images": X, "labels": np.arange(40) % 4})
+    monkeypatch.setattr(cli, "_datasets", lambda: fake)
+    data = cli.prepare_data(_cfg(model="convnet", data=path, keys="images,labels",
+                                 num_train=20, num_val=16))
+    assert fake.calls == [(path, ["images", "labels"])]
+    assert data["X_train"].shape == (20, 3, 6, 6) and data["X_test"].shape == (4, 3, 6, 6)
+    np.testing.assert_allclose(data["X_test"] + data["mean"], X[36:].transpose(0, 3, 1, 2),
+                               rtol=1e-6)
+    assert data["label_names"] == ["0", "1", "2", "3"]
+    with pytest.raises(cli.UsageError, match="holds images, labels; name the image and label "
+                       "arrays with --keys X,y"):
+        cli.prepare_data(_cfg(model="fcnet", data=path))
+    with pytest.raises(cli.UsageError, match="--keys: .* has no y"):
+        cli.prepare_data(_cfg(model="fcnet", data=path, keys="images,y"))
+    with pytest.raises(cli.UsageError, match="--keys takes X,y or X_train,y_train,X_test"):
+        cli.prepare_data(_cfg(model="fcnet", data=path, keys="images"))
+    fake.h5 = {"X_train": X[:30, :, :, 0], "y_train": np.arange(30) % 4,   # grey (N, H, W)
+               "X_test": X[30:, :, :, 0], "y_test": np.arange(10) % 4}
+    data = cli.prepare_data(_cfg(model="fcnet", data=path, num_val=10))
+    assert data["X_train"].shape == (20, 1, 6, 6) and len(data["y_test"]) == 10
+
+
 def test_errors_from_a_subprocess_have_no_traceback(tmp_path):
     for args in (["train", "--model", "nope"], ["train", "--resume", str(tmp_path)],
                  ["train", "--epochs", "-1"]):
