@@ -1001,36 +1001,38 @@ def build_parser():
                                    "--resume continues exactly where it stopped.",
                        epilog=f"Models: {models}.")
     a = t.add_argument
-    a("--model", help=f"one of {', '.join(MODELS)} (default {DEFAULTS['model']})")
+    a("--model", metavar="NAME", help=f"one of {', '.join(MODELS)} (default {DEFAULTS['model']})")
     a("--data", help="cifar10, cifar100 (downloaded into the cache), a cifar-10-batches-py "
                      "or cifar-100-python directory, or an .h5 file (default cifar10)")
     a("--labels", choices=["fine", "coarse"], help="CIFAR-100 labels (default fine)")
     a("--keys", help="the .h5 arrays: X,y (the last tenth becomes the test split) or "
                      "X_train,y_train,X_test,y_test")
-    a("--hidden", help="hidden layer sizes, e.g. 100,100 for fcnet (one size for twolayer "
-                       "and convnet; default 100,100 / 100)")
+    a("--hidden", metavar="SIZES", help="hidden layer sizes, e.g. 100,100 for fcnet (one size "
+                                        "for twolayer and convnet; default 100,100 / 100)")
     a("--normalization", choices=["batchnorm", "layernorm"], help="fcnet only")
     a("--dropout", type=float, metavar="KEEP", help="fcnet only: keep probability in (0, 1]")
-    a("--filters", type=int, help="convnet only: conv filters (default 32)")
-    a("--filter-size", type=int, help="convnet only: conv kernel size (default 7)")
-    a("--epochs", type=int, help="default 10")
-    a("--batch-size", type=int, help="default 100")
-    a("--update-rule", help="sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop or adam "
-                            "(default adam)")
-    a("--lr", type=float, help="learning rate (default 1e-3)")
-    a("--lr-decay", type=float, help="learning rate factor after each epoch (default 0.95)")
-    a("--reg", type=float, help="L2 regularization strength (default 0)")
-    a("--weight-scale", type=float, help="std of the initial weights (default: 1e-3, fcnet "
-                                         "1e-2)")
-    a("--num-train", type=int, help="training images (default: all but --num-val)")
-    a("--num-val", type=int, help="validation images split off the training data "
-                                  "(default 1000)")
+    a("--filters", type=int, metavar="N", help="convnet only: conv filters (default 32)")
+    a("--filter-size", type=int, metavar="N", help="convnet only: conv kernel size (default 7)")
+    a("--epochs", type=int, metavar="N", help="default 10")
+    a("--batch-size", type=int, metavar="N", help="default 100")
+    a("--update-rule", metavar="RULE", help="sgd, sgd_momentum, sgd_nesterov_momentum, "
+                                            "rmsprop or adam (default adam)")
+    a("--lr", type=float, metavar="X", help="learning rate (default 1e-3)")
+    a("--lr-decay", type=float, metavar="X",
+      help="learning rate factor after each epoch (default 0.95)")
+    a("--reg", type=float, metavar="X", help="L2 regularization strength (default 0)")
+    a("--weight-scale", type=float, metavar="X",
+      help="std of the initial weights (default: 1e-3, fcnet 1e-2)")
+    a("--num-train", type=int, metavar="N", help="training images (default: all but --num-val)")
+    a("--num-val", type=int, metavar="N",
+      help="validation images split off the training data (default 1000)")
     a("--dtype", help="float32 (default) or float64")
-    a("--backend", help=f"one of {', '.join(nnc.available_backends())} (default: the "
-                        "current one)")
-    a("--threads", type=int, help="threads for OpenMP and OpenBLAS (default: as now)")
-    a("--seed", type=int, help="NumPy seed (default: a random one, printed and saved)")
-    a("--print-every", type=int, help="print the loss every N iterations (default 0: never)")
+    a("--backend", metavar="NAME",
+      help=f"one of {', '.join(nnc.available_backends())} (default: the current one)")
+    a("--threads", type=int, metavar="N", help="threads for OpenMP and OpenBLAS (default: as now)")
+    a("--seed", type=int, metavar="N", help="NumPy seed (default: a random one, printed and saved)")
+    a("--print-every", type=int, metavar="N",
+      help="print the loss every N iterations (default 0: never)")
     a("--out", metavar="DIR", help="output directory (default runs/MODEL-TIME; with --resume, "
                                    "the resumed one)")
     a("--resume", metavar="DIR", help="continue the run in DIR (its options apply; only "
