@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -903,6 +904,10 @@ def cmd_train(args):
             raise UsageError(f"--resume: {path} is not a readable nnc train checkpoint "
                              f"({type(e).__name__}: {e})") from None
         out = args.out or args.resume
+        forked = os.path.abspath(out) != os.path.abspath(args.resume)
+        if forked and os.path.isfile(os.path.join(out, CHECKPOINT)):
+            raise UsageError(f"--out {out} already holds a run ({CHECKPOINT}); pick another "
+                             f"--out, or leave it out to go on in {args.resume}")
     else:
         cfg = _new_config(given)
         out = args.out or _default_out(cfg["model"])
@@ -921,6 +926,8 @@ def cmd_train(args):
     if saved is not None:
         run.restore(os.path.join(args.resume, CHECKPOINT))
     os.makedirs(out, exist_ok=True)  # only now: a mistake above leaves no empty directory
+    if saved is not None and forked and os.path.isfile(os.path.join(args.resume, BEST)):
+        shutil.copyfile(os.path.join(args.resume, BEST), os.path.join(out, BEST))
 
     entry = MODELS[cfg["model"]]
     run.say(f"nnc train: {cfg['model']} ({entry['help'].split(':')[0]}) on {data['source']}: "
