@@ -134,6 +134,9 @@ for reg in [0, 3.14]:
                               reg=reg, weight_scale=5e-2, dtype=np.float64)
     loss, grads = model.loss(X, y)
     print("Initial loss: ", loss)
+    # the seeded value (golden-values.md 3.2)
+    check("|loss - published|", abs(loss - {0: 2.3004790897684924, 3.14: 7.052114776533016}[reg]),
+          1e-10)
     # Most of the errors should be on the order of e-7 or smaller.
     # NOTE: It is fine however to see an error for W2 on the order of e-5
     # for the check when reg = 0.0
