@@ -56,9 +56,10 @@ def rel_error(x, y):
     return np.max(np.abs(x - y) / (np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
-def check(name, value, limit):
+def check(name, value, limit, show=True):
     """Print `name: value` as the notebook does; exit non-zero when value >= limit."""
-    print(f"{name}: {value}")
+    if show:
+        print(f"{name}: {value}")
     if not value < limit:
         raise SystemExit(f"FAILED {name}: {value} is not below {limit}")
     return value
