@@ -32,7 +32,11 @@ def parse_args(doc):
 
 
 def data_dir(args):
-    for d in (args.data, os.environ.get("NNC_CIFAR10_DIR"), SHARED_CIFAR):
+    if args.data:
+        if not os.path.isdir(args.data):
+            raise SystemExit(f"--data {args.data}: no such directory")
+        return args.data
+    for d in (os.environ.get("NNC_CIFAR10_DIR"), SHARED_CIFAR):
         if d and os.path.isdir(d):
             return d
     raise SystemExit("no CIFAR-10 folder: pass --data DIR or set NNC_CIFAR10_DIR")
