@@ -487,7 +487,10 @@ db_num = eval_numerical_gradient_array(fb, beta, dout)
 _, cache = spatial_groupnorm_forward(x, gamma, beta, G, gn_param)
 dx, dgamma, dbeta = spatial_groupnorm_backward(dout, cache)
 # You should expect errors of magnitudes between 1e-12~1e-07
-check("dx error", rel_error(dx_num, dx), 1e-7)
+# dx is held to 1e-6: 1e-7 is the finite difference's own noise floor here (x ~ 12, h = 1e-5).
+# Over 30 seeds the NumPy reference reads above 1e-7 in a third of them, and so does cpp
+# (tests/test_norm.py::test_groupnorm_gradient_check_noise_matches_the_reference).
+check("dx error", rel_error(dx_num, dx), 1e-6)
 check("dgamma error", rel_error(da_num, dgamma), 1e-7)
 check("dbeta error", rel_error(db_num, dbeta), 1e-7)
 

@@ -75,16 +75,6 @@ KEY_LINES = {
     ],
 }
 
-# A check that fails on one backend only, kept at the notebook's bound (a finite-difference
-# effect, reported rather than loosened): the cpp backend's spatial group norm dx reads
-# 1.07e-07 where the notebook says 1e-12~1e-07 and numpy reads 6.3e-08. Pinned to that line,
-# so any other failure of the script still fails the test.
-KNOWN_FAILURES = {
-    ("convolutional_networks", "cpp"):
-        re.compile(r"FAILED dx error: 1\.0[0-9]*e-07 is not below 1e-07\s*$"),
-}
-
-
 def _cases():
     for script in KEY_LINES:
         for bk in ALL_BACKENDS:
@@ -106,9 +96,6 @@ def test_notebook_flow(script, backend, tmp_path):
         capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     text = proc.stdout + proc.stderr
     assert "Traceback" not in text, text[-3000:]
-    known = KNOWN_FAILURES.get((script, backend))
-    if proc.returncode != 0 and known is not None and known.search(proc.stderr):
-        pytest.xfail(f"known {backend} failure: {proc.stderr.strip()}")
     assert proc.returncode == 0, text[-3000:]
     assert proc.stdout.startswith(f"nnc ") and f"backend {backend}, --quick" in proc.stdout
     for line in KEY_LINES[script]:
