@@ -18,20 +18,12 @@ import nnc
 from nnc import cli
 from nnc.solver import Solver
 
+from conftest import cifar10_subset_dir, needs_cifar
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _cifar_dir():
-    for d in (os.environ.get("NNC_CIFAR10_DIR"),
-              REPO.parent / "shared" / "data" / "cifar-10-batches-py"):
-        if d and (Path(d) / "data_batch_1").is_file():
-            return str(d)
-    return None
-
-
-CIFAR = _cifar_dir()
-needs_cifar = pytest.mark.skipif(CIFAR is None, reason="CIFAR-10 subset not found (set "
-                                 "NNC_CIFAR10_DIR or put it at ../shared/data/)")
+CIFAR = str(cifar10_subset_dir()) if cifar10_subset_dir() else None
 
 # Small runs: one thread, so a busy machine slows them less and the numbers
 # do not depend on the core count.

@@ -11,15 +11,14 @@ import pytest
 from nnc.data_utils import (ENV_VAR, get_CIFAR10_data, load_CIFAR10, load_CIFAR_batch,
                             load_pickle)
 
+from conftest import cifar10_subset_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_cifar_dir():
-    """The CIFAR subset: $NNC_CIFAR10_DIR, else <repo>/../shared/data/cifar-10-batches-py."""
-    for d in (os.environ.get(ENV_VAR), REPO.parent / "shared" / "data" / "cifar-10-batches-py"):
-        if d and (Path(d) / "data_batch_1").is_file():
-            return str(d)
-    return None
+    d = cifar10_subset_dir()
+    return None if d is None else str(d)
 
 
 needs_cifar = pytest.mark.skipif(

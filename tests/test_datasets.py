@@ -19,10 +19,10 @@ from nnc.data_utils import CIFAR100, CIFAR100_data
 from nnc.datasets import (DownloadError, cache_dir, fetch_cifar10, fetch_cifar100, load_cifar,
                           load_h5)
 
+from conftest import cifar10_subset_dir
+
 REPO = Path(__file__).resolve().parents[1]
-# As in test_data_utils: $NNC_CIFAR10_DIR (for worktrees), else <repo>/../shared/data/...
-SHARED_CIFAR10 = Path(os.environ.get("NNC_CIFAR10_DIR")
-                      or REPO.parent / "shared" / "data" / "cifar-10-batches-py")
+SHARED_CIFAR10 = cifar10_subset_dir() or REPO.parent / "shared" / "data" / "cifar-10-batches-py"
 
 C10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
              "truck"]

@@ -10,22 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ALL_BACKENDS
+from conftest import ALL_BACKENDS, cifar10_subset_dir
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 
-def shared_cifar_dir():
-    """The CIFAR subset: $NNC_CIFAR10_DIR, else <repo>/../shared/data/cifar-10-batches-py."""
-    for d in (os.environ.get("NNC_CIFAR10_DIR"),
-              REPO.parent / "shared" / "data" / "cifar-10-batches-py"):
-        if d and (Path(d) / "data_batch_1").is_file():
-            return Path(d)
-    return None
-
-
-CIFAR = shared_cifar_dir()
+CIFAR = cifar10_subset_dir()
 pytestmark = pytest.mark.skipif(
     CIFAR is None, reason="CIFAR-10 subset not found (set NNC_CIFAR10_DIR or put it at "
                           "../shared/data/)")

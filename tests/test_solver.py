@@ -10,6 +10,8 @@ import pytest
 import nnc
 from nnc.solver import Solver, load_checkpoint
 
+from conftest import cifar10_subset_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -390,11 +392,8 @@ def test_same_histories_on_both_backends():
 # --- end to end on the CIFAR subset --------------------------------------------------
 
 def _cifar_dir():
-    for d in (os.environ.get("NNC_CIFAR10_DIR"),
-              REPO.parent / "shared" / "data" / "cifar-10-batches-py"):
-        if d and (Path(d) / "data_batch_1").is_file():
-            return str(d)
-    return None
+    d = cifar10_subset_dir()
+    return None if d is None else str(d)
 
 
 @pytest.mark.slow

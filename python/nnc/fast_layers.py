@@ -7,7 +7,7 @@ reshape pooling); in the cpp backend all conv names run the same kernel
 kernel. Shapes and semantics are those of ``conv_forward_naive`` and
 ``max_pool_forward_naive`` in ``nnc.layers``, with which they agree.
 """
-import numpy as np
+import numpy as np  # noqa: F401  (exported, as the original's star import does)
 
 from . import im2col as _im2col
 from .backends import backward as _backward

@@ -9,7 +9,12 @@ the public layer functions, so they run on the active backend
 from . import fast_layers as _fast_layers
 from . import layers as _layers
 from .fast_layers import *  # noqa: F401,F403  (CS231n's layer_utils star-imports both)
+from .fast_layers import (conv_backward_fast, conv_forward_fast, max_pool_backward_fast,
+                          max_pool_forward_fast)
 from .layers import *  # noqa: F401,F403
+from .layers import (affine_backward, affine_forward, batchnorm_backward, batchnorm_forward,
+                     layernorm_backward, layernorm_forward, relu_backward, relu_forward,
+                     spatial_batchnorm_backward, spatial_batchnorm_forward)
 
 __all__ = [
     "affine_relu_forward", "affine_relu_backward", "affine_bn_relu_forward",
