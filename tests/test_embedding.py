@@ -240,3 +240,44 @@ def test_one_hot():
 def test_one_hot_bad_inputs(idx, V, exc, msg):
     with pytest.raises(exc, match=msg):
         one_hot(idx, V)
+
+
+# --- nnc.nn.embedding, the object-API layer ---
+
+def test_nn_embedding_layer_protocol(backend):
+    from nnc.nn.embedding import embedding
+
+    np.random.seed(0)
+    layer = embedding(12, 5, init_scale=0.1, name="words")
+    assert layer.name == "words" and set(layer.params) == {"words_w"}
+    assert layer.grads == {"words_w": None}
+    W = layer.params["words_w"]
+    assert W.shape == (12, 5) and abs(W.std() - 0.1) < 0.03
+    idx = np.array([[1, 2, 1], [11, 0, 1]])
+    out = layer.forward(idx)
+    np.testing.assert_array_equal(out, W[idx])
+    dprev = np.random.randn(2, 3, 5)
+    assert layer.backward(dprev) is None          # indices have no gradient
+    expected = np.zeros((12, 5))
+    np.add.at(expected, idx.ravel(), dprev.reshape(-1, 5))
+    np.testing.assert_allclose(layer.grads["words_w"], expected, rtol=1e-15)
+    assert embedding(3, 2).params.keys() == {"embedding_w"}
+
+
+def test_nn_embedding_layer_errors():
+    from nnc.nn.embedding import embedding
+
+    layer = embedding(4, 3)
+    with pytest.raises(ValueError, match="embedding: backward called before forward"):
+        layer.backward(np.ones((1, 1, 3)))
+    with pytest.raises(IndexError, match=r"= 4 is out of range for V=4"):
+        layer.forward(np.array([[4]]))
+    layer.forward(np.array([[0, 1]]))
+    with pytest.raises(ValueError, match=r"dout has shape \(1, 2, 4\), expected \(1, 2, 3\)"):
+        layer.backward(np.ones((1, 2, 4)))
+    with pytest.raises(ValueError, match="vocab_size must be positive"):
+        embedding(0, 3)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        embedding(3, 2.0)
+    with pytest.raises(ValueError, match="init_scale must be a finite number >= 0"):
+        embedding(3, 2, init_scale=-1)
