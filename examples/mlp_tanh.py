@@ -14,7 +14,8 @@ be the object-API way to stack such layers.)
 The data: writes an .h5 file in the course's layout (trainims (1900, 32, 32)
 uint8, trainlbls, testims (1000, 32, 32), testlbls; 1 = cat, 0 = car) of
 synthetic drawings from nnc.datasets_synthetic (needs h5py), reads it back
-with h5py, trains by minibatch SGD with momentum, prints and plots the
+with nnc.datasets.load_h5 (pass --h5 with --no-write to train on the course's
+own file), trains by minibatch SGD with momentum, prints and plots the
 train/test MSE and classification error per epoch. A few seconds.
 """
 import argparse
@@ -24,6 +25,7 @@ import time
 import numpy as np
 
 import nnc
+from nnc.datasets import load_h5
 from nnc.datasets_synthetic import write_cat_car_h5
 from nnc.layers import affine_backward, affine_forward, mse_loss, tanh_backward, tanh_forward
 from nnc.optim import sgd_momentum
@@ -32,10 +34,7 @@ from nnc.optim import sgd_momentum
 def load(path):
     """The course's arrays from the .h5 file: images as (N, 1024) floats in
     [0, 1], labels mapped from {0, 1} to targets in {-1, +1}."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        arrays = {k: f[k][()] for k in ("trainims", "trainlbls", "testims", "testlbls")}
+    arrays = load_h5(path, keys=["trainims", "trainlbls", "testims", "testlbls"])
     X_train = arrays["trainims"].reshape(len(arrays["trainims"]), -1) / 255.0
     X_test = arrays["testims"].reshape(len(arrays["testims"]), -1) / 255.0
     t_train = 2.0 * arrays["trainlbls"].reshape(-1, 1) - 1
@@ -107,6 +106,8 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--h5", default="cat_car.h5", help="the .h5 file to write and read")
+    parser.add_argument("--no-write", action="store_true",
+                        help="read --h5 as it is (e.g. the course's file) instead of writing it")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="mlp_tanh.png", help="where to save the plot")
     args = parser.parse_args()
@@ -116,9 +117,10 @@ def main():
     except ImportError:
         raise SystemExit("this example reads an .h5 file and needs h5py: pip install h5py")
 
-    write_cat_car_h5(args.h5, num_train=1900, num_test=1000, seed=args.seed)
-    print(f"wrote {args.h5} ({os.path.getsize(args.h5) // 1024} KB): trainims, trainlbls, "
-          f"testims, testlbls")
+    if not args.no_write:
+        write_cat_car_h5(args.h5, num_train=1900, num_test=1000, seed=args.seed)
+        print(f"wrote {args.h5} ({os.path.getsize(args.h5) // 1024} KB): trainims, trainlbls, "
+              f"testims, testlbls")
     X_train, t_train, X_test, t_test = load(args.h5)
     mean = X_train.mean(axis=0)   # center the pixels, as the course does
     X_train, X_test = X_train - mean, X_test - mean

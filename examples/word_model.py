@@ -2,6 +2,7 @@
 
     python examples/word_model.py [--embed-dim 16] [--hidden-dim 128] [--epochs 10]
                                   [--combine concat|sum] [--backend cpp|numpy] [--out PNG]
+                                  [--data FILE.h5]
 
 The corpus comes from the small fixed grammar of nnc.datasets_synthetic
 (250 words, shipped as code): each example is three consecutive words of a
@@ -13,6 +14,11 @@ from N(0, 0.01^2). It prints the validation cross-entropy and accuracy per
 epoch (with the unigram baseline), the test results, the top-10 candidates
 for five trigrams, and plots the per-epoch curves to a PNG when matplotlib
 is installed. About 20 s on the cpp backend.
+
+--data FILE.h5 trains on an .h5 file in the course's layout instead (trainx,
+traind, valx, vald, testx, testd, words; 1-based indices, read with
+nnc.datasets.load_h5); nnc.datasets_synthetic.write_trigram_h5 writes the
+synthetic corpus that way.
 """
 import argparse
 import glob
@@ -24,12 +30,24 @@ import numpy as np
 
 import nnc
 from nnc.classifiers import WordModel
-from nnc.datasets_synthetic import WORD_INDEX, WORDS, trigram_data, unigram_accuracy
+from nnc.datasets import load_h5
+from nnc.datasets_synthetic import WORDS, trigram_data, unigram_accuracy
 from nnc.layers import softmax_loss
 from nnc.solver import Solver, load_checkpoint
 
 TRIGRAMS = [("the", "hungry", "dog"), ("mary", "will", "drive"), ("they", "went", "to"),
             ("where", "are", "the"), ("the", "students", "read")]
+
+
+def load_data(path, num_train, seed):
+    """(data dict as trigram_data returns it, list of the words)."""
+    if path is None:
+        d = trigram_data(num_train=num_train, num_val=10_000, num_test=10_000, seed=seed)
+        return d, list(WORDS)
+    h = load_h5(path)   # the course's layout comes back 0-based
+    d = {"X_train": h["trainx"], "y_train": h["traind"], "X_val": h["valx"], "y_val": h["vald"],
+         "X_test": h["testx"], "y_test": h["testd"]}
+    return d, [str(w) for w in h["words"]]
 
 
 def evaluate(model, X, y):
@@ -86,23 +104,26 @@ def main():
     parser.add_argument("--combine", default="concat", choices=["concat", "sum"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--num-train", type=int, default=100_000)
+    parser.add_argument("--data", help="an .h5 file in the course's layout (default: the "
+                        "synthetic corpus)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="word_model.png", help="where to save the plot")
     args = parser.parse_args()
     nnc.set_backend(args.backend)
 
-    d = trigram_data(num_train=args.num_train, num_val=10_000, num_test=10_000, seed=args.seed)
+    d, words = load_data(args.data, args.num_train, args.seed)
     data = {k: d[k] for k in ("X_train", "y_train", "X_val", "y_val")}
-    freq = np.bincount(d["y_train"], minlength=len(WORDS)) / d["y_train"].size
+    V = len(words)
+    freq = np.bincount(d["y_train"], minlength=V) / d["y_train"].size
     base_acc = unigram_accuracy(d["y_train"], d["y_val"])
     base_ce = float(-np.mean(np.log(np.maximum(freq[d["y_val"]], 1e-12))))
-    print(f"corpus: {len(WORDS)} words, {d['X_train'].shape[0]} training 4-grams, e.g. "
-          f"{' '.join(WORDS[i] for i in d['X_train'][0])} -> {WORDS[d['y_train'][0]]}")
-    print(f"unigram baseline: accuracy {base_acc:.4f} (always '{WORDS[freq.argmax()]}'), "
+    print(f"corpus: {V} words, {d['X_train'].shape[0]} training 4-grams, e.g. "
+          f"{' '.join(words[i] for i in d['X_train'][0])} -> {words[d['y_train'][0]]}")
+    print(f"unigram baseline: accuracy {base_acc:.4f} (always '{words[freq.argmax()]}'), "
           f"cross-entropy {base_ce:.4f}")
 
     np.random.seed(args.seed)
-    model = WordModel(vocab_size=len(WORDS), embed_dim=args.embed_dim,
+    model = WordModel(vocab_size=V, embed_dim=args.embed_dim,
                       hidden_dim=args.hidden_dim, context=3, weight_scale=0.01,
                       combine=args.combine)
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,11 +146,15 @@ def main():
           f"accuracy {test_acc:.4f} (unigram {unigram_accuracy(d['y_train'], d['y_test']):.4f})")
 
     print("\ntop-10 next words:")
-    X = np.array([[WORD_INDEX[w] for w in t] for t in TRIGRAMS])
+    index = {w: i for i, w in enumerate(words)}
+    if all(w in index for t in TRIGRAMS for w in t):
+        X = np.array([[index[w] for w in t] for t in TRIGRAMS])
+    else:   # another vocabulary: five contexts from the test set
+        X = d["X_test"][:5]
     top, probs = model.predict_topk(X, 10, return_probs=True)
-    for t, ids, ps in zip(TRIGRAMS, top, probs):
-        cands = ", ".join(f"{WORDS[i]} {p:.2f}" for i, p in zip(ids, ps))
-        print(f"  {' '.join(t):22s} -> {cands}")
+    for ctx, ids, ps in zip(X, top, probs):
+        cands = ", ".join(f"{words[i]} {p:.2f}" for i, p in zip(ids, ps))
+        print(f"  {' '.join(words[i] for i in ctx):22s} -> {cands}")
     plot(curves, base_ce, base_acc, args.out)
 
 

@@ -49,6 +49,20 @@ def test_word_model_example(tmp_path):
         assert "matplotlib is not installed" in text
 
 
+def test_word_model_example_reads_the_course_h5_layout(tmp_path):
+    pytest.importorskip("h5py")
+    from nnc.datasets_synthetic import WORDS, trigram_data, write_trigram_h5
+
+    path = write_trigram_h5(tmp_path / "words.h5", num_train=4000, num_val=1000, num_test=1000,
+                            seed=2)
+    text = run("word_model.py", ["--data", str(path), "--epochs", "1", "--out",
+                                 str(tmp_path / "w.png")], tmp_path)
+    d = trigram_data(4000, 1000, 1000, seed=2)
+    first = " ".join(WORDS[i] for i in d["X_train"][0]) + " -> " + WORDS[d["y_train"][0]]
+    assert f"corpus: 250 words, 4000 training 4-grams, e.g. {first}" in text
+    assert len(re.findall(r"^  \w+ \w+ \w+\s+-> ", text, flags=re.M)) == 5
+
+
 def test_mlp_tanh_example(tmp_path):
     pytest.importorskip("h5py")
     out, h5 = tmp_path / "mlp.png", tmp_path / "cat_car.h5"

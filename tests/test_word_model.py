@@ -233,3 +233,19 @@ def test_sentences_follow_the_grammar():
     assert not any(" dog eat " in t or " dogs eats " in t or " cat drink " in t
                    for t in statements)
     assert any(" dog eats " in t or " dogs eat " in t for t in text)
+
+
+def test_trigram_h5_round_trip(tmp_path):
+    """The course's layout: 1-based indices in the file, 0-based from load_h5."""
+    h5py = pytest.importorskip("h5py")
+    from nnc.datasets import load_h5
+    from nnc.datasets_synthetic import write_trigram_h5
+
+    path = write_trigram_h5(tmp_path / "w.h5", num_train=500, num_val=100, num_test=100, seed=7)
+    with h5py.File(path, "r") as f:
+        assert f["trainx"].shape == (500, 3) and f["trainx"][()].min() >= 1
+    h = load_h5(path)
+    d = trigram_data(500, 100, 100, seed=7)
+    np.testing.assert_array_equal(h["trainx"], d["X_train"])
+    np.testing.assert_array_equal(h["testd"], d["y_test"])
+    assert list(h["words"]) == list(WORDS)

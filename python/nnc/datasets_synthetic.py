@@ -4,6 +4,8 @@ download, the same arrays on every machine for a given seed.
 - ``trigram_data``: 4-grams (three context words -> the next word) from
   sentences of a small fixed English-like grammar over exactly 250 words
   (``WORDS``), the shape of the word-model course's data set.
+  ``write_trigram_h5`` stores them in the course's ``.h5`` layout (1-based
+  ``trainx, traind, valx, vald, testx, testd, words``; needs h5py).
 - ``cat_car_images``: 32x32 grayscale "cat" and "car" drawings with noise,
   for the tanh MLP; ``write_cat_car_h5`` stores them in the course's ``.h5``
   layout (``trainims, trainlbls, testims, testlbls``; needs h5py).
@@ -264,6 +266,24 @@ def trigram_data(num_train=100_000, num_val=10_000, num_test=10_000, context=3, 
         out[f"X_{split}"], out[f"y_{split}"] = rows[:, :context].copy(), rows[:, context].copy()
     out["words"] = np.array(WORDS)
     return out
+
+
+def write_trigram_h5(path, num_train=100_000, num_val=10_000, num_test=10_000, seed=0):
+    """Write ``trigram_data`` in the word-model course's .h5 layout: trainx
+    (N, 3) and traind (N,) (likewise valx, vald, testx, testd) as 1-based
+    int32 word indices, and words (250,) as bytes strings, as the course's
+    file stores them (``nnc.datasets.load_h5`` returns them 0-based). Needs h5py."""
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("write_trigram_h5 needs h5py: pip install h5py") from None
+    d = trigram_data(num_train, num_val, num_test, seed=seed)
+    with h5py.File(path, "w") as f:
+        for split, name in (("train", "train"), ("val", "val"), ("test", "test")):
+            f[name + "x"] = (d[f"X_{split}"] + 1).astype(np.int32)
+            f[name + "d"] = (d[f"y_{split}"] + 1).astype(np.int32)
+        f["words"] = np.array([w.encode() for w in WORDS])
+    return path
 
 
 def unigram_accuracy(y_train, y_eval):
