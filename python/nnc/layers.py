@@ -33,6 +33,7 @@ __all__ = [
     "dropout_forward", "dropout_backward",
     "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive", "max_pool_backward_naive",
     "svm_loss", "softmax_loss", "mse_loss",
+    "embedding_forward", "embedding_backward", "one_hot", "bce_loss", "softmax", "log_softmax",
 ]
 
 

@@ -106,7 +106,8 @@ class WordModel:
         if y is None:
             return scores
         loss, dscores = softmax_loss(scores, y)
-        loss += _reg_loss(self.params, self.reg, _WEIGHTS)
+        if self.reg:   # (skipped at reg = 0: three passes over the weights for nothing)
+            loss += _reg_loss(self.params, self.reg, _WEIGHTS)
         grads = {}
         dh, grads["W2"], grads["b2"] = affine_backward(dscores, c2)
         da = sigmoid_backward(dh, c_sig)
