@@ -12,6 +12,15 @@
 //   then threads take rows and write each one once, its sum or zeros. dW is
 //   written exactly once and never read, which matters at (50000, 256): a
 //   zero fill followed by read-modify-write adds would move dW three times.
+// Measured (best of 15-3000 runs, float32, on the project's 2-core machine
+// while other sessions loaded it): (200, 3) -> (250, 32) serial 3.2 us,
+// by row 5.8 (1 thread) / 8.1 us (2), rows split between threads with each
+// scanning all tokens 7.6 us, blocks of rows 8.4 / 10.9 us: serial it is.
+// (4096, 32) -> (50000, 256): every variant 22-35 ms, within the noise of a
+// shared memory bus; by row is kept because it moves the least memory
+// (about 240 MB against 450 MB for zero-then-add) and its dynamic row
+// chunks balance skewed (Zipf) word counts, where a fixed split of the rows
+// between threads would leave the frequent words to one thread.
 #include <cstdint>
 #include <cstring>
 #include <string>
