@@ -643,12 +643,13 @@ def _indices(fn, idx, V, name="idx", ndim=None):
         raise TypeError(f"{fn}: {name} must hold integer indices, got dtype {idx.dtype}")
     if ndim is not None and idx.ndim != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D (N, T), got shape {idx.shape}")
-    lo, hi = (idx.min(), idx.max()) if idx.size else (0, -1)
-    if lo < 0 or hi >= V:
-        bad = lo if lo < 0 else hi
-        where = tuple(int(i) for i in np.argwhere(idx == bad)[0])
-        raise IndexError(f"{fn}: {name}{list(where)} = {bad} is out of range for V={V} rows; "
-                         f"indices must lie in [0, {V})")
+    # One pass instead of min() and max(): seen as unsigned integers of the
+    # same width, negative indices are huge, so max() >= V catches both ends.
+    as_unsigned = idx.view(idx.dtype.str.replace("i", "u")) if idx.dtype.kind == "i" else idx
+    if idx.size and as_unsigned.max() >= V:
+        where = tuple(int(i) for i in np.argwhere((idx < 0) | (idx >= V))[0])
+        raise IndexError(f"{fn}: {name}{list(where)} = {idx[where]} is out of range for V={V} "
+                         f"rows; indices must lie in [0, {V})")
     return idx
 
 
