@@ -13,7 +13,7 @@ Solver by SGD with momentum 0.85, learning rate 0.15, batch 200, weights
 from N(0, 0.01^2). It prints the validation cross-entropy and accuracy per
 epoch (with the unigram baseline), the test results, the top-10 candidates
 for five trigrams, and plots the per-epoch curves to a PNG when matplotlib
-is installed. About 20 s on the cpp backend.
+is installed. About 15 s on the cpp backend.
 
 --data FILE.h5 trains on an .h5 file in the course's layout instead (trainx,
 traind, valx, vald, testx, testd, words; 1-based indices, read with
