@@ -164,5 +164,7 @@ void bind_norm(nb::module_& m);
 void bind_dropout(nb::module_& m);
 void bind_loss(nb::module_& m);
 void bind_optim(nb::module_& m);
+void bind_embedding(nb::module_& m);
+void bind_bce(nb::module_& m);
 
 }  // namespace nnc

@@ -69,4 +69,6 @@ NB_MODULE(_nnc, m) {
     bind_dropout(m);
     bind_loss(m);
     bind_optim(m);
+    bind_embedding(m);
+    bind_bce(m);
 }

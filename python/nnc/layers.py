@@ -33,6 +33,7 @@ __all__ = [
     "dropout_forward", "dropout_backward",
     "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive", "max_pool_backward_naive",
     "svm_loss", "softmax_loss", "mse_loss",
+    "embedding_forward", "embedding_backward", "one_hot", "bce_loss", "softmax", "log_softmax",
 ]
 
 
@@ -628,3 +629,148 @@ def mse_loss(x, y):
     ck.same_shape(x, y, "x", "y")
     x, y = ck.promote(x, y)
     return _call(mse_loss, x, y)
+
+# --- embeddings, binary cross-entropy, softmax ---
+
+
+def _indices(fn, idx, V, name="idx", ndim=None):
+    """Integer indices into V rows, as an ndarray (any integer dtype, not
+    copied): TypeError for anything but integers, IndexError naming the
+    first value outside [0, V) and where it is."""
+    if not isinstance(idx, np.ndarray):
+        idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: {name} must hold integer indices, got dtype {idx.dtype}")
+    if ndim is not None and idx.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D (N, T), got shape {idx.shape}")
+    # One pass instead of min() and max(): seen as unsigned integers of the
+    # same width, negative indices are huge, so max() >= V catches both ends.
+    as_unsigned = idx.view(idx.dtype.str.replace("i", "u")) if idx.dtype.kind == "i" else idx
+    if idx.size and as_unsigned.max() >= V:
+        where = tuple(int(i) for i in np.argwhere((idx < 0) | (idx >= V))[0])
+        raise IndexError(f"{fn}: {name}{list(where)} = {idx[where]} is out of range for V={V} "
+                         f"rows; indices must lie in [0, {V})")
+    return idx
+
+
+def one_hot(idx, V, dtype=np.float64):
+    """One-hot encoding of integer indices.
+
+    Inputs:
+    - idx: integer array of any shape (d_1, ..., d_k), values in [0, V)
+    - V: number of classes (rows of an embedding matrix), an int >= 1
+    - dtype: dtype of the result
+
+    Returns out of shape (d_1, ..., d_k, V): out[..., v] = 1 where idx == v, else 0.
+    So one_hot(idx, V) @ W == embedding_forward(idx, W)[0] for W of shape (V, D).
+    """
+    V = ck.positive_int(V, "V")
+    idx = _indices("one_hot", idx, V)
+    out = np.zeros(idx.shape + (V,), dtype=dtype)
+    np.put_along_axis(out, idx[..., np.newaxis].astype(np.intp), 1, axis=-1)
+    return out
+
+
+@forward_op
+def embedding_forward(idx, W):
+    """Word embedding lookup: each index selects a row of W.
+
+    Inputs:
+    - idx: integer array (N, T) of indices in [0, V), any integer dtype
+      (N sequences of T words, say)
+    - W: (V, D) embedding matrix, one D-dimensional vector per index
+
+    Returns (out, cache): out (N, T, D) with out[n, t] = W[idx[n, t]].
+    Raises IndexError for an index outside [0, V), TypeError for
+    non-integer indices.
+    """
+    ck.array(W, "W", ndim=2)
+    W = ck.promote(W)[0]
+    idx = _indices("embedding_forward", idx, W.shape[0], ndim=2)
+    return _forward(embedding_forward, idx, W)
+
+
+@backward_op
+def embedding_backward(dout, cache):
+    """Backward pass of ``embedding_forward``: a scatter-add of the upstream
+    rows into the rows of W they were read from, summed where an index
+    repeats. Deterministic: every row is summed in token order, on both
+    backends and for any thread count.
+
+    Inputs:
+    - dout: upstream gradient (N, T, D)
+    - cache: from embedding_forward
+
+    Returns dW (V, D): dW[v] = sum of dout[n, t] over all (n, t) with
+    idx[n, t] == v (zero rows for indices that do not occur). idx gets no
+    gradient.
+    """
+    return _backward(embedding_backward, dout, cache)
+
+
+@op
+def bce_loss(x, y):
+    """Binary cross-entropy on logits (sigmoid + cross-entropy in one,
+    numerically stable), averaged over ALL elements of x:
+
+        loss = mean(max(x, 0) - x * y + log(1 + exp(-|x|)))
+        dx = (sigmoid(x) - y) / x.size
+
+    Finite, without overflow or log(0), for logits of any size (1e4 and beyond).
+
+    Inputs:
+    - x: logits, floating point, any non-empty shape
+    - y: targets in [0, 1] (probabilities or 0/1 labels), same shape as x
+
+    Returns (loss, dx): loss a Python float, dx of x's shape and dtype.
+    """
+    ck.array(x, "x")
+    if x.size == 0:
+        raise ValueError(f"bce_loss: x is empty (shape {x.shape})")
+    ck.array(y, "y")
+    ck.same_shape(x, y, "x", "y")
+    inside = (y >= 0) & (y <= 1)   # False for NaN too
+    if not inside.all():
+        where = tuple(int(i) for i in np.argwhere(~inside)[0])
+        raise ValueError(f"bce_loss: y must hold targets in [0, 1], got y{list(where)} = "
+                         f"{y[where]}")
+    x, y = ck.promote(x, y)
+    return _call(bce_loss, x, y)
+
+
+def _last_axis(fn, x):
+    ck.array(x, "x", min_ndim=1)
+    if x.shape[-1] == 0:
+        raise ValueError(f"{fn}: x has an empty last axis (shape {x.shape})")
+    return ck.promote(x)[0]
+
+
+def softmax(x):
+    """Softmax over the last axis, shifted by the row maximum, so logits of
+    any finite size (1e4 and beyond) give no overflow.
+
+    Input:
+    - x: logits, floating point, shape (..., C) with C > 0
+
+    Returns probs of x's shape and (compute) dtype; each row sums to 1.
+    A plain NumPy function on both backends (not an op: it has no backward;
+    training uses softmax_loss, which computes it natively).
+    """
+    x = _last_axis("softmax", x)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(x):
+    """Log of the softmax over the last axis, by log-sum-exp: exact for
+    logits of any finite size, where log(softmax(x)) would give -inf for
+    probabilities that underflow.
+
+    Input:
+    - x: logits, floating point, shape (..., C) with C > 0
+
+    Returns log-probabilities of x's shape and (compute) dtype.
+    """
+    x = _last_axis("log_softmax", x)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))

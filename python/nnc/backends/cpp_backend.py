@@ -258,3 +258,21 @@ def adam(w, dw, config):
               float(beta2), float(config["epsilon"]), float(1 - beta1 ** t), float(1 - beta2 ** t))
     config["t"] = t
     return w, config
+
+
+# --- embeddings, binary cross-entropy ---
+# The kernels take int64 indices (converted once here; the cache keeps the
+# converted array for the backward pass).
+
+def embedding_forward(idx, W):
+    idx = idx.astype(np.int64, copy=False)
+    return _nnc.embedding_forward(idx, W), (idx, W.shape[0])
+
+
+def embedding_backward(dout, cache):
+    idx, V = cache
+    return _nnc.embedding_backward(dout, idx, V)
+
+
+def bce_loss(x, y):
+    return _nnc.bce_loss(x, y)

@@ -540,3 +540,31 @@ def adam(w, dw, config):
     next_w = w - config["learning_rate"] * mt / (np.sqrt(vt) + config["epsilon"])
     config["m"], config["v"], config["t"] = m, v, t
     return next_w, config
+
+
+# --- embeddings, binary cross-entropy ---
+
+def embedding_forward(idx, W):
+    return W[idx], (idx, W.shape[0])
+
+
+def embedding_backward(dout, cache):
+    idx, V = cache
+    D = dout.shape[-1]
+    dW = np.zeros((V, D), dtype=dout.dtype)
+    # np.add.at adds unbuffered, in index order, so repeated indices all count
+    np.add.at(dW, idx.reshape(-1), dout.reshape(-1, D))
+    return dW
+
+
+def bce_loss(x, y):
+    # max(x, 0) - x*y + log1p(exp(-|x|)) with z = exp(-|x|) <= 1 and
+    # q = z / (1 + z) = sigmoid(-|x|); for x >= 0, x*(1 - y) and (1 - y) - q
+    # avoid the cancellation of max(x, 0) - x*y and sigmoid(x) - y for y near 1.
+    n = x.size
+    z = np.exp(-np.abs(x))
+    q = z / (1 + z)
+    pos = x >= 0
+    loss = np.sum(np.where(pos, x * (1 - y), -x * y) + np.log1p(z), dtype=np.float64) / n
+    dx = np.where(pos, (1 - y) - q, q - y) / n
+    return float(loss), dx.astype(x.dtype, copy=False)

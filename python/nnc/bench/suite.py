@@ -319,6 +319,47 @@ def _softmax_bytes(shape, itemsize):
     return 2.0 * itemsize * float(np.prod(shape))
 
 
+# --- embedding lookup, binary cross-entropy -------------------------------------------
+# embedding shape = (N, T, V, D): idx (N, T) into W (V, D)
+
+def _emb_make(shape, dtype, seed):
+    N, T, V, D = shape
+    rng = _rng(seed)
+    return dict(idx=rng.integers(0, V, size=(N, T)), W=_randn(rng, (V, D), dtype),
+                dout=_randn(rng, (N, T, D), dtype))
+
+
+def _emb_torch(inp, backward):
+    import torch.nn.functional as F
+
+    idx = _t(inp["idx"])
+    return _torch_fwd_bwd(lambda W: F.embedding(idx, W), (inp["W"],), inp["dout"], backward)
+
+
+def _emb_bytes(shape, itemsize):
+    N, T, V, D = shape
+    return 2.0 * itemsize * N * T * D + 8.0 * N * T   # read the rows and idx, write out
+
+
+def _bce_make(shape, dtype, seed):
+    rng = _rng(seed)
+    y = rng.random(shape).astype(dtype)
+    y[rng.random(shape) < 0.5] = 1.0
+    return dict(x=_randn(rng, shape, dtype, 3.0), y=y)
+
+
+def _bce_torch(inp, backward):
+    import torch.nn.functional as F
+
+    y = _t(inp["y"])
+    x = _t(inp["x"]).requires_grad_(True)
+
+    def run():   # loss and gradient, as nnc's bce_loss returns both
+        x.grad = None
+        F.binary_cross_entropy_with_logits(x, y).backward()
+    return run
+
+
 # --- optimizer steps ----------------------------------------------------------------
 
 def _optim_make(shape, dtype, seed):
@@ -392,6 +433,45 @@ def _solver_step(inp):
     np.random.seed(inp["seed"])     # the batch draw, identical for every backend
     inp["solver"]._step()
     return (np.asarray(inp["solver"].loss_history[-1]),)
+
+
+def _wordmodel_make(shape, dtype, seed):
+    from nnc.classifiers import WordModel
+    from nnc.solver import Solver
+
+    N, V, D, P = shape   # batch, vocabulary, embedding and hidden sizes; context 3
+    model = WordModel(vocab_size=V, embed_dim=D, hidden_dim=P, dtype=dtype, seed=seed)
+    rng = _rng(seed)
+    data = dict(X_train=rng.integers(0, V, size=(N, 3)), y_train=rng.integers(0, V, size=N),
+                X_val=rng.integers(0, V, size=(10, 3)), y_val=rng.integers(0, V, size=10))
+    solver = Solver(model, data, update_rule="sgd_momentum",
+                    optim_config={"learning_rate": 0.15, "momentum": 0.85}, batch_size=N,
+                    verbose=False)
+    return dict(solver=solver, data=data, seed=seed, shape=shape)
+
+
+def _wordmodel_torch(inp, backward):
+    import torch
+    from torch import nn
+
+    X, y = inp["data"]["X_train"], inp["data"]["y_train"]
+    N, V, D, P = inp["shape"]
+    dt = torch.float32 if inp["solver"].model.dtype == np.float32 else torch.float64
+    net = nn.Sequential(nn.Embedding(V, D), nn.Flatten(), nn.Linear(3 * D, P), nn.Sigmoid(),
+                        nn.Linear(P, V)).to(dt)
+    opt = torch.optim.SGD(net.parameters(), lr=0.15, momentum=0.85)
+    Xt, yt = _t(X), _t(y).long()
+
+    def run():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(Xt), yt).backward()
+        opt.step()
+    return run
+
+
+def _wordmodel_flops(shape):
+    N, V, D, P = shape
+    return 2.0 * N * (3 * D * P + P * V)
 
 
 def _convnet_torch(inp, backward):
@@ -486,6 +566,13 @@ OPS = {op.name: op for op in [
     Op("softmax_loss", _softmax_make, "softmax_loss", ("x", "y"),
        test_shapes=[(1, 2), (7, 3), (50, 10), (33, 1001)], torch=_softmax_torch,
        nbytes=_softmax_bytes),
+    Op("embedding", _emb_make, "embedding_forward", ("idx", "W"), "embedding_backward",
+       test_shapes=[(1, 1, 1, 1), (7, 5, 13, 3), (5, 11, 2, 17), (200, 3, 250, 32),
+                    (64, 33, 500, 65)],
+       torch=_emb_torch, nbytes=_emb_bytes),
+    Op("bce_loss", _bce_make, "bce_loss", ("x", "y"),
+       test_shapes=[(1,), (7, 3), (200, 1), (33, 1001)], torch=_bce_torch,
+       nbytes=_softmax_bytes),
     Op("adam", _optim_make, "adam", ("w", "dw", "config"),
        test_shapes=[(1,), (7,), (1000003,)], torch=_make_optim_torch("adam"),
        nbytes=_adam_bytes, is_step=True),
@@ -496,6 +583,11 @@ OPS = {op.name: op for op in [
        needs=("conv_forward_strides", "max_pool_forward_fast", "relu_forward", "softmax_loss",
               "adam"),
        test_shapes=[(4, 3, 8, 8)], torch=_convnet_torch, flops=_convnet_flops, is_step=True),
+    Op("wordmodel_step", _wordmodel_make, run=_solver_step,
+       needs=("embedding_forward", "embedding_backward", "affine_forward", "sigmoid_forward",
+              "softmax_loss", "sgd_momentum"),
+       test_shapes=[(20, 13, 4, 6)], torch=_wordmodel_torch, flops=_wordmodel_flops,
+       is_step=True),
     Op("fcnet_step", _fcnet_make, run=_solver_step,
        needs=("batchnorm_forward", "relu_forward", "softmax_loss", "adam"),
        test_shapes=[(6, 20)], torch=_fcnet_torch, is_step=True),
@@ -513,10 +605,14 @@ CASES = [
     Case("relu", "relu", (1024, 4096)),
     Case("dropout", "dropout", (1024, 4096)),
     Case("softmax_loss", "softmax_loss", (4096, 1000)),
+    Case("embedding (200,3) -> (250,32)", "embedding", (200, 3, 250, 32)),
+    Case("embedding (4096,32) -> (50000,256)", "embedding", (4096, 32, 50000, 256), quick=True),
+    Case("bce_loss", "bce_loss", (4096, 1000)),
     Case("adam 10M", "adam", (10_000_000,), quick=True),
     Case("sgd_momentum 10M", "sgd_momentum", (10_000_000,)),
     Case("ThreeLayerConvNet step", "convnet_step", (200, 3, 32, 32), quick=True),
     Case("FullyConnectedNet step", "fcnet_step", (200, 3072)),
+    Case("WordModel step, batch 200", "wordmodel_step", (200, 250, 32, 256), quick=True),
 ]
 
 
