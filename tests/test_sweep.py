@@ -326,16 +326,38 @@ def test_python_m_nnc_sweep_and_imports(tmp_path):
 # --- Dask ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def dask_client():
+def cluster(n_workers):
+    """A LocalCluster with Dask's defaults (the active memory manager on), as
+    a user's own cluster would be, and a client of it."""
     distributed = pytest.importorskip("distributed")
     import logging
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
-        with distributed.Client(cluster, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
-            yield client
+    c = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                 dashboard_address=None, silence_logs=logging.CRITICAL)
+    client = distributed.Client(c, timeout=60)
+    client.wait_for_workers(n_workers, timeout=60)
+    return c, client
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    c, client = cluster(2)
+    with c, client:
+        yield client
+
+
+def crash_once(marker, fail=None, crash=3):
+    """A trial_fn that raises in trial ``fail`` and kills its worker process in
+    trial ``crash`` on the first attempt only (the marker file says whether
+    that attempt happened)."""
+    def faulty(config, data):
+        if config["trial"] == fail:
+            raise RuntimeError("injected failure")
+        if config["trial"] == crash and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies mid-trial
+        return sw.run_trial(config, data)
+    return faulty
 
 
 def test_local_cluster_gives_the_serial_records(tmp_path, serial_records):
@@ -349,25 +371,28 @@ def test_local_cluster_gives_the_serial_records(tmp_path, serial_records):
     assert meta["trial"] == sw.best(serial_records)[0]["trial"]
 
 
-def test_failing_trial_and_killed_worker(tmp_path, dask_client, serial_records):
+def test_failing_trial_and_killed_worker(tmp_path, serial_records):
+    pytest.importorskip("distributed")
     marker = str(tmp_path / "crashed-once")
-
-    def faulty(config, data):
-        if config["trial"] == 1:
-            raise RuntimeError("injected failure")
-        if config["trial"] == 3 and not os.path.exists(marker):
-            open(marker, "w").close()
-            os._exit(1)  # the worker process dies mid-trial, on the first attempt only
-        return sw.run_trial(config, data)
-
     out = tmp_path / "out"
-    records = sw.run(fc_spec(), client=dask_client, out=out, timeout=120, progress=False,
-                     trial_fn=faulty)
+    records = sw.run(fc_spec(), runner="local", n_workers=2, out=out, timeout=120,
+                     progress=False, trial_fn=crash_once(marker, fail=1, crash=3))
     assert os.path.exists(marker)
     assert sorted(jsonl_trials(out)) == list(range(6))  # every trial recorded exactly once
     assert records[1]["status"] == "error" and "injected failure" in records[1]["error"]
     ok = [i for i in range(6) if i != 1]
     assert computed([records[i] for i in ok]) == computed([serial_records[i] for i in ok])
+
+
+def test_data_lost_with_the_only_worker_is_sent_again(tmp_path, serial_records):
+    marker = str(tmp_path / "crashed-once")
+    c, client = cluster(1)
+    with c, client:
+        records = sw.run(fc_spec(), client=client, out=tmp_path, timeout=120, progress=False,
+                         trial_fn=crash_once(marker, crash=2))
+    assert os.path.exists(marker)
+    assert sorted(jsonl_trials(tmp_path)) == list(range(6))
+    assert computed(records) == computed(serial_records)
 
 
 def test_address_runner_resumes_a_serial_sweep(tmp_path, dask_client, serial_records):

@@ -13,6 +13,7 @@ result depends on its config (which holds its seed and thread count) and the
 data, not on the worker or the order in which trials finish.
 """
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib.util
 import logging
@@ -43,6 +44,8 @@ _IDENTITY = ("seed", "hyperparams", "model", "model_kwargs", "solver", "optim_co
 # scheduler to answer (seconds). A scheduler that is up answers at once.
 WORKER_WAIT = 60
 CONNECT_TIMEOUT = 10
+# How often the Dask runners send the data again after losing it with a worker.
+DATA_ATTEMPTS = 3
 
 
 def _positive_int(v, name, allow_none=False):
@@ -245,9 +248,20 @@ def _import_distributed(runner):
     return distributed
 
 
+def _wait_for_workers(client, n):
+    try:
+        client.wait_for_workers(n, timeout=WORKER_WAIT)
+    except (TimeoutError, asyncio.TimeoutError):
+        address = client.scheduler.address
+        raise SweepStopped(f"no Dask worker joined {address} within {WORKER_WAIT} s; start "
+                           f"one with `dask worker {address} --nthreads 1`") from None
+
+
 def _run_dask(todo, data, runner, n_workers, threads, address, client, retries, timeout,
               trial_fn, finish, bar):
     distributed = _import_distributed(runner)
+    import dask
+
     with contextlib.ExitStack() as stack:
         if runner == "local":
             if n_workers is None:
@@ -257,52 +271,81 @@ def _run_dask(todo, data, runner, n_workers, threads, address, client, retries, 
             # the worker gets the same count (Dask's default would be 1).
             env = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
             has_bokeh = importlib.util.find_spec("bokeh") is not None
-            cluster = stack.enter_context(distributed.LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, env=env,
-                dashboard_address=":0" if has_bokeh else None, silence_logs=logging.ERROR))
+            # The active memory manager drops the extra copies that
+            # scatter(broadcast=True) makes; our scheduler keeps them, so a dead
+            # worker does not take the only copy of the data with it.
+            with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
+                cluster = stack.enter_context(distributed.LocalCluster(
+                    n_workers=n_workers, threads_per_worker=1, processes=True, env=env,
+                    dashboard_address=":0" if has_bokeh else None, silence_logs=logging.ERROR))
             client = stack.enter_context(distributed.Client(cluster))
-            client.wait_for_workers(n_workers, timeout=WORKER_WAIT)
+            _wait_for_workers(client, n_workers)
         else:
             if client is None:
                 client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT))
-            try:
-                client.wait_for_workers(1, timeout=WORKER_WAIT)
-            except (TimeoutError, asyncio.TimeoutError):
-                raise TimeoutError(f"no Dask worker joined {client.scheduler.address} within "
-                                   f"{WORKER_WAIT} s; start one with `dask worker "
-                                   f"{client.scheduler.address} --nthreads 1`") from None
+            _wait_for_workers(client, 1)
             has_bokeh = True  # the scheduler's own dashboard, if it has one
         if has_bokeh and client.dashboard_link:
             bar.write(f"Dask dashboard: {client.dashboard_link}")
 
-        # The data goes to every worker once; trials refer to it by future.
-        [data_future] = client.scatter([data], broadcast=True)
         bar.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
         token = uuid.uuid4().hex[:8]
-        futures = {}
-        for c in todo:
-            # A unique key per trial and run: Dask must not merge two trials
-            # whose configs are equal, nor reuse a result of an earlier run.
-            f = client.submit(trial_fn, c, data_future, key=f"nnc-trial-{c['trial']}-{token}",
-                              retries=retries)
-            futures[f] = c
-        pending = len(futures)
+        remaining = list(todo)
+        for attempt in range(DATA_ATTEMPTS):
+            if attempt:
+                bar.write(f"the data was lost with a worker; sending it again for the "
+                          f"{len(remaining)} unfinished trial(s)")
+                _wait_for_workers(client, 1)
+            # The data goes to the workers once; trials refer to it by future.
+            [data_future] = client.scatter([data], broadcast=True, hash=False)
+            futures = {}
+            for c in remaining:
+                # A unique key per trial and run: Dask must not merge two trials
+                # whose configs are equal, nor reuse a result of an earlier run.
+                key = f"nnc-trial-{c['trial']}-{token}-{attempt}"
+                futures[client.submit(trial_fn, c, data_future, key=key, retries=retries)] = c
+            try:
+                remaining = _collect(distributed, client, futures, deadline, timeout, finish)
+            finally:
+                client.cancel([f for f in futures if not f.done()] + [data_future])
+            if not remaining:
+                return
+        raise SweepStopped(f"the data was lost {DATA_ATTEMPTS} times (workers keep dying); "
+                           f"{len(remaining)} trial(s) unfinished; run the sweep again to resume")
+
+
+def _collect(distributed, client, futures, deadline, timeout, finish):
+    """Record the trials of ``futures`` as they finish; return the configs of
+    those Dask cancelled (their data was lost, or the scheduler went away)."""
+    pending = set(futures)
+    lost = []
+    while pending:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            for f in distributed.as_completed(list(futures), timeout=timeout):
-                c = futures[f]
-                try:
-                    rec = f.result()
-                except asyncio.CancelledError:
-                    raise SweepStopped(f"trial {c['trial']} was cancelled: the Dask scheduler or "
-                                       "client went away; run the sweep again to resume") from None
-                except Exception as e:  # the worker was lost too often, or the task raised
-                    rec = error_record(c, f"{type(e).__name__}: {e}")
-                f.release()
-                pending -= 1
-                workers = len(client.scheduler_info().get("workers", {})) or 1
-                finish(rec, min(workers, pending))
+            distributed.wait(pending, timeout=left, return_when="FIRST_COMPLETED")
         except (TimeoutError, asyncio.TimeoutError):
-            raise SweepStopped(f"the sweep did not finish within timeout={timeout} s; "
-                               "run it again to resume") from None
-        finally:
-            client.cancel([f for f in futures if not f.done()])
+            raise SweepStopped(f"the sweep did not finish within timeout={timeout} s; run it "
+                               "again to resume") from None
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            pass  # some futures were cancelled: sorted out by their status below
+        # ("lost": its result died with a worker; Dask computes it again or cancels it.)
+        done = {f for f in pending if f.status not in ("pending", "lost")}
+        pending -= done
+        for f in sorted(done, key=lambda f: futures[f]["trial"]):
+            c = futures[f]
+            try:
+                if f.cancelled():
+                    raise concurrent.futures.CancelledError
+                rec = f.result()
+            except (asyncio.CancelledError, concurrent.futures.CancelledError):
+                # Not the trial's fault: its data or its result was lost with a worker
+                # before the result reached us. It runs again.
+                lost.append(c)
+                continue
+            except Exception as e:  # the worker was lost too often, or the task raised
+                rec = error_record(c, f"{type(e).__name__}: {e}")
+            f.release()
+            workers = len(client.scheduler_info().get("workers", {})) or 1
+            finish(rec, min(workers, len(pending)))
+    return lost
