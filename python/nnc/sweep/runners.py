@@ -311,6 +311,10 @@ def _run_dask(todo, data, runner, n_workers, threads, address, client, retries, 
                 client.cancel([f for f in futures if not f.done()] + [data_future])
             if not remaining:
                 return
+            if client.status != "running":  # the scheduler went away, not just a worker
+                raise SweepStopped(f"lost the Dask scheduler {client.scheduler.address}; "
+                                   f"{len(remaining)} trial(s) unfinished; what finished is "
+                                   "recorded: run the sweep again to resume")
         raise SweepStopped(f"the data was lost {DATA_ATTEMPTS} times (workers keep dying); "
                            f"{len(remaining)} trial(s) unfinished; run the sweep again to resume")
 
