@@ -5,10 +5,12 @@ with 1 and 2 native threads, on a 2-worker x 1-thread LocalCluster and on a
     python benches/sweep_scaling.py                 # CIFAR-10 subset, else synthetic
     python benches/sweep_scaling.py --synthetic --epochs 1 --json out.json
 
-Reports trials per minute (over the whole run, cluster start included, and
-over the trials alone: first trial start to last trial end), the speedup over
-serial with 1 thread, and the efficiency (speedup / cores used). It also
-checks that runs with the same thread count give identical records.
+Each configuration runs --repeat times (default 2, the order rotated) and the
+best run counts. Reports trials per minute (over the whole run, cluster start
+included, and over the trials alone: first trial start to last trial end), the
+speedup over serial with 1 thread, the efficiency (speedup / cores used), and
+the load average. It also checks that runs with the same thread count give
+identical records.
 Needs Dask (pip install 'nnc[dask]'). Not a test: on a shared machine the
 numbers move by tens of percent.
 """
@@ -80,7 +82,9 @@ def main(argv=None):
                    solver={"update_rule": "adam", "num_epochs": args.epochs, "batch_size": 50},
                    grid={"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3], "reg": [0.0, 1e-3]})
     info = nnc.build_info()
+    load_before = os.getloadavg()
     print(f"nnc {nnc.__version__}, {info['simd']}, {os.cpu_count()} cores; data: {what}")
+    print("load average before (1/5/15 min): " + " / ".join(f"{v:.1f}" for v in load_before))
     print(f"8 trials of ThreeLayerConvNet (32 7x7 filters, hidden 100), {args.epochs} epochs, "
           "batch 50, adam\n")
 
@@ -128,10 +132,13 @@ def main(argv=None):
     print(f"\nbest of {args.repeat} runs each; speedup and efficiency: trials-only time against "
           "serial with 1 thread; same records: identical to the first run with the same "
           "thread count")
+    load_after = os.getloadavg()
+    print("load average after (1/5/15 min): " + " / ".join(f"{v:.1f}" for v in load_after)
+          + "  (other processes on the machine take cores from the runs above)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"data": what, "epochs": args.epochs, "build_info": info, "rows": rows}, f,
-                      indent=1)
+            json.dump({"data": what, "epochs": args.epochs, "build_info": info, "rows": rows,
+                       "load_before": load_before, "load_after": load_after}, f, indent=1)
     return 0 if all(r["same_records"] for r in rows) else 1
 
 

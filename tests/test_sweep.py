@@ -186,6 +186,18 @@ def test_toml_errors_name_the_file(tmp_path, text, match):
     assert str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(runner="cluster"), "runner must be one of serial, local, address"),
+    (dict(n_workers=2), "n_workers is for runner 'local'"),
+    (dict(runner="address"), "needs address="),
+    (dict(threads_per_worker=0), "threads_per_worker must be an int >= 1"),
+    (dict(max_trials=0), "max_trials must be an int >= 1"),
+])
+def test_run_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sw.run(fc_spec(), progress=False, **kwargs)
+
+
 def test_data_errors():
     with pytest.raises(ValueError, match="lacks y_val"):
         sw.load_data({k: DATA[k] for k in ("X_train", "y_train", "X_val")})

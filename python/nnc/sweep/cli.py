@@ -11,6 +11,7 @@ A mistake (bad spec, missing file, no Dask, unreachable scheduler) prints one
 line and exits non-zero.
 """
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -78,6 +79,9 @@ def main(argv=None):
     if args.workers is not None and args.runner != "local":
         return _fail("--workers is for --runner local (an address cluster has its own workers)",
                      EXIT_USAGE)
+
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        return _fail("--plot needs matplotlib: pip install matplotlib", EXIT_USAGE)
 
     try:
         spec = load_toml(args.spec)

@@ -26,7 +26,8 @@ import uuid
 import nnc
 
 from .data import data_shape, load_data
-from .results import MODEL_FILE, RECORDS_FILE, RecordFile, better, load, read_model_meta, save_model
+from .results import (MODEL_FILE, RECORDS_FILE, RecordFile, best, better, load, read_model_meta,
+                      save_model)
 from .trial import error_record, run_trial
 
 RUNNERS = ("serial", "local", "address")
@@ -161,6 +162,9 @@ def run(spec, data=None, *, runner=None, n_workers=None, threads_per_worker=1, a
         raise ValueError("runner 'address' needs address='tcp://host:8786' or client=Client(...)")
     if runner != "address" and (address is not None or client is not None):
         raise ValueError(f"address and client are for runner 'address', not {runner!r}")
+    if runner != "local" and n_workers is not None:
+        raise ValueError(f"n_workers is for runner 'local', not {runner!r} (an address "
+                         "cluster has its own workers)")
 
     data = load_data(spec.data if data is None else data)
     x_shape, num_classes = data_shape(data)
@@ -181,6 +185,10 @@ def run(spec, data=None, *, runner=None, n_workers=None, threads_per_worker=1, a
         model_path = os.path.join(out, MODEL_FILE)
         if os.path.exists(model_path):
             best_rec = read_model_meta(model_path)
+        else:
+            # Without the file, only a trial better than every recorded one
+            # writes it: best_model.npz never holds a model that is not the best.
+            best_rec = next(iter(best(done.values())), None)
         writer = RecordFile(records_file)
 
     todo = [c for c in configs if c["trial"] not in done]
@@ -228,16 +236,18 @@ def _call(trial_fn, config, data):
 
 
 def _check_resume(done, configs, path):
+    """Refuse records of another sweep: resuming must not mix two sweeps."""
     by_index = {c["trial"]: c for c in configs}
-    for i, rec in done.items():
-        c = by_index.get(i)
-        old = {k: rec["config"].get(k) for k in _IDENTITY}
-        if c is None or old != {k: c[k] for k in _IDENTITY}:
-            raise ValueError(
-                f"{path} holds trial {i} of a different sweep ("
-                + ("this spec has only %d trials" % len(configs) if c is None else
-                   f"recorded {old}, this spec gives { {k: c[k] for k in _IDENTITY} }")
-                + "); pass another out directory, or delete the file to start over")
+    for i, rec in sorted(done.items()):
+        if i not in by_index:
+            raise ValueError(f"{path} holds trial {i} but this spec has only {len(configs)} "
+                             "trials; pass another out directory, or delete the file to start "
+                             "over")
+        diff = [f"{k}: recorded {rec['config'].get(k)!r}, this spec {by_index[i][k]!r}"
+                for k in _IDENTITY if rec["config"].get(k) != by_index[i][k]]
+        if diff:
+            raise ValueError(f"{path} holds trial {i} of a different sweep ({'; '.join(diff)}); "
+                             "pass another out directory, or delete the file to start over")
 
 
 def _import_distributed(runner):
