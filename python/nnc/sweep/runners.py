@@ -283,11 +283,13 @@ def _run_dask(todo, data, runner, n_workers, threads, address, client, retries, 
             has_bokeh = importlib.util.find_spec("bokeh") is not None
             # The active memory manager drops the extra copies that
             # scatter(broadcast=True) makes; our scheduler keeps them, so a dead
-            # worker does not take the only copy of the data with it.
+            # worker does not take the only copy of the data with it. The
+            # scheduler's web server takes a free port: 8787 may be another
+            # cluster's.
             with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
                 cluster = stack.enter_context(distributed.LocalCluster(
                     n_workers=n_workers, threads_per_worker=1, processes=True, env=env,
-                    dashboard_address=":0" if has_bokeh else None, silence_logs=logging.ERROR))
+                    dashboard_address=":0", silence_logs=logging.ERROR))
             client = stack.enter_context(distributed.Client(cluster))
             _wait_for_workers(client, n_workers)
         else:
