@@ -71,10 +71,11 @@ def serial_records():
     (dict(grid=GRID, n_trials=4), "n_trials is for random search"),
     (dict(solver={"epochs": 2}), "unknown Solver setting 'epochs'"),
     (dict(solver={"optim_config": {"learning_rte": 1e-3}}), "unknown key 'learning_rte'"),
-    (dict(grid={"update_rule": ["adam", "adamw"]}), "'adamw' is not one of"),
+    (dict(solver={}, grid={"update_rule": ["adam", "adamw"]}), "'adamw' is not one of"),
     (dict(model_kwargs={"hidden_dims": [10], "hidden_dim": 10}), "'hidden_dim' is not an arg"),
     (dict(model_kwargs={}), "model 'fcnet' needs 'hidden_dims'"),
     (dict(seed=-1), "seed must be an int >= 0"),
+    (dict(solver={"optim_config": {"learning_rate": 1e-3}}), "'learning_rate' is both fixed"),
 ])
 def test_spec_errors_are_one_clear_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -98,7 +99,8 @@ def test_grid_order_routing_and_data_defaults():
     assert c["model_kwargs"]["input_dim"] == 20 and c["model_kwargs"]["num_classes"] == 10
     assert c["solver"] == SOLVER and c["backend"] == "numpy" and c["num_threads"] == 1
     # A Solver setting in the search space goes to the Solver.
-    c = fc_spec(grid={"num_epochs": [1, 3]}).configs((20,), 10, "cpp", 2)[1]
+    c = fc_spec(solver={"batch_size": 50}, grid={"num_epochs": [1, 3]}).configs(
+        (20,), 10, "cpp", 2)[1]
     assert c["solver"]["num_epochs"] == 3 and c["num_threads"] == 2
 
 
@@ -244,7 +246,7 @@ def test_serial_records_jsonl_and_best_model(tmp_path, serial_records):
 
 
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
-    spec = fc_spec(grid={"weight_scale": [1e-2, -1.0, 1e-2]})
+    spec = fc_spec(model_kwargs={"hidden_dims": [30]}, grid={"weight_scale": [1e-2, -1.0, 1e-2]})
     records = sw.run(spec, out=tmp_path, progress=False)
     assert [r["status"] for r in records] == ["ok", "error", "ok"]
     assert "weight_scale must be >= 0" in records[1]["error"]

@@ -147,7 +147,9 @@ def run(spec, data=None, *, runner=None, n_workers=None, threads_per_worker=1, a
 
     A trial that raises is recorded with status 'error' and the sweep goes
     on. KeyboardInterrupt stops the sweep; what finished is in ``out``, and
-    the same call resumes it.
+    the same call resumes it. A script that uses runner 'local' needs the
+    ``if __name__ == "__main__":`` guard: Dask starts its worker processes
+    with spawn, which imports the script again.
     """
     if runner is None:
         runner = "address" if (address is not None or client is not None) else "serial"

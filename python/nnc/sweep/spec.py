@@ -264,6 +264,12 @@ class Spec:
             self.space = _json_value("random", dict(random))
             self.n_trials = int(n_trials)
 
+        fixed = {"model": self.model_kwargs, "solver": self.solver, "optim": self.optim_config}
+        for k in self.space:
+            if k in fixed[route(model, k)]:
+                raise ValueError(f"{k!r} is both fixed ({fixed[route(model, k)][k]!r}) and in the "
+                                 f"{self.kind} search space; give it in one place")
+
         # Values the search space or base config will give to the Solver must
         # be valid before any trial runs.
         rules = [self.solver.get("update_rule", "sgd")]
@@ -285,8 +291,9 @@ class Spec:
 
     @classmethod
     def from_toml(cls, path):
-        """Read a spec from a TOML file (see the package docstring for the
-        layout). A relative ``data.cifar10_dir`` is relative to the file."""
+        """Read a spec from a TOML file (the layout is in
+        ``nnc.sweep.tomlfile``). A relative ``data.cifar10_dir`` is relative to
+        the file."""
         from .tomlfile import load_toml
 
         return load_toml(path)
