@@ -251,7 +251,8 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert [r["status"] for r in records] == ["ok", "error", "ok"]
     assert "weight_scale must be >= 0" in records[1]["error"]
     assert "Traceback" in records[1]["traceback"]
-    assert "failed" in sw.table(records).splitlines()[-1] or "error" in sw.table(records)
+    last = sw.table(records).splitlines()[-1]  # failed trials come last, unranked
+    assert last.split()[:2] == ["-", "1"] and "error: ValueError" in last
 
 
 def test_resume_after_max_trials_gives_the_uninterrupted_records(tmp_path, serial_records):
