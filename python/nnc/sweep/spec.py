@@ -331,8 +331,9 @@ class Spec:
             model_kwargs = {**defaults, **self.model_kwargs}
             solver = dict(self.solver)
             optim = dict(self.optim_config)
+            where = {"model": model_kwargs, "solver": solver, "optim": optim}
             for k, v in hyper.items():
-                {"model": model_kwargs, "solver": solver, "optim": optim}[route(self.model, k)][k] = v
+                where[route(self.model, k)][k] = v
             out.append({
                 "trial": index, "seed": seed, "hyperparams": hyper, "model": self.model,
                 "model_kwargs": model_kwargs, "solver": solver, "optim_config": optim,
