@@ -309,6 +309,16 @@ def test_cli_runs_and_resumes(tmp_path, capsys):
     assert len(sw.load(out)) == 4
 
 
+def test_nnc_sweep_dispatches_here(tmp_path, capsys):
+    nnc_cli = pytest.importorskip("nnc.cli")
+    spec = write(tmp_path / "lr.toml", TOML)
+    out = tmp_path / "out"
+    assert nnc_cli.main(["sweep", str(spec), "--out", str(out), "--no-progress"]) == 0
+    assert "4 of 4 trials recorded" in capsys.readouterr().out
+    assert nnc_cli.main(["sweep", str(spec), "--runner", "address"]) == 2
+    assert capsys.readouterr().err.startswith("nnc sweep: error: --runner address needs")
+
+
 @pytest.mark.parametrize("argv, match", [
     (["missing.toml"], "no such spec file: missing.toml"),
     (["{spec_bad}"], "unknown hyperparameter 'lr'"),

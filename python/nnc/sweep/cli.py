@@ -5,7 +5,7 @@
     nnc sweep SPEC.toml --runner address --address tcp://host:8786
     python -m nnc.sweep SPEC.toml ...                     # the same
 
-Results go to ``--out DIR`` (default ``sweep-<spec name>``): trials.jsonl and
+Results go to ``--out DIR`` (default ``runs/sweep-<spec name>``): trials.jsonl and
 best_model.npz. Running the same command again resumes an interrupted sweep.
 A mistake (bad spec, missing file, no Dask, unreachable scheduler) prints one
 line and exits non-zero.
@@ -33,7 +33,8 @@ def _parser():
                    help="native threads of each trial, on every runner (default 1)")
     p.add_argument("--address", metavar="tcp://HOST:PORT",
                    help="the Dask scheduler of --runner address")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: sweep-<spec name>)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output directory (default: runs/sweep-<spec name>)")
     p.add_argument("--max-trials", type=int, metavar="N",
                    help="run at most N new trials, then stop (resume later)")
     p.add_argument("--retries", type=int, default=1,
@@ -89,7 +90,7 @@ def main(argv=None):
         return _fail(f"no such spec file: {args.spec}", EXIT_USAGE)
     except (ValueError, ImportError, OSError) as e:
         return _fail(str(e), EXIT_USAGE)
-    out = args.out or f"sweep-{spec.name}"
+    out = args.out or os.path.join("runs", f"sweep-{spec.name}")
 
     try:
         records = runners.run(
