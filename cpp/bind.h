@@ -164,5 +164,9 @@ void bind_norm(nb::module_& m);
 void bind_dropout(nb::module_& m);
 void bind_loss(nb::module_& m);
 void bind_optim(nb::module_& m);
+void bind_activation_ext(nb::module_& m);  // gelu, leaky_relu
+void bind_conv_nhwc(nb::module_& m);
+void bind_pool_nhwc(nb::module_& m);
+void bind_bce(nb::module_& m);
 
 }  // namespace nnc

@@ -69,4 +69,8 @@ NB_MODULE(_nnc, m) {
     bind_dropout(m);
     bind_loss(m);
     bind_optim(m);
+    bind_activation_ext(m);
+    bind_conv_nhwc(m);
+    bind_pool_nhwc(m);
+    bind_bce(m);
 }

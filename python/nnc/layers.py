@@ -628,3 +628,86 @@ def mse_loss(x, y):
     ck.same_shape(x, y, "x", "y")
     x, y = ck.promote(x, y)
     return _call(mse_loss, x, y)
+
+# --- ops of the object-layer API (nnc.nn): gelu, leaky_relu, bce_loss ---
+
+
+@forward_op
+def gelu_forward(x):
+    """GELU in its tanh approximation (the CSCI566 course's, and PyTorch's
+    ``GELU(approximate='tanh')``):
+    out = 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3))).
+
+    Input:
+    - x: floating-point array of any shape
+
+    Returns (out, cache): out of x's shape and dtype.
+    """
+    x = ck.promote(ck.array(x, "x"))[0]
+    return _forward(gelu_forward, x)
+
+
+@backward_op
+def gelu_backward(dout, cache):
+    """Backward pass of ``gelu_forward``, the derivative of the same tanh
+    approximation: with t = tanh(u), u = sqrt(2/pi) * (x + 0.044715 * x**3),
+    dx = dout * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * x**2)).
+
+    Inputs:
+    - dout: upstream gradient, same shape as x
+    - cache: from gelu_forward
+
+    Returns dx, same shape as x.
+    """
+    return _backward(gelu_backward, dout, cache)
+
+
+@forward_op
+def leaky_relu_forward(x, negative_slope=0.01):
+    """Leaky rectified linear unit: out = x where x > 0, else negative_slope * x.
+
+    Inputs:
+    - x: floating-point array of any shape
+    - negative_slope: finite real number, the slope for x <= 0 (default 0.01)
+
+    Returns (out, cache): out of x's shape and dtype.
+    """
+    x = ck.promote(ck.array(x, "x"))[0]
+    slope = ck.real(negative_slope, "negative_slope")
+    if not np.isfinite(slope):
+        raise ValueError(f"negative_slope must be a finite number, got {negative_slope!r}")
+    return _forward(leaky_relu_forward, x, slope)
+
+
+@backward_op
+def leaky_relu_backward(dout, cache):
+    """Backward pass of ``leaky_relu_forward``.
+
+    Inputs:
+    - dout: upstream gradient, same shape as x
+    - cache: from leaky_relu_forward
+
+    Returns dx: dout where x > 0, else negative_slope * dout.
+    """
+    return _backward(leaky_relu_backward, dout, cache)
+
+
+@op
+def bce_loss(x, y):
+    """Binary cross-entropy on logits (PyTorch's ``BCEWithLogitsLoss``),
+    averaged over every element, computed without overflow for any logit:
+    loss = mean(max(x, 0) - x * y + log(1 + exp(-|x|))),
+    dx = (sigmoid(x) - y) / x.size.
+
+    Inputs:
+    - x: logits, floating point (N, ...), N > 0
+    - y: targets of x's shape, usually in [0, 1] (probabilities or 0/1 labels)
+
+    Returns (loss, dx): loss a Python float, dx of x's shape and dtype.
+    """
+    ck.array(x, "x", min_ndim=1)
+    ck.batch(x)
+    ck.array(y, "y")
+    ck.same_shape(x, y, "x", "y")
+    x, y = ck.promote(x, y)
+    return _call(bce_loss, x, y)
