@@ -517,3 +517,59 @@ def test_registry_declares_the_new_ops():
     assert "bce_loss" in backends.declared_ops("call")
     if "cpp" in nnc.available_backends():
         assert nnc.missing_ops("cpp") == []
+
+
+# --- the native NHWC conv's Winograd F(2x2, 3x3) path (3x3, stride 1) ---
+
+WINO_SHAPES = [(2, 8, 8, 16, 3, 3, 32, 1, 1), (3, 7, 9, 5, 3, 3, 4, 1, 1), (1, 5, 6, 3, 3, 3, 7, 1, 0),
+               (2, 9, 7, 4, 3, 3, 6, 1, 2), (4, 6, 6, 8, 3, 3, 8, 1, 3), (2, 1, 1, 3, 3, 3, 2, 1, 1),
+               (5, 11, 10, 13, 3, 3, 9, 1, 1)]
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", WINO_SHAPES)
+def test_conv_nhwc_winograd_matches_reference(shape, dtype, monkeypatch):
+    from nnc import _nnc
+    monkeypatch.setenv("NNC_CONV_WINOGRAD", "1")   # every 3x3 stride-1 shape (dx: pad <= 2)
+    args = conv_inputs(shape, dtype, seed=sum(shape))
+    assert _nnc.conv_nhwc_paths(args[0], args[1], 1, shape[8]) == \
+        ("winograd", "winograd" if shape[8] <= 2 else "im2col")
+    ref = run_conv("numpy", *args)
+    got = run_conv("cpp", *args)
+    assert_outputs_close(ref, got, dtype, atol32=1e-4)
+    # the same bits every run
+    for a, b in zip(got, run_conv("cpp", *args)):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_cpp
+def test_conv_nhwc_paths_by_size():
+    """The size rule of the NCHW kernel: Winograd for 3x3 stride-1 filters with
+    enough channels and tiles (the course's conv2, the deep conv), im2col else."""
+    from nnc import _nnc
+    shape = lambda N, H, C, k, F: (np.empty((N, H, H, C)), np.empty((k, k, C, F)))  # noqa: E731
+    assert _nnc.conv_nhwc_paths(*shape(10, 16, 16, 3, 32), 1, 1) == ("winograd", "winograd")
+    assert _nnc.conv_nhwc_paths(*shape(64, 32, 64, 3, 64), 1, 1) == ("winograd", "winograd")
+    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 5, 16), 1, 2) == ("im2col", "im2col")
+    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 3, 64), 1, 1) == ("im2col", "im2col")
+    assert _nnc.conv_nhwc_paths(*shape(10, 16, 16, 3, 32), 2, 1) == ("im2col", "im2col")
+    assert _nnc.conv_nhwc_paths(*shape(1, 4, 16, 3, 32), 1, 1) == ("im2col", "im2col")  # 4 tiles
+
+
+@needs_cpp
+def test_conv_nhwc_winograd_gradient_check(monkeypatch):
+    monkeypatch.setenv("NNC_CONV_WINOGRAD", "1")
+    x, w, b, cp, dout = conv_inputs((2, 6, 5, 3, 3, 3, 4, 1, 1), np.float64, seed=9)
+    with nnc.use_backend("cpp"):
+        _, cache = fl.conv_nhwc_forward(x, w, b, cp)
+        dx, dw, db = fl.conv_nhwc_backward(dout, cache)
+
+        def f(_):
+            return fl.conv_nhwc_forward(x, w, b, cp)[0]
+        # Winograd's forward rounds a little differently from the direct sum,
+        # which the central differences see on the smallest entries
+        for a, g in ((x, dx), (w, dw), (b, db)):
+            num = num_grad(f, a, dout)
+            assert rel_error(num, g) < 1e-7
+            assert np.max(np.abs(num - g)) < 1e-9 * np.max(np.abs(g))
