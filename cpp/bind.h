@@ -168,5 +168,6 @@ void bind_activation_ext(nb::module_& m);  // gelu, leaky_relu
 void bind_conv_nhwc(nb::module_& m);
 void bind_pool_nhwc(nb::module_& m);
 void bind_bce(nb::module_& m);
+void bind_affine_weights(nb::module_& m);
 
 }  // namespace nnc

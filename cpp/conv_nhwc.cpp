@@ -165,16 +165,18 @@ void forward_pixels(T* out, T* col, const T* x, const T* wb, const NhwcConv& s, 
 }
 
 // dx of images [n0, n1) and their share of [dw; db], accumulated into dwb.
+// (dx null: the weight gradients only.)
 template <class T>
 void backward_images(T* dx, T* dwb, T* col, const T* dout, const T* x, const T* w,
                      const NhwcConv& s, i64 n0, i64 n1, i64 R) {
     const i64 K = s.HH * s.WW * s.C, P = s.Ho * s.Wo, F = s.F;
-    std::fill(dx + n0 * s.H * s.W * s.C, dx + n1 * s.H * s.W * s.C, T(0));
+    if (dx) std::fill(dx + n0 * s.H * s.W * s.C, dx + n1 * s.H * s.W * s.C, T(0));
     for (i64 q = n0 * P; q < n1 * P; q += R) {
         const i64 m = std::min(R, n1 * P - q);
         const T* g = dout + q * F;
         im2col_nhwc(col, x, s, q, m);
         gemm<T>(true, false, K + 1, F, m, T(1), col, K + 1, g, F, T(1), dwb, F);  // [dw; db] += col^T g
+        if (!dx) continue;
         gemm<T>(false, true, m, K, F, T(1), g, F, w, F, T(0), col, K);            // dcol = g w^T
         col2im_nhwc(dx, col, s, q, m);
     }
@@ -604,11 +606,13 @@ void conv_nhwc_forward(T* out, const T* x, const T* w, const T* b, const NhwcCon
     im2col_forward(out, x, w, b, s);
 }
 
+// dx null: dw and db only (a network's first layer, whose input gradient
+// nothing uses).
 template <class T>
 void conv_nhwc_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                         const NhwcConv& s) {
     if (!wino_backward_applies(s)) return im2col_backward(dx, dw, db, dout, x, w, s);
-    wino_dx(dx, dout, w, s);
+    if (dx) wino_dx(dx, dout, w, s);
     wino_dw(dw, db, dout, x, s);
 }
 
@@ -668,28 +672,41 @@ void bind_conv_nhwc(nb::module_& m) {
        "out (N, Ho, Wo, F) = conv(x (N, H, W, C), w (HH, WW, C, F)) + b (F): cross-correlation "
        "with zero padding, output sizes rounded down");
 
-    m.def("conv_nhwc_backward", [](In dout, In x, In w, i64 stride, i64 pad) {
-        DType dt = same_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
-        const NhwcConv s = conv_shape("conv_nhwc_backward", x, w, stride, pad);
-        check_ndim(dout, "dout", 4);
-        if ((i64)dout.shape(0) != s.N || (i64)dout.shape(1) != s.Ho ||
-            (i64)dout.shape(2) != s.Wo || (i64)dout.shape(3) != s.F)
-            fail_value("conv_nhwc_backward: dout has shape " + shape_of(dout) + ", expected (" +
-                       str(s.N) + ", " + str(s.Ho) + ", " + str(s.Wo) + ", " + str(s.F) + ")");
-        return dispatch(dt, [&](auto t) {
-            using T = decltype(t);
-            auto dx = new_array<T>({(size_t)s.N, (size_t)s.H, (size_t)s.W, (size_t)s.C});
-            auto dw = new_array<T>({(size_t)s.HH, (size_t)s.WW, (size_t)s.C, (size_t)s.F});
-            auto db = new_array<T>({(size_t)s.F});
-            {
-                nb::gil_scoped_release nogil;
-                conv_nhwc_backward<T>(dx.data(), dw.data(), db.data(), ptr<T>(dout), ptr<T>(x),
-                                      ptr<T>(w), s);
-            }
-            return nb::make_tuple(dx, dw, db);
-        });
-    }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
-       "(dx (N, H, W, C), dw (HH, WW, C, F), db (F,)) of conv_nhwc_forward");
+    for (const bool with_dx : {true, false}) {
+        const char* name = with_dx ? "conv_nhwc_backward" : "conv_nhwc_backward_weights";
+        m.def(name, [name, with_dx](In dout, In x, In w, i64 stride, i64 pad) {
+            DType dt = same_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
+            const NhwcConv s = conv_shape(name, x, w, stride, pad);
+            check_ndim(dout, "dout", 4);
+            if ((i64)dout.shape(0) != s.N || (i64)dout.shape(1) != s.Ho ||
+                (i64)dout.shape(2) != s.Wo || (i64)dout.shape(3) != s.F)
+                fail_value(std::string(name) + ": dout has shape " + shape_of(dout) +
+                           ", expected (" + str(s.N) + ", " + str(s.Ho) + ", " + str(s.Wo) +
+                           ", " + str(s.F) + ")");
+            return dispatch(dt, [&](auto t) {
+                using T = decltype(t);
+                auto dw = new_array<T>({(size_t)s.HH, (size_t)s.WW, (size_t)s.C, (size_t)s.F});
+                auto db = new_array<T>({(size_t)s.F});
+                if (!with_dx) {
+                    {
+                        nb::gil_scoped_release nogil;
+                        conv_nhwc_backward<T>(nullptr, dw.data(), db.data(), ptr<T>(dout),
+                                              ptr<T>(x), ptr<T>(w), s);
+                    }
+                    return nb::make_tuple(dw, db);
+                }
+                auto dx = new_array<T>({(size_t)s.N, (size_t)s.H, (size_t)s.W, (size_t)s.C});
+                {
+                    nb::gil_scoped_release nogil;
+                    conv_nhwc_backward<T>(dx.data(), dw.data(), db.data(), ptr<T>(dout),
+                                          ptr<T>(x), ptr<T>(w), s);
+                }
+                return nb::make_tuple(dx, dw, db);
+            });
+        }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
+           with_dx ? "(dx (N, H, W, C), dw (HH, WW, C, F), db (F,)) of conv_nhwc_forward"
+                   : "(dw (HH, WW, C, F), db (F,)) of conv_nhwc_forward, without dx");
+    }
 
     m.def("conv_nhwc_paths", [](In x, In w, i64 stride, i64 pad) {
         const NhwcConv s = conv_shape("conv_nhwc_paths", x, w, stride, pad);

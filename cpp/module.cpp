@@ -73,4 +73,5 @@ NB_MODULE(_nnc, m) {
     bind_conv_nhwc(m);
     bind_pool_nhwc(m);
     bind_bce(m);
+    bind_affine_weights(m);
 }

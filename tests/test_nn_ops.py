@@ -573,3 +573,52 @@ def test_conv_nhwc_winograd_gradient_check(monkeypatch):
             num = num_grad(f, a, dout)
             assert rel_error(num, g) < 1e-7
             assert np.max(np.abs(num - g)) < 1e-9 * np.max(np.abs(g))
+
+
+# --- weight gradients without dx (a network's first layer) ---
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("wino", ["0", "1"])
+def test_conv_nhwc_backward_weights(backend, wino, monkeypatch):
+    monkeypatch.setenv("NNC_CONV_WINOGRAD", wino)
+    for shape in [(3, 9, 8, 4, 3, 3, 6, 1, 1), (2, 11, 10, 3, 5, 5, 7, 2, 2), (1, 6, 6, 2, 3, 3, 3, 1, 0)]:
+        x, w, b, cp, dout = conv_inputs(shape, np.float64, seed=3)
+        with nnc.use_backend(backend):
+            _, cache = fl.conv_nhwc_forward(x, w, b, cp)
+            _, dw, db = fl.conv_nhwc_backward(dout, cache)
+            dw2, db2 = fl.conv_nhwc_backward_weights(dout, cache)
+        np.testing.assert_allclose(dw2, dw, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(db2, db, rtol=1e-12, atol=1e-12)
+    with nnc.use_backend(backend):
+        with pytest.raises(ValueError, match=r"conv_nhwc_backward_weights: dout has shape"):
+            fl.conv_nhwc_backward_weights(dout[:, :-1], cache)
+        with pytest.raises(TypeError, match="cache must be the cache returned"):
+            fl.conv_nhwc_backward_weights(dout, tuple(cache))
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_affine_backward_weights(backend):
+    rng = np.random.default_rng(4)
+    for dtype in DTYPES:
+        x = rng.standard_normal((7, 3, 5)).astype(dtype)
+        w = rng.standard_normal((15, 4)).astype(dtype)
+        b = rng.standard_normal(4).astype(dtype)
+        dout = rng.standard_normal((7, 4)).astype(dtype)
+        with nnc.use_backend(backend):
+            _, cache = L.affine_forward(x, w, b)
+            _, dw, db = L.affine_backward(dout, cache)
+            dw2, db2 = L.affine_backward_weights(dout, cache)
+        assert dw2.dtype == dtype and dw2.shape == (15, 4) and db2.shape == (4,)
+        np.testing.assert_allclose(dw2, dw, **tol(dtype))
+        np.testing.assert_allclose(db2, db, **tol(dtype))
+    with nnc.use_backend(backend), pytest.raises(ValueError, match="affine_backward_weights: dout"):
+        L.affine_backward_weights(np.ones((7, 5)), cache)
+
+
+@needs_cpp
+def test_a_cache_of_the_other_backend_is_refused_by_the_weights_ops():
+    x, w, b, cp, dout = conv_inputs((2, 6, 6, 2, 3, 3, 3, 1, 1), np.float64)
+    with nnc.use_backend("numpy"):
+        _, cache = fl.conv_nhwc_forward(x, w, b, cp)
+    with nnc.use_backend("cpp"), pytest.raises(ValueError, match="made by the 'numpy' backend"):
+        fl.conv_nhwc_backward_weights(dout, cache)

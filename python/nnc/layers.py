@@ -711,3 +711,19 @@ def bce_loss(x, y):
     ck.same_shape(x, y, "x", "y")
     x, y = ck.promote(x, y)
     return _call(bce_loss, x, y)
+
+
+@op
+def affine_backward_weights(dout, cache):
+    """The weight gradients of ``affine_forward`` without dx, for a network's
+    first layer, whose input gradient nothing uses (PyTorch skips it likewise
+    for an input that does not require grad). Checked like a backward:
+    ``dout`` against the forward's output, ``cache`` against the backend.
+
+    Inputs:
+    - dout: upstream gradient, (N, M)
+    - cache: from affine_forward
+
+    Returns (dw, db): dw (D, M), db (M,).
+    """
+    return _backward(affine_backward_weights, dout, cache)

@@ -303,3 +303,13 @@ def max_pool_nhwc_forward(x, pool_param):
 def max_pool_nhwc_backward(dout, cache):
     x_shape, pool_param, argmax = cache
     return _nnc.max_pool_nhwc_backward(dout, argmax, x_shape[1], x_shape[2])
+
+
+def conv_nhwc_backward_weights(dout, cache):
+    x, w, b, conv_param = cache
+    return _nnc.conv_nhwc_backward_weights(dout, x, w, conv_param["stride"], conv_param["pad"])
+
+
+def affine_backward_weights(dout, cache):
+    x, w, b = cache
+    return _nnc.affine_backward_weights(dout, x.reshape(x.shape[0], -1))

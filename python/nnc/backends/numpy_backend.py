@@ -606,13 +606,19 @@ def conv_nhwc_forward(x, w, b, conv_param):
     return out, (x, w, b, conv_param)
 
 
+def conv_nhwc_backward_weights(dout, cache):
+    x, w, b, conv_param = cache
+    stride, pad, HH, WW, Hout, Wout = _conv_nhwc_geometry(x, w, conv_param)
+    win = _windows_nhwc(_pad_hw(x, pad), HH, WW, stride, Hout, Wout)
+    dw = np.tensordot(win, dout, axes=([0, 1, 2], [0, 1, 2]))     # (HH, WW, C, F)
+    return dw, dout.sum(axis=(0, 1, 2))
+
+
 def conv_nhwc_backward(dout, cache):
     x, w, b, conv_param = cache
     stride, pad, HH, WW, Hout, Wout = _conv_nhwc_geometry(x, w, conv_param)
     xp = _pad_hw(x, pad)
-    win = _windows_nhwc(xp, HH, WW, stride, Hout, Wout)
-    dw = np.tensordot(win, dout, axes=([0, 1, 2], [0, 1, 2]))     # (HH, WW, C, F)
-    db = dout.sum(axis=(0, 1, 2))
+    dw, db = conv_nhwc_backward_weights(dout, cache)
     dwin = np.tensordot(dout, w, axes=([3], [3]))                 # (N, Hout, Wout, HH, WW, C)
     # col2im as one strided add per kernel offset; padded rows and columns
     # that no window reaches keep a zero gradient
@@ -650,3 +656,8 @@ def max_pool_nhwc_backward(dout, cache):
     flat = ((np.arange(N)[:, None, None, None] * H + rows) * W + cols) * C + np.arange(C)
     dx = np.bincount(flat.ravel(), weights=dout.ravel(), minlength=N * H * W * C)
     return dx.astype(dout.dtype, copy=False).reshape(x_shape)
+
+
+def affine_backward_weights(dout, cache):
+    x, w, b = cache
+    return x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)

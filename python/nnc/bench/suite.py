@@ -626,9 +626,12 @@ def _nn_step_make(model_name):
 
 
 def _nn_step(inp):
+    """One iteration of train_net: forward, loss, backward without the data's
+    gradient (as train_net, and PyTorch for data that does not require grad),
+    Adam step."""
     model, loss = inp["model"], inp["loss"]
     value = loss.forward(model.forward(inp["x"]), inp["y"])
-    model.backward(loss.backward())
+    model.backward(loss.backward(), input_grad=False)
     inp["opt"].step()
     return (np.asarray(value),) + tuple(model.net.params.values())
 

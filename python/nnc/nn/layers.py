@@ -92,8 +92,15 @@ class fc(Layer):
         out, self.meta = L.affine_forward(feat, self.params[self.w_name], self.params[self.b_name])
         return out
 
-    def backward(self, dprev):
-        dfeat, dw, db = L.affine_backward(dprev, self._take_meta())
+    def backward(self, dprev, input_grad=True):
+        """dprev (N, output_dim) -> dfeat (N, input_dim); grads of w and b.
+        input_grad=False (nnc's addition, for a first layer) skips dfeat and
+        returns None."""
+        meta = self._take_meta()
+        if not input_grad:
+            dfeat, (dw, db) = None, L.affine_backward_weights(dprev, meta)
+        else:
+            dfeat, dw, db = L.affine_backward(dprev, meta)
         self.grads[self.w_name], self.grads[self.b_name] = dw, db
         return dfeat
 
@@ -263,8 +270,15 @@ class ConvLayer2D(Layer):
                                               {"stride": self.stride, "pad": self.padding})
         return out
 
-    def backward(self, dprev):
-        dimg, dw, db = FL.conv_nhwc_backward(dprev, self._take_meta())
+    def backward(self, dprev, input_grad=True):
+        """dprev (N, H', W', F) -> dimg (N, H, W, C); grads of w and b.
+        input_grad=False (nnc's addition, for a first layer) skips dimg,
+        about half of the work, and returns None."""
+        meta = self._take_meta()
+        if not input_grad:
+            dimg, (dw, db) = None, FL.conv_nhwc_backward_weights(dprev, meta)
+        else:
+            dimg, dw, db = FL.conv_nhwc_backward(dprev, meta)
         self.grads[self.w_name], self.grads[self.b_name] = dw, db
         return dimg
 

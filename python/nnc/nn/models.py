@@ -28,11 +28,14 @@ class Module:
 
     - forward(feat, is_training=True, seed=None): runs the layers in order;
       the training flag and seed go to dropout layers only
-    - backward(dprev, regularization="none", reg_lambda=0.0): runs the layers
-      backwards from dprev (the loss's gradient with respect to the output),
-      then adds the gradient of an "l1" or "l2" penalty on every weight and
-      bias (see sequential.apply_l1_regularization / apply_l2_regularization);
-      returns the gradient with respect to the input
+    - backward(dprev, regularization="none", reg_lambda=0.0, input_grad=True):
+      runs the layers backwards from dprev (the loss's gradient with respect
+      to the output), then adds the gradient of an "l1" or "l2" penalty on
+      every weight and bias (see sequential.apply_l1_regularization /
+      apply_l2_regularization); returns the gradient with respect to the
+      input. input_grad=False (nnc's addition, which train_net uses) skips
+      that gradient: the first layer with parameters computes only its weight
+      gradients and the layers before it are not run backwards; returns None.
     """
 
     def __init__(self):
@@ -49,10 +52,20 @@ class Module:
         self.net.gather_params()
         return output
 
-    def backward(self, dprev, regularization="none", reg_lambda=0.0):
+    def backward(self, dprev, regularization="none", reg_lambda=0.0, input_grad=True):
         lam = check_regularization(regularization, reg_lambda)   # before anything changes
-        for layer in self.net.layers[::-1]:
-            dprev = layer.backward(dprev)
+        layers = self.net.layers
+        first = 0   # the first layer run backwards
+        if not input_grad:
+            first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+        for i in range(len(layers) - 1, first - 1, -1):
+            layer = layers[i]
+            if i == first and not input_grad and isinstance(layer, (fc, ConvLayer2D)):
+                dprev = layer.backward(dprev, input_grad=False)
+            else:
+                dprev = layer.backward(dprev)
+        if not input_grad:
+            dprev = None
         self.net.gather_grads()
         if regularization == "l1":
             self.net.apply_l1_regularization(lam)

@@ -1,5 +1,7 @@
 """Training loop of the CSCI566 course: ``DataLoader``, ``compute_acc`` and
 ``train_net``, with the course's printed lines unchanged."""
+import inspect
+
 import numpy as np
 
 from .. import _checks as ck
@@ -97,6 +99,12 @@ def train_net(data, model, loss_func, optimizer, batch_size, max_epochs, lr_deca
     """
     check_regularization(regularization, reg_lambda)
     max_epochs = int(max_epochs)
+    # Nothing uses the gradient with respect to the data: models that can
+    # skip it (nnc.nn's Module) are asked to, as PyTorch skips it for data
+    # that does not require grad.
+    backward_kw = {"regularization": regularization, "reg_lambda": reg_lambda}
+    if "input_grad" in inspect.signature(model.backward).parameters:
+        backward_kw["input_grad"] = False
     data_train, labels_train = data["data_train"]
     data_val, labels_val = data["data_val"]
     dataloader = DataLoader(data_train, labels_train, batch_size)
@@ -121,8 +129,7 @@ def train_net(data, model, loss_func, optimizer, batch_size, max_epochs, lr_deca
             data_batch, labels_batch = dataloader.get_batch()
             pred = model.forward(data_batch)
             loss = loss_func.forward(pred, labels_batch)
-            model.backward(loss_func.backward(), regularization=regularization,
-                           reg_lambda=reg_lambda)
+            model.backward(loss_func.backward(), **backward_kw)
             optimizer.step()
             loss_hist.append(loss)
 
