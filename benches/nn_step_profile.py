@@ -35,7 +35,7 @@ def make_step(model_name, batch, dtype, seed=0):
     def step():
         scores = model.forward(x)
         loss.forward(scores, y)
-        model.backward(loss.backward())
+        model.backward(loss.backward(), input_grad=False)   # as train_net
         opt.step()
     return step
 
@@ -84,18 +84,27 @@ class KernelTimer:
 
 def profile(model_name="SmallConvolutionalNetwork", batch=10, dtype=np.float32, steps=200,
             warmup=20):
-    """(median step ms without wrappers, fraction of the step outside kernels,
-    kernel calls per step, {kernel: ms per step})."""
+    """(median step ms without wrappers, median fraction of a step spent
+    outside kernels, kernel calls per step, {kernel: median ms per step}).
+    Medians over the steps, so that a step another process preempted does
+    not count (on a busy machine the means drift by tens of percent)."""
     with nnc.use_backend("cpp"):
         step = make_step(model_name, batch, dtype)
         for _ in range(warmup):
             step()
         plain = timed(step, steps)
+        fractions, per_step, calls = [], [], 0
         with KernelTimer() as kt:
-            wrapped = timed(step, steps)
-    outside = 1.0 - kt.total / wrapped.sum()
-    per = {n: 1e3 * t / steps for n, t in sorted(kt.per_name.items(), key=lambda kv: -kv[1])}
-    return 1e3 * np.median(plain), outside, kt.calls / steps, per
+            for _ in range(steps):
+                kt.total, kt.per_name, kt.calls = 0.0, {}, 0
+                t0 = time.perf_counter()
+                step()
+                fractions.append(1.0 - kt.total / (time.perf_counter() - t0))
+                per_step.append(dict(kt.per_name))
+                calls = kt.calls
+    per = {n: 1e3 * float(np.median([p.get(n, 0.0) for p in per_step])) for n in per_step[0]}
+    per = dict(sorted(per.items(), key=lambda kv: -kv[1]))
+    return 1e3 * np.median(plain), float(np.median(fractions)), calls, per
 
 
 def main():
@@ -109,10 +118,10 @@ def main():
     dtype = np.dtype(args.dtype).type
     ms, outside, calls, per = profile(args.model, args.batch, dtype, args.steps)
     print(f"{args.model} step, batch {args.batch}, {args.dtype}, {nnc.get_num_threads()} threads: "
-          f"median {ms:.3f} ms; {100 * outside:.1f}% of the step outside kernels "
-          f"({calls:.0f} kernel calls per step)")
+          f"median {ms:.3f} ms; {100 * outside:.1f}% of the step outside kernels (median) "
+          f"({calls} kernel calls per step)")
     for name, t in per.items():
-        print(f"  {name:28s} {t:8.3f} ms/step")
+        print(f"  {name:28s} {t:8.3f} ms/step (median)")
     if args.cprofile:
         import cProfile
         import pstats
