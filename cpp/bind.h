@@ -166,5 +166,9 @@ void bind_loss(nb::module_& m);
 void bind_optim(nb::module_& m);
 void bind_embedding(nb::module_& m);
 void bind_bce(nb::module_& m);
+void bind_activation_ext(nb::module_& m);  // gelu, leaky_relu
+void bind_conv_nhwc(nb::module_& m);
+void bind_pool_nhwc(nb::module_& m);
+void bind_affine_weights(nb::module_& m);
 
 }  // namespace nnc

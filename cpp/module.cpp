@@ -71,4 +71,8 @@ NB_MODULE(_nnc, m) {
     bind_optim(m);
     bind_embedding(m);
     bind_bce(m);
+    bind_activation_ext(m);
+    bind_conv_nhwc(m);
+    bind_pool_nhwc(m);
+    bind_affine_weights(m);
 }

@@ -22,6 +22,7 @@ def test_registry_is_the_set_of_declared_public_functions():
     assert set(backends.declared_ops("forward")) == {
         n.replace("backward", "forward") for n in backends.declared_ops("backward")
         if n != "batchnorm_backward_alt"}
+    assert "affine_forward" in declared and "embedding_backward" in declared
 
 
 def test_a_misspelt_backend_function_fails_verification(monkeypatch):

@@ -34,6 +34,7 @@ __all__ = [
     "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive", "max_pool_backward_naive",
     "svm_loss", "softmax_loss", "mse_loss",
     "embedding_forward", "embedding_backward", "one_hot", "bce_loss", "softmax", "log_softmax",
+    "gelu_forward", "gelu_backward", "leaky_relu_forward", "leaky_relu_backward",
 ]
 
 
@@ -706,6 +707,67 @@ def embedding_backward(dout, cache):
     gradient.
     """
     return _backward(embedding_backward, dout, cache)
+# --- ops of the object-layer API (nnc.nn): gelu, leaky_relu, bce_loss ---
+
+
+@forward_op
+def gelu_forward(x):
+    """GELU in its tanh approximation (the CSCI566 course's, and PyTorch's
+    ``GELU(approximate='tanh')``):
+    out = 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3))).
+
+    Input:
+    - x: floating-point array of any shape
+
+    Returns (out, cache): out of x's shape and dtype.
+    """
+    x = ck.promote(ck.array(x, "x"))[0]
+    return _forward(gelu_forward, x)
+
+
+@backward_op
+def gelu_backward(dout, cache):
+    """Backward pass of ``gelu_forward``, the derivative of the same tanh
+    approximation: with t = tanh(u), u = sqrt(2/pi) * (x + 0.044715 * x**3),
+    dx = dout * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * x**2)).
+
+    Inputs:
+    - dout: upstream gradient, same shape as x
+    - cache: from gelu_forward
+
+    Returns dx, same shape as x.
+    """
+    return _backward(gelu_backward, dout, cache)
+
+
+@forward_op
+def leaky_relu_forward(x, negative_slope=0.01):
+    """Leaky rectified linear unit: out = x where x > 0, else negative_slope * x.
+
+    Inputs:
+    - x: floating-point array of any shape
+    - negative_slope: finite real number, the slope for x <= 0 (default 0.01)
+
+    Returns (out, cache): out of x's shape and dtype.
+    """
+    x = ck.promote(ck.array(x, "x"))[0]
+    slope = ck.real(negative_slope, "negative_slope")
+    if not np.isfinite(slope):
+        raise ValueError(f"negative_slope must be a finite number, got {negative_slope!r}")
+    return _forward(leaky_relu_forward, x, slope)
+
+
+@backward_op
+def leaky_relu_backward(dout, cache):
+    """Backward pass of ``leaky_relu_forward``.
+
+    Inputs:
+    - dout: upstream gradient, same shape as x
+    - cache: from leaky_relu_forward
+
+    Returns dx: dout where x > 0, else negative_slope * dout.
+    """
+    return _backward(leaky_relu_backward, dout, cache)
 
 
 @op
@@ -774,3 +836,19 @@ def log_softmax(x):
     x = _last_axis("log_softmax", x)
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+@op
+def affine_backward_weights(dout, cache):
+    """The weight gradients of ``affine_forward`` without dx, for a network's
+    first layer, whose input gradient nothing uses (PyTorch skips it likewise
+    for an input that does not require grad). Checked like a backward:
+    ``dout`` against the forward's output, ``cache`` against the backend.
+
+    Inputs:
+    - dout: upstream gradient, (N, M)
+    - cache: from affine_forward
+
+    Returns (dw, db): dw (D, M), db (M,).
+    """
+    return _backward(affine_backward_weights, dout, cache)

@@ -272,7 +272,57 @@ def embedding_forward(idx, W):
 def embedding_backward(dout, cache):
     idx, V = cache
     return _nnc.embedding_backward(dout, idx, V)
+# --- ops of the object-layer API (nnc.nn): gelu, leaky_relu, bce, NHWC conv and pool ---
+# Caches keep x (the kernels recompute what the backward needs from it).
+
+def gelu_forward(x):
+    return _nnc.gelu_forward(x), (x,)
+
+
+def gelu_backward(dout, cache):
+    (x,) = cache
+    return _nnc.gelu_backward(dout, x)
+
+
+def leaky_relu_forward(x, negative_slope):
+    return _nnc.leaky_relu_forward(x, negative_slope), (x, negative_slope)
+
+
+def leaky_relu_backward(dout, cache):
+    x, negative_slope = cache
+    return _nnc.leaky_relu_backward(dout, x, negative_slope)
 
 
 def bce_loss(x, y):
     return _nnc.bce_loss(x, y)
+
+
+def conv_nhwc_forward(x, w, b, conv_param):
+    out = _nnc.conv_nhwc_forward(x, w, b, conv_param["stride"], conv_param["pad"])
+    return out, (x, w, b, conv_param)
+
+
+def conv_nhwc_backward(dout, cache):
+    x, w, b, conv_param = cache
+    return _nnc.conv_nhwc_backward(dout, x, w, conv_param["stride"], conv_param["pad"])
+
+
+def max_pool_nhwc_forward(x, pool_param):
+    out, argmax = _nnc.max_pool_nhwc_forward(x, pool_param["pool_height"],
+                                             pool_param["pool_width"], pool_param["stride"])
+    return out, (x.shape, pool_param, argmax)
+
+
+def max_pool_nhwc_backward(dout, cache):
+    x_shape, pool_param, argmax = cache
+    return _nnc.max_pool_nhwc_backward(dout, argmax, x_shape[1], x_shape[2])
+
+
+def conv_nhwc_backward_weights(dout, cache):
+    x, w, b, conv_param = cache
+    return _nnc.conv_nhwc_backward_weights(dout, x, w, conv_param["stride"], conv_param["pad"])
+
+
+def affine_backward_weights(dout, cache):
+    x, w, b = cache
+    return _nnc.affine_backward_weights(dout, x.reshape(x.shape[0], -1))

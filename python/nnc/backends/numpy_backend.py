@@ -568,3 +568,119 @@ def bce_loss(x, y):
     loss = np.sum(np.where(pos, x * (1 - y), -x * y) + np.log1p(z), dtype=np.float64) / n
     dx = np.where(pos, (1 - y) - q, q - y) / n
     return float(loss), dx.astype(x.dtype, copy=False)
+
+# --- ops of the object-layer API (nnc.nn): gelu, leaky_relu, bce, NHWC conv and pool ---
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))   # a Python float keeps float32 inputs float32
+_GELU_A = 0.044715
+
+
+def gelu_forward(x):
+    # Beyond |x| = 1e4, tanh is +-1 to every digit: the clip changes no value
+    # and keeps x**3 from overflowing.
+    xc = np.clip(x, -1e4, 1e4)
+    t = np.tanh(_GELU_C * (xc + _GELU_A * xc ** 3))
+    return 0.5 * x * (1 + t), (xc, t)
+
+
+def gelu_backward(dout, cache):
+    xc, t = cache
+    du = _GELU_C * (1 + 3 * _GELU_A * xc ** 2)
+    return dout * (0.5 * (1 + t) + 0.5 * xc * (1 - t ** 2) * du)
+
+
+def leaky_relu_forward(x, negative_slope):
+    return np.where(x > 0, x, x * negative_slope), (x, negative_slope)
+
+
+def leaky_relu_backward(dout, cache):
+    x, negative_slope = cache
+    return np.where(x > 0, dout, dout * negative_slope)
+
+
+
+
+
+def _pad_hw(x, pad):
+    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))) if pad else x
+
+
+def _windows_nhwc(xp, HH, WW, stride, Hout, Wout):
+    """Read-only view (N, Hout, Wout, HH, WW, C) of every window of xp (N, H, W, C)."""
+    sN, sH, sW, sC = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp, shape=(xp.shape[0], Hout, Wout, HH, WW, xp.shape[3]),
+        strides=(sN, stride * sH, stride * sW, sH, sW, sC), writeable=False)
+
+
+def _conv_nhwc_geometry(x, w, conv_param):
+    stride, pad = _conv_params(conv_param)
+    HH, WW = w.shape[:2]
+    Hout = 1 + (x.shape[1] + 2 * pad - HH) // stride
+    Wout = 1 + (x.shape[2] + 2 * pad - WW) // stride
+    return stride, pad, HH, WW, Hout, Wout
+
+
+def conv_nhwc_forward(x, w, b, conv_param):
+    """Windows as a strided view of the padded input, contracted with w over (kh, kw, c)."""
+    stride, pad, HH, WW, Hout, Wout = _conv_nhwc_geometry(x, w, conv_param)
+    win = _windows_nhwc(_pad_hw(x, pad), HH, WW, stride, Hout, Wout)
+    out = np.tensordot(win, w, axes=([3, 4, 5], [0, 1, 2])) + b    # (N, Hout, Wout, F)
+    return out, (x, w, b, conv_param)
+
+
+def conv_nhwc_backward_weights(dout, cache):
+    x, w, b, conv_param = cache
+    stride, pad, HH, WW, Hout, Wout = _conv_nhwc_geometry(x, w, conv_param)
+    win = _windows_nhwc(_pad_hw(x, pad), HH, WW, stride, Hout, Wout)
+    dw = np.tensordot(win, dout, axes=([0, 1, 2], [0, 1, 2]))     # (HH, WW, C, F)
+    return dw, dout.sum(axis=(0, 1, 2))
+
+
+def conv_nhwc_backward(dout, cache):
+    x, w, b, conv_param = cache
+    stride, pad, HH, WW, Hout, Wout = _conv_nhwc_geometry(x, w, conv_param)
+    xp = _pad_hw(x, pad)
+    dw, db = conv_nhwc_backward_weights(dout, cache)
+    dwin = np.tensordot(dout, w, axes=([3], [3]))                 # (N, Hout, Wout, HH, WW, C)
+    # col2im as one strided add per kernel offset; padded rows and columns
+    # that no window reaches keep a zero gradient
+    dxp = np.zeros(xp.shape, dtype=dwin.dtype)
+    hs, ws = stride * (Hout - 1) + 1, stride * (Wout - 1) + 1
+    for kh in range(HH):
+        for kw in range(WW):
+            dxp[:, kh:kh + hs:stride, kw:kw + ws:stride, :] += dwin[:, :, :, kh, kw, :]
+    if pad:
+        dxp = dxp[:, pad:pad + x.shape[1], pad:pad + x.shape[2], :]
+    return dxp, dw, db
+
+
+def max_pool_nhwc_forward(x, pool_param):
+    """One column of ph*pw values per output and channel; the first maximum wins."""
+    ph, pw, stride = _pool_params(pool_param)
+    N, H, W, C = x.shape
+    Hout, Wout = 1 + (H - ph) // stride, 1 + (W - pw) // stride
+    win = _windows_nhwc(x, ph, pw, stride, Hout, Wout)               # (N, Hout, Wout, ph, pw, C)
+    cols = win.transpose(0, 1, 2, 5, 3, 4).reshape(N, Hout, Wout, C, ph * pw)
+    first_max = cols.argmax(axis=4)
+    out = np.take_along_axis(cols, first_max[..., None], axis=4)[..., 0]
+    return out, (x.shape, pool_param, first_max)
+
+
+def max_pool_nhwc_backward(dout, cache):
+    x_shape, pool_param, first_max = cache
+    ph, pw, stride = _pool_params(pool_param)
+    N, H, W, C = x_shape
+    Hout, Wout = first_max.shape[1:3]
+    # flat index in x of each output's maximum; overlapping windows may share
+    # one, so the scatter is a bincount (a sum), not an assignment
+    rows = stride * np.arange(Hout)[:, None, None] + first_max // pw
+    cols = stride * np.arange(Wout)[:, None] + first_max % pw
+    flat = ((np.arange(N)[:, None, None, None] * H + rows) * W + cols) * C + np.arange(C)
+    dx = np.bincount(flat.ravel(), weights=dout.ravel(), minlength=N * H * W * C)
+    return dx.astype(dout.dtype, copy=False).reshape(x_shape)
+
+
+def affine_backward_weights(dout, cache):
+    x, w, b = cache
+    return x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)

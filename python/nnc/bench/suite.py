@@ -622,3 +622,200 @@ def run_op(op, inp, backward=True):
     if backward and op.backward is not None:
         outs = tuple(outs) + tuple(op.backward(inp, cache))
     return tuple(np.asarray(o) for o in outs)
+
+
+# --- nnc.nn (issue 9): NHWC conv and pool, gelu, leaky_relu, bce, training steps ---------
+# The NHWC cases take the NCHW cases' shape tuples, so a case and its NCHW
+# twin time the same convolution side by side.
+
+def _nhwc(a):
+    return np.ascontiguousarray(np.transpose(a, (0, 2, 3, 1)))
+
+
+def _conv_nhwc_make(shape, dtype, seed):
+    inp = _conv_make(shape, dtype, seed)
+    inp["x"], inp["dout"] = _nhwc(inp["x"]), _nhwc(inp["dout"])
+    inp["w"] = np.ascontiguousarray(np.transpose(inp["w"], (2, 3, 1, 0)))   # (HH, WW, C, F)
+    return inp
+
+
+def _conv_nhwc_torch(inp, backward):
+    """PyTorch on the same channels-last data: NCHW views with NHWC strides
+    (torch.channels_last), which PyTorch's CPU conv runs as NHWC."""
+    import torch
+    import torch.nn.functional as F
+
+    s, p = inp["conv_param"]["stride"], inp["conv_param"]["pad"]
+    x = _t(inp["x"]).permute(0, 3, 1, 2).requires_grad_(backward)
+    w = _t(inp["w"]).permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    w.requires_grad_(backward)
+    b = _t(inp["b"]).requires_grad_(backward)
+    g = _t(inp["dout"]).permute(0, 3, 1, 2)
+
+    def run():
+        if backward:
+            x.grad = w.grad = b.grad = None
+            F.conv2d(x, w, b, stride=s, padding=p).backward(g)
+        else:
+            with torch.no_grad():
+                F.conv2d(x, w, b, stride=s, padding=p)
+    return run
+
+
+def _pool_nhwc_make(shape, dtype, seed):
+    inp = _pool_make(shape, dtype, seed)
+    inp["x"], inp["dout"] = _nhwc(inp["x"]), _nhwc(inp["dout"])
+    return inp
+
+
+def _pool_nhwc_torch(inp, backward):
+    import torch.nn.functional as F
+
+    pp = inp["pool_param"]
+    k, s = (pp["pool_height"], pp["pool_width"]), pp["stride"]
+    x = _t(inp["x"]).permute(0, 3, 1, 2).requires_grad_(backward)
+    g = _t(inp["dout"]).permute(0, 3, 1, 2)
+
+    def run():
+        if backward:
+            x.grad = None
+            F.max_pool2d(x, k, s).backward(g)
+        else:
+            F.max_pool2d(x.detach(), k, s)
+    return run
+
+
+def _gelu_torch(inp, backward):
+    import torch.nn.functional as F
+
+    return _torch_fwd_bwd(lambda x: F.gelu(x, approximate="tanh"), (inp["x"],), inp["dout"],
+                          backward)
+
+
+def _leaky_make(shape, dtype, seed):
+    inp = _ew_make(shape, dtype, seed)
+    inp["slope"] = 0.1
+    return inp
+
+
+def _bce_make(shape, dtype, seed):
+    rng = _rng(seed)
+    return dict(x=_randn(rng, shape, dtype, 3.0), y=(rng.random(shape) < 0.5).astype(dtype))
+
+
+# Training steps of nnc.nn models: forward, cross-entropy, backward, Adam, on
+# CIFAR-shaped NHWC batches; shape = (batch,). Outputs: the loss and every
+# parameter after the step (so validate compares whole updates).
+
+def _nn_step_make(model_name):
+    def make(shape, dtype, seed):
+        import nnc.nn as nn
+
+        (N,) = shape
+        np.random.seed(seed)
+        model = getattr(nn, model_name)()
+        model.net.astype(dtype)
+        rng = _rng(seed)
+        return dict(model=model, loss=nn.cross_entropy(), opt=nn.Adam(model.net, 1e-3),
+                    x=_randn(rng, (N, 32, 32, 3), dtype), y=rng.integers(0, 20, size=N))
+    return make
+
+
+def _nn_step(inp):
+    """One iteration of train_net: forward, loss, backward without the data's
+    gradient (as train_net, and PyTorch for data that does not require grad),
+    Adam step."""
+    model, loss = inp["model"], inp["loss"]
+    value = loss.forward(model.forward(inp["x"]), inp["y"])
+    model.backward(loss.backward(), input_grad=False)
+    inp["opt"].step()
+    return (np.asarray(value),) + tuple(model.net.params.values())
+
+
+def _nn_step_torch(inp, backward):
+    """The same network in PyTorch eager (nnc.nn.to_torch, same weights),
+    Adam and cross-entropy, at PyTorch's best of NCHW and channels_last:
+    both are timed briefly and the faster one is returned."""
+    import time
+
+    import torch
+    from nnc.nn import nhwc_to_nchw, to_torch
+
+    X, y = nhwc_to_nchw(inp["x"]), _t(inp["y"]).long()
+
+    def build(memory_format):
+        net = to_torch(inp["model"].net, input_shape=(32, 32, 3)).to(memory_format=memory_format)
+        x = _t(X).contiguous(memory_format=memory_format)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+        def run():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+        return run
+
+    def best_of(run, reps=5):
+        run()
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    from nnc.nn import ConvLayer2D
+
+    runs = [build(torch.contiguous_format)]
+    if any(isinstance(layer, ConvLayer2D) for layer in inp["model"].net.layers):
+        runs.append(build(torch.channels_last))   # only convs care about the layout
+    return min(runs, key=best_of)
+
+
+def _smallcnn_flops(shape):
+    (N,) = shape
+    return (_conv_flops((N, 3, 32, 32, 16, 5, 5, 1, 2)) + _conv_flops((N, 16, 16, 16, 32, 3, 3, 1, 1))
+            + 2.0 * N * (2048 * 128 + 128 * 20))
+
+
+NN_CONV_TEST_SHAPES = CONV_TEST_SHAPES + [(2, 3, 8, 9, 4, 4, 3, 2, 1), (3, 2, 7, 6, 3, 3, 5, 3, 2)]
+
+OPS.update({op.name: op for op in [
+    Op("conv_nhwc", _conv_nhwc_make, "conv_nhwc_forward", ("x", "w", "b", "conv_param"),
+       "conv_nhwc_backward", test_shapes=NN_CONV_TEST_SHAPES, torch=_conv_nhwc_torch,
+       flops=_conv_flops),
+    Op("max_pool_nhwc", _pool_nhwc_make, "max_pool_nhwc_forward", ("x", "pool_param"),
+       "max_pool_nhwc_backward",
+       test_shapes=[(1, 1, 2, 2, 2, 2, 2), (2, 3, 8, 8, 2, 2, 2), (3, 5, 7, 9, 3, 3, 2),
+                    (1, 17, 7, 7, 3, 3, 1), (2, 3, 6, 9, 2, 3, 1), (2, 2, 13, 13, 5, 5, 4),
+                    (2, 3, 9, 8, 4, 4, 2)],
+       torch=_pool_nhwc_torch, nbytes=_pool_bytes),
+    Op("gelu", _ew_make, "gelu_forward", ("x",), "gelu_backward",
+       test_shapes=[(1, 1), (3, 7), (17, 33), (1, 1000003)], torch=_gelu_torch, nbytes=_ew_bytes),
+    Op("leaky_relu", _leaky_make, "leaky_relu_forward", ("x", "slope"), "leaky_relu_backward",
+       test_shapes=[(1, 1), (3, 7), (17, 33), (1, 100003)], nbytes=_ew_bytes),
+    Op("bce_loss", _bce_make, "bce_loss", ("x", "y"),
+       test_shapes=[(1, 1), (7, 3), (50, 10), (33, 1001)]),
+    Op("smallcnn_step", _nn_step_make("SmallConvolutionalNetwork"), run=_nn_step,
+       needs=("conv_nhwc_forward", "conv_nhwc_backward", "max_pool_nhwc_forward",
+              "gelu_forward", "affine_forward", "softmax_loss", "adam"),
+       test_shapes=[(3,)], torch=_nn_step_torch, flops=_smallcnn_flops, is_step=True),
+    Op("tinynet_step", _nn_step_make("TinyNet"), run=_nn_step,
+       needs=("affine_forward", "gelu_forward", "softmax_loss", "adam"),
+       test_shapes=[(3,)], torch=_nn_step_torch,
+       flops=lambda s: 2.0 * s[0] * (3072 * 512 + 512 * 20), is_step=True),
+]})
+
+CASES += [
+    Case("course conv1 NCHW (100,3,32,32)·(16,3,5,5) p2", "conv", (100, 3, 32, 32, 16, 5, 5, 1, 2)),
+    Case("course conv1 NHWC", "conv_nhwc", (100, 3, 32, 32, 16, 5, 5, 1, 2), quick=True),
+    Case("course conv2 NCHW (100,16,16,16)·(32,16,3,3) p1", "conv",
+         (100, 16, 16, 16, 32, 3, 3, 1, 1)),
+    Case("course conv2 NHWC", "conv_nhwc", (100, 16, 16, 16, 32, 3, 3, 1, 1)),
+    Case("deep conv NHWC", "conv_nhwc", (64, 64, 32, 32, 64, 3, 3, 1, 1), quick=True),
+    Case("max-pool NHWC", "max_pool_nhwc", (200, 32, 32, 32, 2, 2, 2), quick=True),
+    Case("course max-pool NHWC (100,32,32,16) 2x2/2", "max_pool_nhwc", (100, 16, 32, 32, 2, 2, 2)),
+    Case("gelu", "gelu", (1024, 4096)),
+    Case("SmallConvolutionalNetwork step, batch 10", "smallcnn_step", (10,), quick=True),
+    Case("SmallConvolutionalNetwork step, batch 100", "smallcnn_step", (100,)),
+    Case("TinyNet step, batch 100", "tinynet_step", (100,)),
+]
