@@ -40,10 +40,13 @@ py=$venv/bin/python
   ".[test]"
 
 supp=$root/tools/sanitizer.supp
-# Python's own allocations are never freed at exit, so leak checking would
-# report the interpreter, not nnc: tests/test_reliability.py checks nnc's
-# memory instead. Stop at the first report, with a whole stack.
-asan="detect_leaks=0:halt_on_error=1:suppressions=$supp"
+# detect_leaks=0: Python's own allocations are never freed at exit, so leak
+# checking would report the interpreter, not nnc (tests/test_reliability.py
+# checks nnc's memory instead). allocator_may_return_null=1: an allocation too
+# large for the machine fails as it does without ASan (std::bad_alloc, which
+# Python sees as MemoryError) instead of ASan aborting the process. Stop at the
+# first report, with a whole stack.
+asan="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:suppressions=$supp"
 ubsan="print_stacktrace=1:halt_on_error=1:suppressions=$supp"
 preload=
 if [[ ,$sanitize, == *,address,* ]]; then
