@@ -15,7 +15,7 @@ Checkpoints (``checkpoint_name``) are ``.npz`` files that load with
 """
 import json
 import os
-import tempfile
+import secrets
 
 import numpy as np
 
@@ -179,9 +179,13 @@ class Solver:
         }
         arrays["meta"] = np.array(json.dumps(meta))
         # Write a temporary file next to the target, then rename it over the
-        # target: a crash mid-write never leaves a truncated checkpoint.
-        directory = os.path.dirname(os.path.abspath(filename))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+        # target: a crash mid-write never leaves a truncated checkpoint. The
+        # temporary name does not end in .npz, so a process killed mid-write
+        # leaves a hidden ".<name>.<random>.tmp", never a torn .npz; and
+        # os.open applies the umask as np.savez would (mkstemp's files are 0600).
+        directory, base = os.path.split(os.path.abspath(filename))
+        tmp = os.path.join(directory, ".%s.%s.tmp" % (base, secrets.token_hex(6)))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
