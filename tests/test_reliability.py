@@ -171,3 +171,107 @@ def test_no_leak():
     # ~5,000 calls between the two: 1 MB is 200 bytes per call, and a lost
     # output array or its owner would cost more than that.
     assert end - late < 1 * MB, rss
+
+
+# --- checkpoints under SIGKILL ---------------------------------------------------------
+
+CKPT_WRITER = r'''
+import sys
+import numpy as np
+from nnc.solver import Solver
+
+
+class Fixed:
+    """Parameters the loop below sets to one version number; never trained."""
+    def __init__(self):
+        self.params = {"W": np.zeros((500, 500)), "b": np.zeros(7)}
+        self.bn_params = [{"mode": "train", "running_mean": np.zeros(3),
+                           "running_var": np.zeros(3)}]
+
+    def loss(self, X, y=None):
+        raise AssertionError("not trained")
+
+
+directory, version = sys.argv[1], int(sys.argv[2])
+model = Fixed()
+data = dict(X_train=np.zeros((2, 1)), y_train=np.zeros(2, int), X_val=np.zeros((2, 1)),
+            y_val=np.zeros(2, int))
+solver = Solver(model, data, update_rule=lambda w, dw, c: (w, c),
+                checkpoint_name=directory + "/ck", verbose=False)
+print("ready", flush=True)
+while True:   # version k goes to ck_epoch_{k % 2}.npz, every array filled with k
+    v = float(version)
+    for a in model.params.values():
+        a.fill(v)
+    for k in ("running_mean", "running_var"):
+        model.bn_params[0][k] = np.full(3, v)
+    solver.optim_configs["W"]["velocity"] = np.full((500, 500), v)
+    solver.loss_history = [v]
+    solver.epoch = version % 2
+    solver._save_checkpoint()
+    print(version, flush=True)
+    version += 1
+'''
+
+KILLS = 20
+
+
+def _checkpoint_version(path):
+    """The one version every array and the metadata of a checkpoint hold."""
+    ck = load_checkpoint(path)   # np.load(path, allow_pickle=False)
+    arrays = [ck["params"]["W"], ck["params"]["b"], ck["optim_configs"]["W"]["velocity"],
+              *ck["bn_running_stats"][0].values()]
+    versions = {float(v) for a in arrays for v in np.unique(a)} | set(ck["loss_history"])
+    assert len(versions) == 1, (path, versions)   # a mix would be a torn write
+    (v,) = versions
+    assert ck["epoch"] == v % 2
+    return int(v)
+
+
+def test_checkpoints_survive_sigkill(tmp_path):
+    """A process writes checkpoints in a loop and is SIGKILLed at random
+    points (fixed seed): every .npz that exists loads without pickle and is
+    the previous or the new version of that file, never a torn one."""
+    rng = random.Random(1234)
+    newest = -1         # the newest version on disk; versions are written in order
+    mid_write = 0       # kills that left a temporary file, i.e. landed inside a write
+    for kill in range(KILLS):
+        proc = subprocess.Popen([sys.executable, "-c", CKPT_WRITER, str(tmp_path),
+                                 str(newest + 1)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+            try:   # the kill point: up to 0.3 s in, some writes (4 MB and an fsync each) done
+                proc.wait(timeout=rng.uniform(0.0, 0.3))
+            except subprocess.TimeoutExpired:
+                pass
+            proc.send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == -signal.SIGKILL, err
+        done = [int(line) for line in out.split()]
+        last = done[-1] if done else newest   # the last write that returned
+        files = sorted(os.listdir(tmp_path))
+        npz = [f for f in files if f.endswith(".npz")]
+        assert set(npz) <= {"ck_epoch_0.npz", "ck_epoch_1.npz"}, files
+        mid_write += len(files) > len(npz)
+        on_disk = {}
+        for name in npz:
+            e = int(name[len("ck_epoch_"):-len(".npz")])
+            v = _checkpoint_version(tmp_path / name)
+            # the newest completed version of this file, or the one being written
+            previous = last if last % 2 == e else last - 1
+            assert v in (previous, last + 1), (kill, name, v, last)
+            assert v % 2 == e
+            on_disk[e] = v
+        assert last in on_disk.values() or last < 0, (kill, on_disk, last)
+        newest = max(on_disk.values(), default=-1)
+    assert newest >= KILLS   # the processes got writes done
+    # Checkpoints get the permissions np.savez gives a new file (the umask's)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(1))
+    mode = os.stat(tmp_path / "plain.npz").st_mode
+    assert os.stat(tmp_path / "ck_epoch_0.npz").st_mode == mode
+    print(f"{KILLS} kills, {mid_write} inside a write, {newest + 1} checkpoints written")
