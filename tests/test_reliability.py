@@ -55,6 +55,110 @@ print(np.array_equal(u, np.random.RandomState(0).random_sample(3)), pos)
     assert out.split() == ["True", "6"]
 
 
+# --- NaN and Inf ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_non_finite_inputs_propagate(name, dtype, bad):
+    """README, "NaN and Inf": an op given NaN or Inf returns (never raises or
+    crashes), NaN and +Inf show in its outputs, and both backends agree on
+    which outputs are non-finite. (-Inf can vanish as IEEE arithmetic says:
+    relu(-inf) = 0, a -inf score gets softmax probability 0.)"""
+    op = OPS[name]
+    finite = {}
+    for backend in BACKENDS:
+        with nnc.use_backend(backend), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # NumPy's overflow notes
+            inp = op.make(op.test_shapes[min(1, len(op.test_shapes) - 1)], dtype, 0)
+            for key in ("x", "dout", "dw"):
+                if isinstance(inp.get(key), np.ndarray):
+                    inp[key].flat[inp[key].size // 2] = bad
+            if "solver" in inp:   # a whole training step on poisoned data
+                inp["solver"].X_train.flat[0] = bad
+                inp["solver"].check_finite = False
+            outs = run_op(op, inp)
+        finite[backend] = [np.isfinite(o) for o in outs]
+        if not bad < 0:
+            assert not all(f.all() for f in finite[backend]), (backend, "nothing non-finite")
+    for backend in BACKENDS[1:]:
+        for a, b in zip(finite[BACKENDS[0]], finite[backend]):
+            np.testing.assert_array_equal(a, b, err_msg=backend)
+
+
+class ScriptedLoss:
+    """A model whose training losses come from a list; its one parameter
+    counts the updates applied (the rule adds 1)."""
+
+    def __init__(self, losses):
+        self.params = {"w": np.zeros(1)}
+        self.losses = list(losses)
+
+    def loss(self, X, y=None):
+        if y is None:
+            return np.zeros((len(X), 2))
+        return self.losses.pop(0), {"w": np.ones(1)}
+
+
+def _solver(losses, **kw):
+    data = dict(X_train=np.zeros((8, 1)), y_train=np.zeros(8, int), X_val=np.zeros((4, 1)),
+                y_val=np.zeros(4, int))
+    return Solver(ScriptedLoss(losses), data, update_rule=lambda w, dw, c: (w + dw, c),
+                  batch_size=4, num_epochs=3, print_every=1, **kw)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), np.float32("-inf")],
+                         ids=["nan", "inf", "f32-inf"])
+def test_solver_stops_on_a_non_finite_loss(bad, capsys):
+    solver = _solver([2.0, 1.0, 0.5, bad, 0.25, 0.125])
+    with pytest.raises(FloatingPointError) as err:
+        solver.train()
+    msg = str(err.value)
+    assert f"loss is {float(bad)} at iteration 4 " in msg and "check_finite=False" in msg
+    assert solver.loss_history[:3] == [2.0, 1.0, 0.5] and len(solver.loss_history) == 4
+    assert solver.model.params["w"][0] == 3.0   # the fourth update was not applied
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "(Iteration 3 / 6) loss: 0.500000"   # CS231n's lines up to the stop
+
+
+def test_solver_check_finite_false_trains_on(capsys):
+    solver = _solver([2.0, float("nan"), float("inf"), 0.5, 0.25, 0.125], check_finite=False)
+    solver.train()
+    assert len(solver.loss_history) == 6 and np.isnan(solver.loss_history[1])
+    lines = capsys.readouterr().out.splitlines()
+    its = [line for line in lines if line.startswith("(Iteration")]
+    assert its == ["(Iteration 1 / 6) loss: 2.000000", "(Iteration 2 / 6) loss: nan",
+                   "(Iteration 3 / 6) loss: inf", "(Iteration 4 / 6) loss: 0.500000",
+                   "(Iteration 5 / 6) loss: 0.250000", "(Iteration 6 / 6) loss: 0.125000"]
+    assert lines[1] == "(Epoch 0 / 3) train acc: 1.000000; val_acc: 1.000000"
+
+
+def test_solver_check_finite_is_a_bool():
+    assert _solver([1.0]).check_finite is True
+    with pytest.raises(TypeError, match="check_finite must be True or False, got 'no'"):
+        _solver([1.0], check_finite="no")
+
+
+def test_solver_stops_when_real_training_diverges(backend):
+    """A learning rate of 1e8 sends a TwoLayerNet's softmax loss to inf or NaN
+    within a few steps; the Solver names where instead of training on."""
+    from nnc.classifiers import TwoLayerNet
+
+    rng = np.random.default_rng(0)
+    data = dict(X_train=rng.standard_normal((40, 6)), y_train=rng.integers(0, 3, 40),
+                X_val=rng.standard_normal((10, 6)), y_val=rng.integers(0, 3, 10))
+    np.random.seed(0)
+    model = TwoLayerNet(input_dim=6, hidden_dim=8, num_classes=3)
+    solver = Solver(model, data, update_rule="sgd", optim_config={"learning_rate": 1e8},
+                    batch_size=10, num_epochs=20, verbose=False)
+    with warnings.catch_warnings(), pytest.raises(FloatingPointError, match=r"at iteration \d+"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        solver.train()
+    assert not np.isfinite(solver.loss_history[-1])
+    assert np.isfinite(solver.loss_history[:-1]).all()
+    assert all(np.isfinite(p).all() for p in solver.model.params.values())
+
+
 # --- memory --------------------------------------------------------------------------
 
 LEAK_LOOP = r'''

@@ -63,6 +63,9 @@ class Solver:
       '<checkpoint_name>_epoch_<epoch>.npz'
     - print_every: print the loss every this many iterations; default 10
     - verbose: False silences all printing; default True
+    - check_finite: stop with FloatingPointError (naming the iteration and the
+      loss) as soon as the loss is NaN or infinite, before that step's update
+      is applied; False trains on regardless; default True
 
     Attributes after train(): loss_history (one float per iteration),
     train_acc_history and val_acc_history (one per check), best_val_acc,
@@ -94,6 +97,7 @@ class Solver:
         self.checkpoint_name = kwargs.pop("checkpoint_name", None)
         self.print_every = kwargs.pop("print_every", 10)
         self.verbose = kwargs.pop("verbose", True)
+        self.check_finite = kwargs.pop("check_finite", True)
         if kwargs:
             extra = ", ".join('"%s"' % k for k in kwargs)
             raise ValueError("Unrecognized arguments %s" % extra)
@@ -101,6 +105,8 @@ class Solver:
         self.update_rule = _resolve_update_rule(self.update_rule)
         if len(self.X_train) == 0:
             raise ValueError("data: X_train is empty")
+        if not isinstance(self.check_finite, (bool, np.bool_)):
+            raise TypeError(f"check_finite must be True or False, got {self.check_finite!r}")
         for name in ("batch_size", "num_epochs", "print_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
@@ -129,6 +135,12 @@ class Solver:
 
         loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
+        if self.check_finite and not np.isfinite(loss):
+            # Stop before the update: the parameters stay those that gave this loss.
+            raise FloatingPointError(
+                f"Solver: the loss is {float(loss)} at iteration {len(self.loss_history)} "
+                f"(epoch {self.epoch}); stopped before updating the parameters. Lower the "
+                "learning rate or check the data, or pass check_finite=False to train on")
 
         for p, w in self.model.params.items():
             dw = grads[p]
