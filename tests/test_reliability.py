@@ -55,6 +55,90 @@ print(np.array_equal(u, np.random.RandomState(0).random_sample(3)), pos)
     assert out.split() == ["True", "6"]
 
 
+EXTREME_SCALARS = r'''
+import numpy as np
+from nnc import _nnc
+
+rng = np.random.default_rng(0)
+
+
+def f(*shape):
+    return rng.standard_normal(shape)
+
+
+def key():
+    return np.random.RandomState(0).get_state()[1].copy()
+
+
+x4, w4 = f(2, 4, 6, 6), f(3, 4, 3, 3)
+_, argmax = _nnc.max_pool_forward(x4, 2, 2, 2)
+_, gmean, grstd = _nnc.groupnorm_forward(x4, f(4), f(4), 2, 1e-5)
+_, lmean, lrstd = _nnc.layernorm_forward(f(5, 7), f(7), f(7), 1e-5)
+# A valid call of every binding that takes a scalar; each scalar is then
+# replaced in turn by values at and past the limits of its type.
+VALID = {
+    "conv_forward": (x4, w4, f(3), 1, 1),
+    "conv_backward": (f(2, 3, 6, 6), x4, w4, 1, 1),
+    "conv_paths": (x4, w4, 1, 1),
+    "max_pool_forward": (x4, 2, 2, 2),
+    "max_pool_backward": (f(2, 4, 3, 3), argmax, 6, 6),
+    "groupnorm_forward": (x4, f(4), f(4), 2, 1e-5),
+    "groupnorm_backward": (f(2, 4, 6, 6), x4, f(4), gmean, grstd, 2),
+    "layernorm_forward": (f(5, 7), f(7), f(7), 1e-5),
+    "layernorm_backward": (f(5, 7), f(5, 7), f(7), lmean, lrstd),
+    "batchnorm_forward_train": (f(5, 7), f(7), f(7), np.zeros(7), np.ones(7), 1e-5, 0.9),
+    "batchnorm_forward_test": (f(5, 7), f(7), f(7), np.zeros(7), np.ones(7), 1e-5),
+    "spatial_batchnorm_forward_train": (x4, f(4), f(4), np.zeros(4), np.ones(4), 1e-5, 0.9),
+    "spatial_batchnorm_forward_test": (x4, f(4), f(4), np.zeros(4), np.ones(4), 1e-5),
+    "dropout_forward_train": (f(5, 7), 0.5, key(), 0),
+    "dropout_backward": (f(5, 7), np.ones((5, 7), np.uint8), 0.5),
+    "mt19937_random_sample": (key(), 0, 10),
+    "sgd": (f(9), f(9), 0.1),
+    "sgd_momentum": (f(9), f(9), f(9), 0.1, 0.9),
+    "sgd_nesterov_momentum": (f(9), f(9), f(9), 0.1, 0.9),
+    "rmsprop": (f(9), f(9) ** 2, f(9), 0.1, 0.9, 1e-8),
+    "adam": (f(9), f(9), f(9) ** 2, f(9), 0.1, 0.9, 0.99, 1e-8, 0.1, 0.01),
+    "set_num_threads": (2,),
+}
+INTS = [2**31 - 1, 2**31, 2**32 + 1, 2**61 + 1, 2**62, 2**63 - 1, -2**63, -2**31, -1, 0]
+FLOATS = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e308, -1e308, 5e-324]
+# n is an output length: only the values whose byte count wraps around, not
+# the ones that would really allocate gigabytes
+LIMITS = {("mt19937_random_sample", 2): [2**61 + 1, 2**62, 2**63 - 1],
+          ("set_num_threads", 0): [2**31, 2**63 - 1, -2**63, -1, 0]}
+
+signatures = {n: getattr(_nnc, n).__doc__.splitlines()[0] for n in dir(_nnc)
+              if not n.startswith("_") and callable(getattr(_nnc, n))}
+takes_scalars = {n for n, sig in signatures.items() if ": int" in sig or ": float" in sig}
+assert takes_scalars <= set(VALID), sorted(takes_scalars - set(VALID))
+calls = 0
+for name, args in VALID.items():
+    fn = getattr(_nnc, name)
+    for i, a in enumerate(args):
+        if isinstance(a, (bool, np.ndarray)):
+            continue
+        for v in LIMITS.get((name, i), INTS if isinstance(a, int) else FLOATS):
+            trial = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+            trial[i] = v
+            calls += 1
+            try:
+                fn(*trial)
+            except (TypeError, ValueError):
+                pass
+_nnc.set_num_threads(2)
+print("survived", calls)
+'''
+
+
+@needs_cpp
+def test_bindings_survive_extreme_scalars():
+    # Every int and float argument of every binding at and past its type's
+    # limits, the rest of the call valid: each returns or raises
+    # TypeError/ValueError. The wrapped output size above came out of this.
+    out = run_python(EXTREME_SCALARS)
+    assert out.startswith("survived") and int(out.split()[1]) > 300
+
+
 # --- NaN and Inf ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
