@@ -273,8 +273,9 @@ key = np.random.RandomState(0).get_state()[1].copy()
 # (function, exception). Several allocate before they fail or convert a
 # non-contiguous input to a temporary first.
 ERRORS = [
-    (lambda: affine_forward(x2.astype(np.int64), f64((6, 3)), f64(3)), TypeError),
-    (lambda: affine_forward(x2.astype(np.float32), f64((6, 3)), f64(3)), TypeError),
+    (lambda: _nnc.affine_forward(x2.astype(np.int64), f64((6, 3)), f64(3)), TypeError),
+    (lambda: _nnc.affine_forward(x2.astype(np.float32), f64((6, 3)), f64(3)), TypeError),
+    (lambda: affine_forward(x2.astype(np.complex128), f64((6, 3)), f64(3)), TypeError),
     (lambda: affine_forward(x2.T, f64((6, 3)), f64(3)), ValueError),
     (lambda: _nnc.affine_forward(x2, f64((5, 3)), f64(3)), ValueError),
     (lambda: conv_forward_fast(x4, w4, f64(5), {"stride": 2, "pad": 0}), ValueError),
@@ -325,7 +326,7 @@ def one_round():
             except exc:
                 calls += 1
             else:
-                sys.exit(f"did not raise {exc.__name__}: {fn}")
+                sys.exit(f"ERRORS[{ERRORS.index((fn, exc))}] did not raise {exc.__name__}")
     return calls
 
 
