@@ -100,11 +100,26 @@ VALID = {
     "adam": (f(9), f(9), f(9) ** 2, f(9), 0.1, 0.9, 0.99, 1e-8, 0.1, 0.01),
     "set_num_threads": (2,),
 }
+if hasattr(_nnc, "conv_nhwc_forward"):   # the channels-last and embedding bindings
+    xh, wh = f(2, 6, 6, 4), f(3, 3, 4, 3)
+    _, argmax_nhwc = _nnc.max_pool_nhwc_forward(xh, 2, 2, 2)
+    VALID.update({
+        "conv_nhwc_forward": (xh, wh, f(3), 1, 1),
+        "conv_nhwc_backward": (f(2, 6, 6, 3), xh, wh, 1, 1),
+        "conv_nhwc_backward_weights": (f(2, 6, 6, 3), xh, wh, 1, 1),
+        "conv_nhwc_paths": (xh, wh, 1, 1),
+        "max_pool_nhwc_forward": (xh, 2, 2, 2),
+        "max_pool_nhwc_backward": (f(2, 3, 3, 4), argmax_nhwc, 6, 6),
+        "embedding_backward": (f(2, 3, 4), np.arange(6).reshape(2, 3) % 5, 5),
+        "leaky_relu_forward": (f(5, 7), 0.01),
+        "leaky_relu_backward": (f(5, 7), f(5, 7), 0.01),
+    })
 INTS = [2**31 - 1, 2**31, 2**32 + 1, 2**61 + 1, 2**62, 2**63 - 1, -2**63, -2**31, -1, 0]
 FLOATS = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e308, -1e308, 5e-324]
 # n is an output length: only the values whose byte count wraps around, not
 # the ones that would really allocate gigabytes
 LIMITS = {("mt19937_random_sample", 2): [2**61 + 1, 2**62, 2**63 - 1],
+          ("embedding_backward", 2): [2**61 + 1, 2**62, 2**63 - 1, -2**63, -1, 0],
           ("set_num_threads", 0): [2**31, 2**63 - 1, -2**63, -1, 0]}
 
 signatures = {n: getattr(_nnc, n).__doc__.splitlines()[0] for n in dir(_nnc)
@@ -123,7 +138,7 @@ for name, args in VALID.items():
             calls += 1
             try:
                 fn(*trial)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, IndexError):   # IndexError: an index out of range
                 pass
 _nnc.set_num_threads(2)
 print("survived", calls)
@@ -133,8 +148,9 @@ print("survived", calls)
 @needs_cpp
 def test_bindings_survive_extreme_scalars():
     # Every int and float argument of every binding at and past its type's
-    # limits, the rest of the call valid: each returns or raises
-    # TypeError/ValueError. The wrapped output size above came out of this.
+    # limits, the rest of the call valid: each returns or raises TypeError,
+    # ValueError (or IndexError for an index). The wrapped output size above
+    # came out of this.
     out = run_python(EXTREME_SCALARS)
     assert out.startswith("survived") and int(out.split()[1]) > 300
 
@@ -158,8 +174,8 @@ def test_non_finite_inputs_propagate(name, dtype, bad):
             for key in ("x", "dout", "dw"):
                 if isinstance(inp.get(key), np.ndarray):
                     inp[key].flat[inp[key].size // 2] = bad
-            if "solver" in inp:   # a whole training step on poisoned data
-                inp["solver"].X_train.flat[0] = bad
+            if "solver" in inp:   # a whole training step with a poisoned weight
+                next(iter(inp["solver"].model.params.values())).flat[0] = bad
                 inp["solver"].check_finite = False
             outs = run_op(op, inp)
         finite[backend] = [np.isfinite(o) for o in outs]
