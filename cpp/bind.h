@@ -6,6 +6,7 @@
 #include <nanobind/ndarray.h>
 
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -89,13 +90,24 @@ void release_output(void* p, size_t bytes) noexcept;
 
 template <class T>
 Out<T> new_array(size_t ndim, const size_t* shape) {
-    size_t n = 1;
-    for (size_t i = 0; i < ndim; i++) n *= shape[i];
+    // A byte count that wrapped around would allocate a small block for the
+    // kernel to write far past (mt19937_random_sample with n = 2**61 + 1 did):
+    // refuse sizes no array can have, as NumPy does, with a ValueError.
+    size_t n = 1, bytes = 0;
+    bool wraps = false;
+    for (size_t i = 0; i < ndim; i++) wraps |= __builtin_mul_overflow(n, shape[i], &n);
+    wraps |= __builtin_mul_overflow(n, sizeof(T), &bytes);
+    if (wraps || bytes > (size_t)PTRDIFF_MAX) {
+        std::string s;
+        for (size_t i = 0; i < ndim; i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+        fail_value("an output of shape (" + s + (ndim == 1 ? ",)" : ")") +
+                   " is too large for any array");
+    }
     struct Block {
         void* data;
         size_t bytes;
     };
-    auto* block = new Block{nullptr, n * sizeof(T)};
+    auto* block = new Block{nullptr, bytes};
     try {
         block->data = alloc_output(block->bytes);
     } catch (...) {

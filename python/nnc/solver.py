@@ -16,8 +16,8 @@ Checkpoints (``checkpoint_name``) are ``.npz`` files that load with
 import json
 import os
 import pickle  # noqa: F401  (exported as the original's is; checkpoints are .npz, not pickles)
+import secrets
 import sys
-import tempfile
 
 import numpy as np
 
@@ -99,6 +99,9 @@ class Solver:
       None (default) shows it when verbose and stdout is a terminal, so logs
       stay free of control characters; True or False force it on or off.
       While it shows, the print lines go through ``tqdm.write`` (same text).
+    - check_finite: stop with FloatingPointError (naming the iteration and the
+      loss) as soon as the loss is NaN or infinite, before that step's update
+      is applied; False trains on regardless; default True
 
     Attributes after train(): loss_history (one float per iteration),
     train_acc_history and val_acc_history (one per check), best_val_acc,
@@ -131,6 +134,7 @@ class Solver:
         self.print_every = kwargs.pop("print_every", 10)
         self.verbose = kwargs.pop("verbose", True)
         self.progress = kwargs.pop("progress", None)
+        self.check_finite = kwargs.pop("check_finite", True)
         if kwargs:
             extra = ", ".join('"%s"' % k for k in kwargs)
             raise ValueError("Unrecognized arguments %s" % extra)
@@ -138,6 +142,8 @@ class Solver:
         self.update_rule = _resolve_update_rule(self.update_rule)
         if len(self.X_train) == 0:
             raise ValueError("data: X_train is empty")
+        if not isinstance(self.check_finite, (bool, np.bool_)):
+            raise TypeError(f"check_finite must be True or False, got {self.check_finite!r}")
         for name in ("batch_size", "num_epochs", "print_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
@@ -168,6 +174,12 @@ class Solver:
 
         loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
+        if self.check_finite and not np.isfinite(loss):
+            # Stop before the update: the parameters stay those that gave this loss.
+            raise FloatingPointError(
+                f"Solver: the loss is {float(loss)} at iteration {len(self.loss_history)} "
+                f"(epoch {self.epoch}); stopped before updating the parameters. Lower the "
+                "learning rate or check the data, or pass check_finite=False to train on")
 
         for p, w in self.model.params.items():
             dw = grads[p]
@@ -218,9 +230,13 @@ class Solver:
         }
         arrays["meta"] = np.array(json.dumps(meta))
         # Write a temporary file next to the target, then rename it over the
-        # target: a crash mid-write never leaves a truncated checkpoint.
-        directory = os.path.dirname(os.path.abspath(filename))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+        # target: a crash mid-write never leaves a truncated checkpoint. The
+        # temporary name does not end in .npz, so a process killed mid-write
+        # leaves a hidden ".<name>.<random>.tmp", never a torn .npz; and
+        # os.open applies the umask as np.savez would (mkstemp's files are 0600).
+        directory, base = os.path.split(os.path.abspath(filename))
+        tmp = os.path.join(directory, ".%s.%s.tmp" % (base, secrets.token_hex(6)))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
