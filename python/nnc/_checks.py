@@ -7,9 +7,11 @@ import numpy as np
 
 
 def array(x, name, min_ndim=None, ndim=None):
-    """``x`` as an ndarray of real numbers with the required ndim."""
+    """``x`` as an ndarray of real numbers with the required ndim. A CPU array
+    of another library that exports ``__dlpack__`` (a PyTorch tensor, a JAX
+    array) comes back as an ndarray viewing the same memory, with no copy."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+        x = from_dlpack(x, name)
     if x.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if ndim is not None and x.ndim != ndim:
@@ -17,6 +19,20 @@ def array(x, name, min_ndim=None, ndim=None):
     if min_ndim is not None and x.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dims, got shape {x.shape}")
     return x
+
+
+def from_dlpack(x, name):
+    """The ndarray view of a DLPack exporter ``x`` (TypeError for anything
+    else, and for what NumPy cannot view: another device, a tensor that
+    requires grad, an unsupported dtype)."""
+    if not hasattr(x, "__dlpack__"):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__} (any CPU "
+                        f"array with __dlpack__ works too)")
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        raise TypeError(f"{name}: cannot use the {type(x).__name__} without a copy through "
+                        f"DLPack ({e}); pass a NumPy array or a detached CPU tensor") from None
 
 
 def real(v, name):

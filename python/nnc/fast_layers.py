@@ -154,9 +154,9 @@ from .layers import _param_int, _params_dict  # noqa: E402
 
 def _check_conv_nhwc(fn, x, w, b, conv_param):
     """Validates an NHWC conv forward call; returns x, w, b in their compute dtype."""
-    ck.array(x, "x", ndim=4)
-    ck.array(w, "w", ndim=4)
-    ck.array(b, "b", ndim=1)
+    x = ck.array(x, "x", ndim=4)
+    w = ck.array(w, "w", ndim=4)
+    b = ck.array(b, "b", ndim=1)
     _params_dict(conv_param, "conv_param")
     stride = _param_int(conv_param, "stride", "conv_param", 1)
     pad = _param_int(conv_param, "pad", "conv_param", 0)
@@ -181,7 +181,7 @@ def _check_conv_nhwc(fn, x, w, b, conv_param):
 
 def _check_pool_nhwc(fn, x, pool_param):
     """Validates an NHWC pool forward call; returns x in its compute dtype."""
-    ck.array(x, "x", ndim=4)
+    x = ck.array(x, "x", ndim=4)
     _params_dict(pool_param, "pool_param")
     ph = _param_int(pool_param, "pool_height", "pool_param", 1)
     pw = _param_int(pool_param, "pool_width", "pool_param", 1)

@@ -49,9 +49,9 @@ def affine_forward(x, w, b):
 
     Returns (out, cache): out of shape (N, M), out = x.reshape(N, D) @ w + b.
     """
-    ck.array(x, "x", min_ndim=1)
-    ck.array(w, "w", ndim=2)
-    ck.array(b, "b", ndim=1)
+    x = ck.array(x, "x", min_ndim=1)
+    w = ck.array(w, "w", ndim=2)
+    b = ck.array(b, "b", ndim=1)
     x, w, b = ck.promote(x, w, b)
     D = 1
     for d in x.shape[1:]:
@@ -83,10 +83,10 @@ def affine_backward(dout, cache):
 def _norm_inputs(x, gamma, beta, ndim):
     """x of the layer's ndim with a non-empty batch; gamma and beta arrays.
     Returns the three in their compute dtype."""
-    ck.array(x, "x", ndim=ndim)
+    x = ck.array(x, "x", ndim=ndim)
     ck.batch(x)
-    ck.array(gamma, "gamma")
-    ck.array(beta, "beta")
+    gamma = ck.array(gamma, "gamma")
+    beta = ck.array(beta, "beta")
     return ck.promote(x, gamma, beta)
 
 
@@ -339,9 +339,9 @@ def _params_dict(params, pname):
 
 def _check_conv(fn, x, w, b, conv_param):
     """Validates a conv forward call; returns x, w, b in their compute dtype."""
-    ck.array(x, "x", ndim=4)
-    ck.array(w, "w", ndim=4)
-    ck.array(b, "b", ndim=1)
+    x = ck.array(x, "x", ndim=4)
+    w = ck.array(w, "w", ndim=4)
+    b = ck.array(b, "b", ndim=1)
     _params_dict(conv_param, "conv_param")
     stride = _param_int(conv_param, "stride", "conv_param", 1)
     pad = _param_int(conv_param, "pad", "conv_param", 0)
@@ -371,7 +371,7 @@ def _check_conv(fn, x, w, b, conv_param):
 def _check_pool(fn, x, pool_param):
     """Validates a pool forward call; returns (x in its compute dtype,
     pool_height, pool_width, stride)."""
-    ck.array(x, "x", ndim=4)
+    x = ck.array(x, "x", ndim=4)
     _params_dict(pool_param, "pool_param")
     ph = _param_int(pool_param, "pool_height", "pool_param", 1)
     pw = _param_int(pool_param, "pool_width", "pool_param", 1)
@@ -422,7 +422,7 @@ def conv_backward_naive(dout, cache):
 
     Returns (dx, dw, db): dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
     """
-    ck.array(dout, "dout", ndim=4)
+    dout = ck.array(dout, "dout", ndim=4)
     _check_naive_cache("conv_backward_naive", cache, 4)
     return _np_backend.conv_backward_naive(dout, cache)
 
@@ -453,7 +453,7 @@ def max_pool_backward_naive(dout, cache):
 
     Returns dx: (N, C, H, W).
     """
-    ck.array(dout, "dout", ndim=4)
+    dout = ck.array(dout, "dout", ndim=4)
     _check_naive_cache("max_pool_backward_naive", cache, 2)
     return _np_backend.max_pool_backward_naive(dout, cache)
 
@@ -558,7 +558,7 @@ def dropout_forward(x, dropout_param):
     Returns (out, cache): out has x's shape and dtype.
     """
     ck.dropout_param(dropout_param)
-    ck.array(x, "x", min_ndim=1)
+    x = ck.array(x, "x", min_ndim=1)
     ck.batch(x)
     x = ck.promote(x)[0]
     return _forward(dropout_forward, x, dropout_param)
@@ -587,7 +587,7 @@ def svm_loss(x, y):
 
     Returns (loss, dx): loss a Python float, dx (N, C) in x's dtype.
     """
-    ck.array(x, "x", ndim=2)
+    x = ck.array(x, "x", ndim=2)
     ck.batch(x)
     y = ck.labels(y, x.shape[0], x.shape[1])
     x = ck.promote(x)[0]
@@ -605,7 +605,7 @@ def softmax_loss(x, y):
 
     Returns (loss, dx): loss a Python float, dx (N, C) in x's dtype.
     """
-    ck.array(x, "x", ndim=2)
+    x = ck.array(x, "x", ndim=2)
     ck.batch(x)
     y = ck.labels(y, x.shape[0], x.shape[1])
     x = ck.promote(x)[0]
@@ -624,9 +624,9 @@ def mse_loss(x, y):
 
     Returns (loss, dx): loss a Python float, dx of x's shape and dtype.
     """
-    ck.array(x, "x", min_ndim=1)
+    x = ck.array(x, "x", min_ndim=1)
     ck.batch(x)
-    ck.array(y, "y")
+    y = ck.array(y, "y")
     ck.same_shape(x, y, "x", "y")
     x, y = ck.promote(x, y)
     return _call(mse_loss, x, y)
@@ -685,7 +685,7 @@ def embedding_forward(idx, W):
     Raises IndexError for an index outside [0, V), TypeError for
     non-integer indices.
     """
-    ck.array(W, "W", ndim=2)
+    W = ck.array(W, "W", ndim=2)
     W = ck.promote(W)[0]
     idx = _indices("embedding_forward", idx, W.shape[0], ndim=2)
     return _forward(embedding_forward, idx, W)
@@ -786,10 +786,10 @@ def bce_loss(x, y):
 
     Returns (loss, dx): loss a Python float, dx of x's shape and dtype.
     """
-    ck.array(x, "x")
+    x = ck.array(x, "x")
     if x.size == 0:
         raise ValueError(f"bce_loss: x is empty (shape {x.shape})")
-    ck.array(y, "y")
+    y = ck.array(y, "y")
     ck.same_shape(x, y, "x", "y")
     inside = (y >= 0) & (y <= 1)   # False for NaN too
     if not inside.all():
@@ -801,7 +801,7 @@ def bce_loss(x, y):
 
 
 def _last_axis(fn, x):
-    ck.array(x, "x", min_ndim=1)
+    x = ck.array(x, "x", min_ndim=1)
     if x.shape[-1] == 0:
         raise ValueError(f"{fn}: x has an empty last axis (shape {x.shape})")
     return ck.promote(x)[0]

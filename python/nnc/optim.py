@@ -33,13 +33,13 @@ __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "n
 def _setup(w, dw, config, defaults, state):
     """Validate, then fill config with missing hyperparameters (defaults) and
     zero state arrays (state). Nothing is written to config if a check fails.
-    Returns (dw in w's dtype, config)."""
-    ck.array(w, "w")
+    Returns (w, dw in w's dtype, config), w and dw as ndarrays."""
+    w = ck.array(w, "w")
     if w.dtype not in (np.float32, np.float64):
         raise TypeError(f"w must be a floating-point array of float32 or float64 (it is updated "
                         f"in place), got dtype {w.dtype}")
     ck.updated_in_place(w, "w", w.dtype, w.shape)
-    ck.array(dw, "dw")
+    dw = ck.array(dw, "dw")
     ck.same_shape(w, dw, "w", "dw")
     config = ck.optim_config(config)
     for key in defaults:
@@ -62,7 +62,7 @@ def _setup(w, dw, config, defaults, state):
     for key in state:
         if key not in config:
             config[key] = np.zeros_like(w)
-    return dw.astype(w.dtype, copy=False), config
+    return w, dw.astype(w.dtype, copy=False), config
 
 
 @op
@@ -74,7 +74,7 @@ def sgd(w, dw, config=None):
 
     Both backends update w in place and return it as next_w.
     """
-    dw, config = _setup(w, dw, config, {"learning_rate": 1e-2}, ())
+    w, dw, config = _setup(w, dw, config, {"learning_rate": 1e-2}, ())
     return _call(sgd, w, dw, config)
 
 
@@ -91,7 +91,7 @@ def sgd_momentum(w, dw, config=None):
     cpp updates w and velocity in place (next_w is w); numpy returns new
     arrays (see the module docstring).
     """
-    dw, config = _setup(w, dw, config, {"learning_rate": 1e-2, "momentum": 0.9}, ("velocity",))
+    w, dw, config = _setup(w, dw, config, {"learning_rate": 1e-2, "momentum": 0.9}, ("velocity",))
     return _call(sgd_momentum, w, dw, config)
 
 
@@ -109,7 +109,7 @@ def sgd_nesterov_momentum(w, dw, config=None):
     cpp updates w and velocity in place (next_w is w); numpy returns new
     arrays (see the module docstring).
     """
-    dw, config = _setup(w, dw, config, {"learning_rate": 1e-2, "momentum": 0.9}, ("velocity",))
+    w, dw, config = _setup(w, dw, config, {"learning_rate": 1e-2, "momentum": 0.9}, ("velocity",))
     return _call(sgd_nesterov_momentum, w, dw, config)
 
 
@@ -129,7 +129,7 @@ def rmsprop(w, dw, config=None):
     cpp updates w and cache in place (next_w is w); numpy returns new arrays
     (see the module docstring).
     """
-    dw, config = _setup(w, dw, config,
+    w, dw, config = _setup(w, dw, config,
                     {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}, ("cache",))
     return _call(rmsprop, w, dw, config)
 
@@ -152,7 +152,7 @@ def adam(w, dw, config=None):
     cpp updates w, m and v in place (next_w is w); numpy returns new arrays
     (see the module docstring). Both set config['t'] to t + 1.
     """
-    dw, config = _setup(w, dw, config,
+    w, dw, config = _setup(w, dw, config,
                     {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
                      "t": 0}, ("m", "v"))
     return _call(adam, w, dw, config)

@@ -186,7 +186,11 @@ def backward(fn, dout, cache):
         raise ValueError(f"{op}: cache was made by the {cache.backend!r} backend but the active "
                          f"backend is {backend!r}; run forward and backward on the same backend")
     if not isinstance(dout, np.ndarray):
-        raise TypeError(f"{op}: dout must be a numpy.ndarray, got {type(dout).__name__}")
+        if not hasattr(dout, "__dlpack__"):
+            raise TypeError(f"{op}: dout must be a numpy.ndarray, got {type(dout).__name__}")
+        from .._checks import from_dlpack
+
+        dout = from_dlpack(dout, f"{op}: dout")
     if dout.dtype.kind not in "fiu":
         raise TypeError(f"{op}: dout must hold real numbers, got dtype {dout.dtype}")
     if dout.shape != cache.out_shape:
