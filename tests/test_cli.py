@@ -1,6 +1,7 @@
 """`nnc train` end to end (in subprocesses, on the CIFAR-10 subset), its
 interrupt and resume, its one-line errors; the other subcommands; and the
 Solver's progress= keyword."""
+import importlib.util
 import io
 import json
 import os
@@ -216,7 +217,17 @@ def test_resume_refuses_a_changed_option(fcnet_runs, capsys):
 # --- mistakes: one line, no traceback ------------------------------------------------
 
 BAD = [
-    (["--model", "resnet"], "unknown model 'resnet'; known models: convnet, fcnet, twolayer"),
+    (["--model", "resnet"], "unknown model 'resnet'; known models: convnet, fcnet, twolayer, "
+                            "small-cnn, tinynet, word"),
+    (["--model", "word", "--data", "cifar10"], "--model word reads word trigrams: --data "
+                                               "synthetic-trigrams or a trigram .h5 file"),
+    (["--model", "fcnet", "--data", "synthetic-trigrams"],
+     "--data synthetic-trigrams is word data, for --model word (not fcnet)"),
+    (["--model", "small-cnn", "--hidden", "10"], "--hidden does not apply to --model small-cnn"),
+    (["--model", "tinynet", "--weight-scale", "0.1"],
+     "--weight-scale does not apply to --model tinynet"),
+    (["--model", "word", "--filters", "8"], "--filters does not apply to --model word"),
+    (["--model", "word", "--hidden", "10,10"], "--model word has one hidden layer"),
     (["--data", "/no/such/dir"], "--data: no such directory or file"),
     (["--dtype", "float16"], "--dtype must be float32 or float64, got 'float16'"),
     (["--epochs", "-2"], "--epochs must be an integer >= 1, got -2"),
@@ -535,3 +546,119 @@ def test_solver_progress_quiet_and_bad_values(monkeypatch):
     with pytest.raises(ValueError, match="progress must be None, True or False"):
         Solver(object(), {"X_train": np.zeros((2, 1)), "y_train": np.zeros(2),
                           "X_val": np.zeros((1, 1)), "y_val": np.zeros(1)}, progress="yes")
+
+
+# --- the nnc.nn models and the word model --------------------------------------------
+
+NN_ARGS = ["--num-train", "200", "--num-val", "100", "--batch-size", "50", "--seed", "3",
+           "--threads", "1"]
+WORD = ["--model", "word", "--data", "synthetic-trigrams", "--num-train", "2000",
+        "--num-val", "500", "--seed", "0", "--threads", "1"]
+
+
+def _run_cli(args, cwd):
+    return subprocess.run([sys.executable, "-m", "nnc", "train", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def _restores_best_val_acc(out):
+    """best.npz (no pickles) gives back the reported validation accuracy exactly."""
+    h = _history(out)
+    with np.load(out / "best.npz", allow_pickle=False) as f:
+        assert "meta" in f.files
+    model, meta = cli.load_model(out / "best.npz")
+    data = cli.prepare_data(meta["config"])
+    before = nnc.get_num_threads()
+    nnc.set_num_threads(1)
+    try:
+        acc = float(np.mean(cli._predict(model, data["X_val"]) == data["y_val"]))
+    finally:
+        nnc.set_num_threads(before)
+    assert acc == h["best_val_acc"] == meta["val_acc"]
+    return model, meta, data
+
+
+@pytest.mark.parametrize("name,first", [("small-cnn", "conv1_w"), ("tinynet", "fc1_w")])
+def test_nn_models_train_end_to_end(name, first, tmp_path):
+    if CIFAR is None:
+        pytest.skip("CIFAR-10 subset not found")
+    out = tmp_path / "run"
+    proc = _train(["--model", name, *NN_ARGS, "--epochs", "1"], out, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "of shape (32, 32, 3), 10 classes" in proc.stdout  # NHWC, as nnc.nn takes them
+    assert "per-class test accuracy:" in proc.stdout
+    h = _history(out)
+    assert h["status"] == "finished" and len(h["loss_history"]) == 200 // 50
+    assert len(h["test"]["confusion_matrix"]) == 10
+    model, meta, data = _restores_best_val_acc(out)
+    assert data["X_val"].shape[1:] == (32, 32, 3) and meta["mean"].shape == (32, 32, 3)
+    assert first in model.params and model.params["fc2_w"].shape[1] == 10
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert _history(out)["plots"] == list(PNG_SIZES)
+        for png, size in PNG_SIZES.items():
+            assert _png_size(out / png) == size, png
+
+
+def test_tinynet_resume_continues_bit_identically(tmp_path):
+    """A 1-epoch run resumed to 2 epochs is the 2-epoch run: the nnc.nn models go
+    through the same _Run loop and checkpoint."""
+    if CIFAR is None:
+        pytest.skip("CIFAR-10 subset not found")
+    args = ["--model", "tinynet", *NN_ARGS, "--lr", "1e-4"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert _train([*args, "--epochs", "2"], whole, tmp_path).returncode == 0
+    assert _train([*args, "--epochs", "1"], part, tmp_path).returncode == 0
+    resumed = _run_cli(["--resume", str(part), "--epochs", "2"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got, want = _history(part), _history(whole)
+    for key in ("loss_history", "train_acc_history", "val_acc_history", "lr_history",
+                "best_val_acc", "best_epoch", "test"):
+        assert got[key] == want[key], key
+
+
+def test_word_model_trains_and_resumes(tmp_path):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    proc = _run_cli([*WORD, "--epochs", "2", "--out", str(whole)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sgd_momentum lr 0.15" in proc.stdout and "x 200 images" in proc.stdout
+    assert "skipped confusion.png and per_class.png: 250 classes are too many" in proc.stdout
+    h = _history(whole)
+    assert h["status"] == "finished" and len(h["loss_history"]) == 2 * (2000 // 200)
+    assert len(h["label_names"]) == 250 and len(h["test"]["per_class_accuracy"]) == 250
+    assert "confusion_matrix" not in h["test"]
+    assert not (whole / "confusion.png").exists() and not (whole / "filters.png").exists()
+    with np.load(whole / "last.npz", allow_pickle=False) as f:
+        optim = json.loads(str(f["meta"]))["optim_configs"]
+    assert {c["momentum"] for c in optim.values()} == {0.85}
+    model, meta, data = _restores_best_val_acc(whole)
+    assert "mean" not in meta and data["X_train"].dtype == np.int64
+    assert model.params["W2"].shape == (256, 250)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert h["plots"] == ["curves.png"]
+        assert h["skipped_outputs"] == ["confusion.png", "per_class.png", "filters.png"]
+
+    assert _run_cli([*WORD, "--epochs", "1", "--out", str(part)], tmp_path).returncode == 0
+    resumed = _run_cli(["--resume", str(part), "--epochs", "2"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = _history(part)
+    for key in ("loss_history", "train_acc_history", "val_acc_history", "best_val_acc", "test"):
+        assert got[key] == h[key], key
+
+
+def test_word_data_from_a_trigram_h5(tmp_path):
+    pytest.importorskip("h5py")
+    from nnc import datasets_synthetic
+
+    path = datasets_synthetic.write_trigram_h5(str(tmp_path / "tri.h5"), num_train=300,
+                                               num_val=60, num_test=50)
+    want = datasets_synthetic.trigram_data(300, 60, 50)
+    data = cli.prepare_data(_cfg(model="word", data=path, num_val=40))
+    np.testing.assert_array_equal(data["X_train"], want["X_train"])   # 0-based again
+    np.testing.assert_array_equal(data["y_val"], want["y_val"][:40])
+    np.testing.assert_array_equal(data["X_test"], want["X_test"])
+    assert data["label_names"] == list(datasets_synthetic.WORDS) and data["mean"] is None
+    with pytest.raises(cli.UsageError, match="holds word trigrams .* with --model word"):
+        cli.prepare_data(_cfg(model="fcnet", data=path))
+    with pytest.raises(cli.UsageError, match="--num-val 100: the data has 300 training and "
+                                             "60 validation trigrams"):
+        cli.prepare_data(_cfg(model="word", data=path, num_val=100))

@@ -2,6 +2,8 @@
 
     nnc train --model convnet --data cifar10 --epochs 10 --out runs/convnet
     nnc train --model fcnet --hidden 100,100 --normalization batchnorm --data DIR
+    nnc train --model small-cnn --data cifar100 --labels coarse   # nnc.nn, NHWC
+    nnc train --model word --data synthetic-trigrams               # or a trigram .h5
     nnc train --resume runs/convnet          # go on after Ctrl-C (or train longer)
     nnc info                                 # the build info
     nnc bench --quick                        # python -m nnc.bench
@@ -74,30 +76,135 @@ def _build_twolayer(cfg, input_shape, num_classes):
     return model
 
 
+def _check_cifar_nhwc(input_shape, name):
+    if tuple(input_shape) != (32, 32, 3):
+        raise UsageError(f"--model {name} takes 32x32 RGB images (N, 32, 32, 3), but the data "
+                         f"has shape (N, {', '.join(map(str, input_shape))})")
+
+
+class _NetModel:
+    """A nnc.nn Module (the course's object API, NHWC) in the Solver's protocol:
+    ``params`` {name: array} (the layers' own names: conv1_w, fc1_b, ...) and
+    ``loss(X, y)``: forward, cross_entropy, backward (no input gradient, as
+    train_net). So the one loop of _Run, its update rules and its checkpoints
+    train it. reg > 0 is nnc.nn's L2 (grad += reg * param on every weight and
+    bias) and adds 0.5 * reg * sum param**2 to the loss."""
+
+    def __init__(self, module, dtype, reg):
+        self.module = module
+        self.reg = float(reg)
+        module.net.astype(dtype)
+        self.params = dict(module.net.params)
+
+    def _sync(self):
+        # The Solver replaces the arrays in self.params; the layers read their own.
+        net = self.module.net
+        for layer in net.layers:
+            for n in layer.params:
+                layer.params[n] = self.params[n]
+        net.gather_params()
+
+    def loss(self, X, y=None):
+        from .nn import cross_entropy
+
+        self._sync()
+        scores = self.module.forward(X, is_training=y is not None)
+        if y is None:
+            return scores
+        ce = cross_entropy()
+        loss = ce.forward(scores, y)
+        self.module.backward(ce.backward(), regularization="l2" if self.reg else "none",
+                             reg_lambda=self.reg, input_grad=False)
+        if self.reg:
+            loss += 0.5 * self.reg * sum(float(np.sum(w * w)) for w in self.params.values())
+        grads = self.module.net.grads
+        return loss, {n: grads[n] for n in self.params}
+
+
+def _build_small_cnn(cfg, input_shape, num_classes):
+    from .nn import SmallConvolutionalNetwork
+
+    _check_cifar_nhwc(input_shape, "small-cnn")
+    return _NetModel(SmallConvolutionalNetwork(num_classes=num_classes), cfg["dtype"], cfg["reg"])
+
+
+def _build_tinynet(cfg, input_shape, num_classes):
+    from .nn import TinyNet, fc, sequential
+
+    _check_cifar_nhwc(input_shape, "tinynet")
+    module = TinyNet()
+    if num_classes != 20:  # the course's net scores the 20 CIFAR-100 superclasses
+        module.net = sequential(*module.net.layers[:-1],
+                                fc(512, num_classes, init_scale=0.01, name="fc2"))
+    return _NetModel(module, cfg["dtype"], cfg["reg"])
+
+
+def _build_word(cfg, input_shape, num_classes):
+    from .classifiers import WordModel
+
+    if len(input_shape) != 1:
+        raise UsageError(f"--model word reads rows of word indices (N, context), but the data "
+                         f"has shape (N, {', '.join(map(str, input_shape))})")
+    return WordModel(vocab_size=num_classes, hidden_dim=_single_hidden(cfg, "word"),
+                     context=input_shape[0], weight_scale=cfg["weight_scale"], reg=cfg["reg"],
+                     dtype=np.dtype(cfg["dtype"]).type)
+
+
+# Optional keys of an entry: "layout" "NHWC" (images channels last, for nnc.nn),
+# "data" "words" (trigram data instead of images), "first_layer" (the parameter
+# filters.png shows, default W1), "optim" (update-rule settings: rule -> config).
 MODELS = {
     "convnet": {
         "help": "ThreeLayerConvNet: conv - relu - 2x2 max pool - affine - relu - affine",
-        "options": ("hidden", "filters", "filter_size"),
+        "options": ("hidden", "filters", "filter_size", "weight_scale"),
         "defaults": {"hidden": "100", "filters": 32, "filter_size": 7, "weight_scale": 1e-3},
         "build": _build_convnet,
     },
     "fcnet": {
         "help": "FullyConnectedNet: {affine - [norm] - relu - [dropout]} x L - affine",
-        "options": ("hidden", "normalization", "dropout"),
+        "options": ("hidden", "normalization", "dropout", "weight_scale"),
         "defaults": {"hidden": "100,100", "normalization": None, "dropout": 1.0,
                      "weight_scale": 1e-2},
         "build": _build_fcnet,
     },
     "twolayer": {
         "help": "TwoLayerNet: affine - relu - affine",
-        "options": ("hidden",),
+        "options": ("hidden", "weight_scale"),
         "defaults": {"hidden": "100", "weight_scale": 1e-3},
         "build": _build_twolayer,
+    },
+    "small-cnn": {
+        "help": "nnc.nn SmallConvolutionalNetwork (NHWC): {conv - gelu - 2x2 max pool} x 2 - "
+                "fc - gelu - fc",
+        "options": (),
+        "defaults": {},
+        "layout": "NHWC",
+        "first_layer": "conv1_w",
+        "build": _build_small_cnn,
+    },
+    "tinynet": {
+        "help": "nnc.nn TinyNet (NHWC): flatten - fc 512 - gelu - fc",
+        "options": (),
+        "defaults": {},
+        "layout": "NHWC",
+        "first_layer": "fc1_w",
+        "build": _build_tinynet,
+    },
+    "word": {
+        "help": "WordModel: 3 words - embedding - affine - sigmoid - affine over the vocabulary",
+        "options": ("hidden", "weight_scale"),
+        "defaults": {"hidden": "256", "weight_scale": 1e-2, "data": "synthetic-trigrams",
+                     "update_rule": "sgd_momentum", "lr": 0.15, "batch_size": 200},
+        "data": "words",
+        "optim": {"sgd_momentum": {"momentum": 0.85},
+                  "sgd_nesterov_momentum": {"momentum": 0.85}},
+        "build": _build_word,
     },
 }
 
 # Options that only some models take: given to another model they are an error.
-_MODEL_OPTIONS = ("hidden", "filters", "filter_size", "normalization", "dropout")
+_MODEL_OPTIONS = ("hidden", "filters", "filter_size", "normalization", "dropout",
+                  "weight_scale")
 
 # Defaults of everything else (None: worked out from the data or the machine).
 DEFAULTS = {
@@ -114,6 +221,7 @@ CHECKPOINT = "last.npz"
 BEST = "best.npz"
 HISTORY = "history.json"
 PLOTS = ("curves.png", "confusion.png", "per_class.png", "filters.png")
+_MAX_PLOTTED_CLASSES = 100  # CIFAR-100 still gets confusion.png; the 250 words do not
 _FORMAT = "nnc-train/1"
 
 
@@ -153,12 +261,15 @@ def _single_hidden(cfg, model):
 
 def _given(args):
     """The train options the command line gave (argparse defaults are all None)."""
-    keys = list(DEFAULTS) + list(_MODEL_OPTIONS) + ["weight_scale"]
+    keys = list(DEFAULTS) + list(_MODEL_OPTIONS)
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
+_NAMED_DATA = ("cifar10", "cifar100", "synthetic-trigrams")
+
+
 def _abs_data(spec):
-    return spec if spec in ("cifar10", "cifar100") else os.path.abspath(spec)
+    return spec if spec in _NAMED_DATA else os.path.abspath(spec)
 
 
 def _check_number(cfg, key, low, low_ok, integer=False):
@@ -205,7 +316,7 @@ def _validate(cfg):
         raise UsageError(f"--seed must be below 2**32, got {cfg['seed']}")
     if "hidden" in cfg:
         _parse_hidden(cfg["hidden"])
-        if cfg["model"] in ("convnet", "twolayer"):   # before any data is loaded
+        if cfg["model"] in ("convnet", "twolayer", "word"):   # before any data is loaded
             _single_hidden(cfg, cfg["model"])
     if "dropout" in cfg and not (isinstance(cfg["dropout"], (int, float))
                                  and 0 < cfg["dropout"] <= 1):
@@ -228,6 +339,17 @@ def _validate(cfg):
                          f"{cfg['data']})")
     if cfg["keys"] is not None and not _is_h5(cfg["data"]):
         raise UsageError(f"--keys applies to .h5 files only (--data {cfg['data']})")
+    words = MODELS[cfg["model"]].get("data") == "words"
+    if words and not (cfg["data"] == "synthetic-trigrams" or _is_h5(cfg["data"])):
+        raise UsageError(f"--model {cfg['model']} reads word trigrams: --data "
+                         f"synthetic-trigrams or a trigram .h5 file (trainx, traind, valx, vald, "
+                         f"testx, testd, words), not {cfg['data']}")
+    if words and cfg["keys"] is not None:
+        raise UsageError(f"--keys does not apply to --model {cfg['model']} (a trigram .h5 file "
+                         f"has fixed keys)")
+    if not words and cfg["data"] == "synthetic-trigrams":
+        raise UsageError(f"--data synthetic-trigrams is word data, for --model word (not "
+                         f"{cfg['model']})")
 
 
 def _resume_config(saved, given):
@@ -316,6 +438,9 @@ def _load_h5_data(path, keys):
         raise UsageError(f"--data {path}: {e}") from None
     if names is None:
         found = sorted(arrays)
+        if set(_TRIGRAM_KEYS) <= set(arrays):
+            raise UsageError(f"--data {path} holds word trigrams (trainx, traind, ...): train "
+                             f"them with --model word")
         if all(k in arrays for k in ("X_train", "y_train", "X_test", "y_test")):
             names = ["X_train", "y_train", "X_test", "y_test"]
         elif "X" in arrays and "y" in arrays:
@@ -342,6 +467,48 @@ def _load_h5_data(path, keys):
             "y_test": yte, "label_names": label_names}
 
 
+_TRIGRAM_KEYS = ("trainx", "traind", "valx", "vald", "testx", "testd", "words")
+
+
+def _prepare_words(cfg):
+    """Trigram splits for --model word: (N, 3) int64 word indices, 0-based, and
+    the next words; the first num_train of the training split and the first
+    num_val of the validation split; label_names are the words. No mean."""
+    spec = cfg["data"]
+    num_val = cfg["num_val"]
+    if spec == "synthetic-trigrams":
+        from . import datasets_synthetic
+
+        num_train = cfg["num_train"] if cfg["num_train"] is not None else 100_000
+        raw = datasets_synthetic.trigram_data(num_train, num_val, 10_000)
+        source = "synthetic-trigrams (nnc.datasets_synthetic)"
+    else:
+        if not os.path.isfile(spec):
+            raise UsageError(f"--data: no such file {spec!r}")
+        try:
+            arrays = _datasets().load_h5(spec)
+        except (OSError, KeyError, ValueError) as e:
+            raise UsageError(f"--data {spec}: {e}") from None
+        missing = [k for k in _TRIGRAM_KEYS if k not in arrays]
+        if missing:
+            raise UsageError(f"--model word needs a trigram .h5 file; {spec} has no "
+                             f"{', '.join(missing)} (it holds {', '.join(sorted(arrays))})")
+        raw = {"X_train": arrays["trainx"], "y_train": arrays["traind"],
+               "X_val": arrays["valx"], "y_val": arrays["vald"],
+               "X_test": arrays["testx"], "y_test": arrays["testd"], "words": arrays["words"]}
+        source = spec
+    X, y = np.asarray(raw["X_train"]), np.asarray(raw["y_train"])
+    num_train = cfg["num_train"] if cfg["num_train"] is not None else len(X)
+    if num_train > len(X) or num_val > len(raw["X_val"]):
+        raise UsageError(f"--num-train {num_train} / --num-val {num_val}: the data has "
+                         f"{len(X)} training and {len(raw['X_val'])} validation trigrams")
+    as_int = lambda A: np.ascontiguousarray(A, dtype=np.int64)  # noqa: E731
+    return {"X_train": as_int(X[:num_train]), "y_train": as_int(y[:num_train]),
+            "X_val": as_int(raw["X_val"][:num_val]), "y_val": as_int(raw["y_val"][:num_val]),
+            "X_test": as_int(raw["X_test"]), "y_test": as_int(raw["y_test"]),
+            "mean": None, "source": source, "label_names": [str(w) for w in raw["words"]]}
+
+
 def prepare_data(cfg):
     """The splits a run trains on, as CS231n's get_CIFAR10_data makes them.
 
@@ -351,8 +518,12 @@ def prepare_data(cfg):
     Returns a dict: 'X_train' (num_train, ...), 'y_train' (num_train,),
     'X_val' (num_val, ...), 'y_val', 'X_test' (N_test, ...), 'y_test', in
     cfg['dtype'], plus 'mean' (the subtracted image), 'label_names' (C
-    strings) and 'source' (a description).
+    strings) and 'source' (a description). Images are NCHW, or NHWC for the
+    models whose entry says so (nnc.nn's); --model word: see _prepare_words.
     """
+    entry = MODELS[cfg["model"]]
+    if entry.get("data") == "words":
+        return _prepare_words(cfg)
     spec = cfg["data"]
     if _is_h5(spec):
         if not os.path.isfile(spec):
@@ -397,6 +568,10 @@ def prepare_data(cfg):
     if names is None or len(names) < num_classes:
         names = [str(i) for i in range(num_classes)]
     data["label_names"] = [str(n) for n in names]
+    if entry.get("layout") == "NHWC" and data["X_train"].ndim == 4:
+        for k in ("X_train", "X_val", "X_test"):
+            data[k] = np.ascontiguousarray(data[k].transpose(0, 2, 3, 1))
+        data["mean"] = np.ascontiguousarray(data["mean"].transpose(1, 2, 0))
     return data
 
 
@@ -546,8 +721,10 @@ class _Run:
         self.input_shape = list(data["X_train"].shape[1:])
         self.num_classes = len(data["label_names"])
         self.model = _build(cfg, self.input_shape, self.num_classes)
+        optim = dict(MODELS[cfg["model"]].get("optim", {}).get(cfg["update_rule"], {}))
+        optim["learning_rate"] = cfg["lr"]
         self.solver = Solver(self.model, data, update_rule=cfg["update_rule"],
-                             optim_config={"learning_rate": cfg["lr"]}, lr_decay=cfg["lr_decay"],
+                             optim_config=optim, lr_decay=cfg["lr_decay"],
                              batch_size=cfg["batch_size"], num_epochs=cfg["epochs"],
                              verbose=False, progress=False)
         self.ipe = max(len(data["X_train"]) // cfg["batch_size"], 1)
@@ -598,7 +775,8 @@ class _Run:
                 "num_classes": self.num_classes, "label_names": self.data["label_names"],
                 "val_acc": val_acc, "epoch": self.solver.epoch, "iteration": self.iteration}
         arrays = _model_arrays(self.model.params, _bn_snapshot(self.model))
-        arrays["data/mean"] = self.data["mean"]
+        if self.data["mean"] is not None:
+            arrays["data/mean"] = self.data["mean"]
         _save_npz(os.path.join(self.out, BEST), arrays, meta)
 
     def restore(self, path):
@@ -774,9 +952,10 @@ class _Run:
         per_class = per_class_accuracy(data["y_test"], y_pred, len(names))
         test = {"accuracy": acc, "num_images": int(len(y_pred)),
                 "per_class_accuracy": {n: (None if np.isnan(a) else float(a))
-                                       for n, a in zip(names, per_class)},
-                "confusion_matrix": confusion_matrix(data["y_test"], y_pred,
-                                                     len(names)).tolist()}
+                                       for n, a in zip(names, per_class)}}
+        if len(names) <= _MAX_PLOTTED_CLASSES:  # 250 x 250 counts would swamp history.json
+            test["confusion_matrix"] = confusion_matrix(data["y_test"], y_pred,
+                                                        len(names)).tolist()
         self.say(f"best val acc {s.best_val_acc:.3f} (epoch {self.best_epoch}); test acc "
                  f"{acc:.3f} on {len(y_pred)} images")
         if len(names) <= 20:
@@ -792,15 +971,20 @@ class _Run:
         return {"test": test, "plots": written, "skipped_outputs": skipped}
 
     def _first_layer_images(self):
-        """W1 as (F, C, H, W) filters: a conv's own, or an affine layer on image
+        """(filters, layout) of the first layer (W1, or the entry's first_layer):
+        a conv's own (NCHW, or HWCF for nnc.nn's), or an affine layer on image
         inputs seen as images (as CS231n shows TwoLayerNet's W1); else None."""
-        W1 = self.model.params.get("W1")
+        entry = MODELS[self.cfg["model"]]
+        W1 = self.model.params.get(entry.get("first_layer", "W1"))
+        nhwc = entry.get("layout") == "NHWC"
         if W1 is None:
             return None
         if W1.ndim == 4:
-            return W1
-        if W1.ndim == 2 and len(self.input_shape) == 3 and self.input_shape[0] in (1, 3):
-            return W1.T[:100].reshape(-1, *self.input_shape)  # the first 100 units
+            return W1, "HWCF" if nhwc else "NCHW"
+        shape = self.input_shape
+        if (W1.ndim == 2 and len(shape) == 3 and shape[-1 if nhwc else 0] in (1, 3)
+                and W1.shape[0] == int(np.prod(shape))):
+            return W1.T[:100].reshape(-1, *shape), "FHWC" if nhwc else "NCHW"  # 100 units
         return None
 
     def _plots(self, y_pred):
@@ -820,11 +1004,19 @@ class _Run:
         written, skipped = [], []
         filters = self._first_layer_images()
         y_test, names = self.data["y_test"], self.data["label_names"]
-        jobs = [("curves.png", lambda p: plot_history(self.solver, p)),
-                ("confusion.png", lambda p: plot_confusion_matrix(y_test, y_pred, names, p)),
-                ("per_class.png", lambda p: plot_per_class_accuracy(y_test, y_pred, names, p))]
+        jobs = [("curves.png", lambda p: plot_history(self.solver, p))]
+        if len(names) <= _MAX_PLOTTED_CLASSES:
+            jobs += [("confusion.png",
+                      lambda p: plot_confusion_matrix(y_test, y_pred, names, p)),
+                     ("per_class.png",
+                      lambda p: plot_per_class_accuracy(y_test, y_pred, names, p))]
+        else:
+            skipped += ["confusion.png", "per_class.png"]
+            self.say(f"skipped confusion.png and per_class.png: {len(names)} classes are too "
+                     f"many to plot (history.json has the per-class accuracies)")
         if filters is not None:
-            jobs.append(("filters.png", lambda p: plot_filters(filters, p, layout="NCHW")))
+            jobs.append(("filters.png", lambda p: plot_filters(filters[0], p,
+                                                               layout=filters[1])))
         else:
             skipped.append("filters.png")
             self.say("skipped filters.png: the first layer is not a conv on images")
@@ -904,7 +1096,8 @@ def cmd_train(args):
     entry = MODELS[cfg["model"]]
     run.say(f"nnc train: {cfg['model']} ({entry['help'].split(':')[0]}) on {data['source']}: "
             f"{len(data['X_train'])} train, {len(data['X_val'])} val, {len(data['X_test'])} "
-            f"test images of shape {tuple(run.input_shape)}, {run.num_classes} classes")
+            f"test {'trigrams' if entry.get('data') == 'words' else 'images'} of shape "
+            f"{tuple(run.input_shape)}, {run.num_classes} classes")
     threads = f"{cfg['threads']} thread{'s' if cfg['threads'] != 1 else ''}"
     run.say(f"backend {cfg['backend']}, {threads}, {cfg['dtype']}, seed "
             f"{cfg['seed']}; {cfg['update_rule']} lr {cfg['lr']:g}, {cfg['epochs']} epochs of "
@@ -982,26 +1175,29 @@ def build_parser():
     a = t.add_argument
     a("--model", metavar="NAME", help=f"one of {', '.join(MODELS)} (default {DEFAULTS['model']})")
     a("--data", help="cifar10, cifar100 (downloaded into the cache), a cifar-10-batches-py "
-                     "or cifar-100-python directory, or an .h5 file (default cifar10)")
+                     "or cifar-100-python directory, or an .h5 file (default cifar10); for "
+                     "--model word: synthetic-trigrams (default) or a trigram .h5 file")
     a("--labels", choices=["fine", "coarse"], help="CIFAR-100 labels (default fine)")
     a("--keys", help="the .h5 arrays: X,y (the last tenth becomes the test split) or "
                      "X_train,y_train,X_test,y_test")
     a("--hidden", metavar="SIZES", help="hidden layer sizes, e.g. 100,100 for fcnet (one size "
-                                        "for twolayer and convnet; default 100,100 / 100)")
+                                        "for twolayer, convnet and word; default 100,100 / 100 / 256)")
     a("--normalization", choices=["batchnorm", "layernorm"], help="fcnet only")
     a("--dropout", type=float, metavar="KEEP", help="fcnet only: keep probability in (0, 1]")
     a("--filters", type=int, metavar="N", help="convnet only: conv filters (default 32)")
     a("--filter-size", type=int, metavar="N", help="convnet only: conv kernel size (default 7)")
     a("--epochs", type=int, metavar="N", help="default 10")
-    a("--batch-size", type=int, metavar="N", help="default 100")
+    a("--batch-size", type=int, metavar="N", help="default 100 (word 200)")
     a("--update-rule", metavar="RULE", help="sgd, sgd_momentum, sgd_nesterov_momentum, "
-                                            "rmsprop or adam (default adam)")
-    a("--lr", type=float, metavar="X", help="learning rate (default 1e-3)")
+                                            "rmsprop or adam (default adam; word: "
+                                            "sgd_momentum, momentum 0.85)")
+    a("--lr", type=float, metavar="X", help="learning rate (default 1e-3; word 0.15)")
     a("--lr-decay", type=float, metavar="X",
       help="learning rate factor after each epoch (default 0.95)")
     a("--reg", type=float, metavar="X", help="L2 regularization strength (default 0)")
     a("--weight-scale", type=float, metavar="X",
-      help="std of the initial weights (default: 1e-3, fcnet 1e-2)")
+      help="std of the initial weights (default: 1e-3, fcnet and word 1e-2; small-cnn "
+           "and tinynet keep the course's)")
     a("--num-train", type=int, metavar="N", help="training images (default: all but --num-val)")
     a("--num-val", type=int, metavar="N",
       help="validation images split off the training data (default 1000)")
