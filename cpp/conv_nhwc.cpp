@@ -165,6 +165,13 @@ inline i64 small_gemm_pixels(i64 K, i64 F) {
     return per_pixel <= 4096 ? 1000000 / per_pixel : 0;
 }
 
+// The tile size for cutting n pixels into tiles of at most R: equal tiles
+// (two of 512 for 1024 pixels and R = 822, not 822 + 202).
+inline i64 even_tiles(i64 n, i64 R) {
+    const i64 count = (n + R - 1) / R;
+    return (n + count - 1) / count;
+}
+
 // out rows [p0, p1) (output pixels), tile by tile.
 template <class T>
 void forward_pixels(T* out, T* col, const T* x, const T* wb, const NhwcConv& s, i64 p0, i64 p1,
@@ -207,6 +214,7 @@ void im2col_forward(T* out, const T* x, const T* w, const T* b, const NhwcConv& 
     // Equal shares of the pixels, cut into tiles of at most R pixels.
     i64 R = std::min(tile_pixels<T>(K), (M + nt - 1) / nt);
     if (const i64 small = small_gemm_pixels(K, s.F)) R = std::min(R, small);
+    R = even_tiles((M + nt - 1) / nt, R);
     const i64 per = R * (K + 1) + kChunk;  // a column tile and im2col's slack
     std::unique_ptr<T[]> col(new T[(size_t)(nt * per)]);
     if (nt == 1) return forward_pixels(out, col.get(), x, wb.get(), s, 0, M, R);
@@ -226,7 +234,8 @@ void im2col_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
     if (const i64 small = small_gemm_pixels(K, s.F)) R = std::min(R, small);
     // Whole images per tile when they are small (a tile of R pixels may span
     // several images), else tiles of rows of one image.
-    const i64 images_per_tile = std::max<i64>(1, R / P), Rt = images_per_tile > 1 ? images_per_tile * P : R;
+    const i64 images_per_tile = std::max<i64>(1, R / P);
+    const i64 Rt = images_per_tile > 1 ? images_per_tile * P : even_tiles(P, R);
     const int nt = (int)std::min<i64>(threads(), s.N);
     std::unique_ptr<T[]> wt_buf(dx ? new T[(size_t)(K * s.F)] : nullptr);  // w^T (F, K)
     for (i64 k = 0; dx && k < K; k++)
