@@ -53,11 +53,13 @@ def nnc_runner(op_name, shape, dtype=np.float32):
 
 def conv_rows(reps):
     rows = []
-    for name, shape in [("course conv1 (100,32,32,3)*(5,5,3,16) p2", (100, 3, 32, 32, 16, 5, 5, 1, 2)),
-                        ("course conv2 (100,16,16,16)*(3,3,16,32) p1", (100, 16, 16, 16, 32, 3, 3, 1, 1)),
-                        ("course conv1, batch 10", (10, 3, 32, 32, 16, 5, 5, 1, 2)),
-                        ("course conv2, batch 10", (10, 16, 16, 16, 32, 3, 3, 1, 1)),
-                        ("deep conv (64,32,32,64)*(3,3,64,64) p1", (64, 64, 32, 32, 64, 3, 3, 1, 1))]:
+    # shapes (N, C, H, W, F, HH, WW, stride, pad), as the registry's conv cases
+    for name, shape in [
+            ("course conv1 (100,32,32,3)*(5,5,3,16) p2", (100, 3, 32, 32, 16, 5, 5, 1, 2)),
+            ("course conv2 (100,16,16,16)*(3,3,16,32) p1", (100, 16, 16, 16, 32, 3, 3, 1, 1)),
+            ("course conv1, batch 10", (10, 3, 32, 32, 16, 5, 5, 1, 2)),
+            ("course conv2, batch 10", (10, 16, 16, 16, 32, 3, 3, 1, 1)),
+            ("deep conv (64,32,32,64)*(3,3,64,64) p1", (64, 64, 32, 32, 64, 3, 3, 1, 1))]:
         (nchw_b, nchw_m), (nhwc_b, nhwc_m) = interleaved(
             [nnc_runner("conv", shape), nnc_runner("conv_nhwc", shape)], reps)
         rows.append((f"NHWC vs NCHW conv fwd+bwd: {name}", "NCHW", nchw_b, nchw_m, "NHWC", nhwc_b,
@@ -67,9 +69,10 @@ def conv_rows(reps):
 
 def step_rows(reps):
     rows = []
-    for name, op_name, shape in [("SmallConvolutionalNetwork step, batch 10", "smallcnn_step", (10,)),
-                                 ("SmallConvolutionalNetwork step, batch 100", "smallcnn_step", (100,)),
-                                 ("TinyNet step, batch 100", "tinynet_step", (100,))]:
+    for name, op_name, shape in [
+            ("SmallConvolutionalNetwork step, batch 10", "smallcnn_step", (10,)),
+            ("SmallConvolutionalNetwork step, batch 100", "smallcnn_step", (100,)),
+            ("TinyNet step, batch 100", "tinynet_step", (100,))]:
         op = OPS[op_name]
         torch_run = op.torch(op.make(shape, np.float32, 0), True)   # PyTorch's best layout
         (n_b, n_m), (t_b, t_m) = interleaved([nnc_runner(op_name, shape), torch_run], reps)

@@ -100,22 +100,24 @@ NNC_CLONES void im2col_nhwc(T* col, const T* x, const NhwcConv& s, i64 p0, i64 m
         for (i64 kh = 0; kh < s.HH; kh++) {
             T* dst = row + kh * run;
             const i64 ih = oh * s.stride - s.pad + kh;
-            if (ih < 0 || ih >= s.H || hi == lo) {
-                for (i64 j = 0; j < run; j++) dst[j] = T(0);
-                continue;
-            }
             const T* src = x + ((n * s.H + ih) * s.W + iw0 + kw0) * C - lo;  // src[lo] is in x
-            if (lo == 0 && hi == run && src + chunked <= x_end) {
+            const bool inside = ih >= 0 && ih < s.H && hi > lo;
+            if (inside && lo == 0 && hi == run && src + chunked <= x_end) {
                 for (i64 j = 0; j < chunked; j += kChunk) {
 #pragma omp simd
                     for (i64 u = 0; u < kChunk; u++) dst[j + u] = src[j + u];
                 }
                 continue;
             }
-            for (i64 j = 0; j < lo; j++) dst[j] = T(0);
+            // at an edge: zeros (in whole chunks too, not short memset calls),
+            // then the part of the run that lies in the image
+            for (i64 j = 0; j < chunked; j += kChunk) {
+#pragma omp simd
+                for (i64 u = 0; u < kChunk; u++) dst[j + u] = T(0);
+            }
+            if (!inside) continue;
 #pragma omp simd
             for (i64 j = lo; j < hi; j++) dst[j] = src[j];
-            for (i64 j = hi; j < run; j++) dst[j] = T(0);
         }
         row[K] = T(1);
     }
@@ -153,14 +155,21 @@ i64 tile_pixels(i64 K) {
 }
 
 // Forward tiles for layers with little GEMM work per pixel (few channels
-// and filters, such as a first layer): at most 2^20 multiply-adds per GEMM.
-// OpenBLAS's x86-64-v4 builds multiply matrices that small with kernels
-// that do not pack them first; a 5x5 RGB conv with 16 filters measured 101
+// and filters, such as a first layer): at most 100^3 multiply-adds per
+// GEMM, the size up to which OpenBLAS's x86-64-v4 kernels multiply without
+// packing the matrices first; a 5x5 RGB conv with 16 filters measured 101
 // GFLOP/s in 512-pixel GEMMs against 73 from 1024 pixels on. 0 when the
 // layer has more work per pixel (its GEMMs are efficient at any size).
 inline i64 small_gemm_pixels(i64 K, i64 F) {
     const i64 per_pixel = (K + 1) * F;
-    return per_pixel <= 4096 ? (i64(1) << 20) / per_pixel : 0;
+    return per_pixel <= 4096 ? 1000000 / per_pixel : 0;
+}
+
+// The tile size for cutting n pixels into tiles of at most R: equal tiles
+// (two of 512 for 1024 pixels and R = 822, not 822 + 202).
+inline i64 even_tiles(i64 n, i64 R) {
+    const i64 count = (n + R - 1) / R;
+    return (n + count - 1) / count;
 }
 
 // out rows [p0, p1) (output pixels), tile by tile.
@@ -176,9 +185,11 @@ void forward_pixels(T* out, T* col, const T* x, const T* wb, const NhwcConv& s, 
 }
 
 // dx of images [n0, n1) and their share of [dw; db], accumulated into dwb.
-// (dx null: the weight gradients only.)
+// dx of images [n0, n1) and their share of [dw; db], accumulated into dwb;
+// wt is w^T (F, K), so that the dcol GEMM is an NN one (which OpenBLAS's
+// small-matrix kernels take). dx null: the weight gradients only.
 template <class T>
-void backward_images(T* dx, T* dwb, T* col, const T* dout, const T* x, const T* w,
+void backward_images(T* dx, T* dwb, T* col, const T* dout, const T* x, const T* wt,
                      const NhwcConv& s, i64 n0, i64 n1, i64 R) {
     const i64 K = s.HH * s.WW * s.C, P = s.Ho * s.Wo, F = s.F;
     if (dx) std::fill(dx + n0 * s.H * s.W * s.C, dx + n1 * s.H * s.W * s.C, T(0));
@@ -188,7 +199,7 @@ void backward_images(T* dx, T* dwb, T* col, const T* dout, const T* x, const T* 
         im2col_nhwc(col, x, s, q, m);
         gemm<T>(true, false, K + 1, F, m, T(1), col, K + 1, g, F, T(1), dwb, F);  // [dw; db] += col^T g
         if (!dx) continue;
-        gemm<T>(false, true, m, K, F, T(1), g, F, w, F, T(0), col, K);            // dcol = g w^T
+        gemm<T>(false, false, m, K, F, T(1), g, F, wt, K, T(0), col, K);          // dcol = g w^T
         col2im_nhwc(dx, col, s, q, m);
     }
 }
@@ -203,6 +214,7 @@ void im2col_forward(T* out, const T* x, const T* w, const T* b, const NhwcConv& 
     // Equal shares of the pixels, cut into tiles of at most R pixels.
     i64 R = std::min(tile_pixels<T>(K), (M + nt - 1) / nt);
     if (const i64 small = small_gemm_pixels(K, s.F)) R = std::min(R, small);
+    R = even_tiles((M + nt - 1) / nt, R);
     const i64 per = R * (K + 1) + kChunk;  // a column tile and im2col's slack
     std::unique_ptr<T[]> col(new T[(size_t)(nt * per)]);
     if (nt == 1) return forward_pixels(out, col.get(), x, wb.get(), s, 0, M, R);
@@ -218,18 +230,24 @@ template <class T>
 void im2col_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                      const NhwcConv& s) {
     const i64 K = s.HH * s.WW * s.C, P = s.Ho * s.Wo, KF = (K + 1) * s.F;
-    const i64 R = tile_pixels<T>(K);
+    i64 R = tile_pixels<T>(K);
+    if (const i64 small = small_gemm_pixels(K, s.F)) R = std::min(R, small);
     // Whole images per tile when they are small (a tile of R pixels may span
     // several images), else tiles of rows of one image.
-    const i64 images_per_tile = std::max<i64>(1, R / P), Rt = images_per_tile > 1 ? images_per_tile * P : R;
+    const i64 images_per_tile = std::max<i64>(1, R / P);
+    const i64 Rt = images_per_tile > 1 ? images_per_tile * P : even_tiles(P, R);
     const int nt = (int)std::min<i64>(threads(), s.N);
+    std::unique_ptr<T[]> wt_buf(dx ? new T[(size_t)(K * s.F)] : nullptr);  // w^T (F, K)
+    for (i64 k = 0; dx && k < K; k++)
+        for (i64 f = 0; f < s.F; f++) wt_buf[f * K + k] = w[k * s.F + f];
+    const T* wt = wt_buf.get();
     // per thread: a column tile with im2col's slack, then [dw; db]
     const i64 colsz = Rt * (K + 1) + kChunk, per = colsz + KF;
     std::unique_ptr<T[]> work(new T[(size_t)(nt * per)]);
     if (nt == 1) {
         T* dwb = work.get() + colsz;
         std::fill(dwb, dwb + KF, T(0));
-        backward_images(dx, dwb, work.get(), dout, x, w, s, 0, s.N, Rt);
+        backward_images(dx, dwb, work.get(), dout, x, wt, s, 0, s.N, Rt);
         std::copy(dwb, dwb + K * s.F, dw);
         std::copy(dwb + K * s.F, dwb + KF, db);
         return;
@@ -242,7 +260,7 @@ void im2col_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
         std::fill(dwb, dwb + KF, T(0));
         const i64 n0 = s.N * t / nt, n1 = s.N * (t + 1) / nt;
         for (i64 n = n0; n < n1; n += images_per_tile)
-            backward_images(dx, dwb, col, dout, x, w, s, n, std::min(n1, n + images_per_tile), Rt);
+            backward_images(dx, dwb, col, dout, x, wt, s, n, std::min(n1, n + images_per_tile), Rt);
         blas_set_threads_local(prev);
     }
     // Partial sums in thread order, in double: the same bits every run.

@@ -116,7 +116,7 @@ def check_layers():
     np.random.seed(1234)
     model = TestCNN()  # noqa: F405
     loss_func = cross_entropy()  # noqa: F405
-    B, H, W, iC, k, oC, Hi, O = 4, 8, 8, 3, 3, 3, 27, 5
+    B, H, W, iC, k, oC, Hi, O = 4, 8, 8, 3, 3, 3, 27, 5  # noqa: E741  (the notebook's names)
     model.net.assign("conv_w", np.linspace(-0.7, 0.3, num=k * k * iC * oC).reshape(k, k, iC, oC))
     model.net.assign("conv_b", np.linspace(-0.6, 0.2, num=oC))
     model.net.assign("fc_w", np.linspace(-0.2, 0.2, num=Hi * O).reshape(Hi, O))

@@ -225,7 +225,7 @@ TEST_CNN_SCORES = np.array([[-13.85107294, -11.52845818, -9.20584342, -6.8832286
 def _test_cnn_with_golden_params():
     B, H, W, iC = 4, 8, 8, 3
     k = 3
-    oC, Hi, O = 3, 27, 5
+    oC, Hi, O = 3, 27, 5  # noqa: E741  (the notebook's names)
     model = TestCNN()
     model.net.assign("conv_w", np.linspace(-0.7, 0.3, num=k * k * iC * oC).reshape(k, k, iC, oC))
     model.net.assign("conv_b", np.linspace(-0.6, 0.2, num=oC))
@@ -495,7 +495,8 @@ def test_sequential_bad_use():
         sequential(fc(2, 2), "gelu")
     net = sequential(fc(2, 3, name="f"), gelu())
     w = net.get_params("f_w").copy()
-    with pytest.raises(KeyError, match=r"no parameter named 'g_w'; the parameters are \['f_w', 'f_b'\]"):
+    with pytest.raises(KeyError,
+                       match=r"no parameter named 'g_w'; the parameters are \['f_w', 'f_b'\]"):
         net.assign("g_w", np.ones((2, 3)))
     for call in (net.get_params, net.get_grads):
         with pytest.raises(KeyError, match="the parameters are"):
@@ -640,14 +641,16 @@ def test_model_gradient_checks(backend):
     rng = np.random.default_rng(4)
     np.random.seed(231)
     with nnc.use_backend(backend):
-        _check_model_gradients(TestFCGeLU(), rng.standard_normal((3, 3, 5)), rng.integers(5, size=3))
+        _check_model_gradients(TestFCGeLU(), rng.standard_normal((3, 3, 5)),
+                               rng.integers(5, size=3))
         m = SmallFullyConnectedNetwork()
         _check_model_gradients(m, rng.standard_normal((4, 4)), rng.integers(7, size=4))
         _check_model_gradients(DropoutNet(keep_prob=0.7, seed=3), rng.standard_normal((3, 5, 3)),
                                rng.integers(10, size=3), seed=11)
         model, feats = _test_cnn_with_golden_params()
         _check_model_gradients(model, feats[:, :, :, :] * 0.1, np.array([0, 2, 1, 4]))
-        _check_model_gradients(TestCNN(), rng.standard_normal((2, 8, 8, 3)), rng.integers(5, size=2))
+        _check_model_gradients(TestCNN(), rng.standard_normal((2, 8, 8, 3)),
+                               rng.integers(5, size=2))
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
@@ -774,7 +777,8 @@ def test_bad_layer_inputs(backend):
     np.random.seed(0)
     with nnc.use_backend(backend):
         layer = fc(6, 5, name="f")
-        with pytest.raises(ValueError, match=r"2-D with input_dim=6 features, but got shape \(4, 2, 3\)"):
+        with pytest.raises(ValueError,
+                           match=r"2-D with input_dim=6 features, but got shape \(4, 2, 3\)"):
             layer.forward(np.ones((4, 2, 3)))
         with pytest.raises(ValueError, match=r"but got shape \(4, 5\) \(weights \(6, 5\)\)"):
             layer.forward(np.ones((4, 5)))

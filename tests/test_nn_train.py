@@ -13,7 +13,7 @@ from nnc.nn import (SGD, Adam, DataLoader, SmallConvolutionalNetwork, SmallFully
                     cross_entropy, fc_weight_from_torch, fc_weight_to_torch, from_torch_state_dict,
                     nchw_to_nhwc, nhwc_to_nchw, to_torch_state_dict, train_net)
 
-from conftest import ALL_BACKENDS, needs_cpp
+from conftest import needs_cpp
 
 SHARED_CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",
                             "cifar-10-batches-py")
@@ -192,7 +192,8 @@ def test_state_dict_matches_an_nchw_reference_computation():
     sd = to_torch_state_dict(model.net, input_shape=(8, 8, 3))
     assert sorted(sd) == ["0.bias", "0.weight", "3.bias", "3.weight"]
     assert sd["0.weight"].shape == (3, 3, 3, 3) and sd["3.weight"].shape == (5, 27)
-    h, _ = conv_forward_naive(nhwc_to_nchw(x), sd["0.weight"], sd["0.bias"], {"stride": 1, "pad": 0})
+    h, _ = conv_forward_naive(nhwc_to_nchw(x), sd["0.weight"], sd["0.bias"],
+                              {"stride": 1, "pad": 0})
     h, _ = max_pool_forward_naive(h, {"pool_height": 2, "pool_width": 2, "stride": 2})
     ref, _ = affine_forward(h.reshape(3, -1), sd["3.weight"].T, sd["3.bias"])
     np.testing.assert_allclose(ref, scores, rtol=1e-12, atol=1e-12)
