@@ -148,10 +148,10 @@ y = np.random.randint(C, size=(N,))
 # You should expect losses between 1e-4~1e-10 for W,
 # losses between 1e-08~1e-10 for b,
 # and losses between 1e-08~1e-09 for beta and gammas.
-# (nnc: "1e-4" is an order of magnitude: W1 reads 1.1e-4 at reg 0 as in the published
-# notebook, so W is checked against 1e-3; the b's against 1e-6 for now, as the cpp backend
-# reads ~2.7e-7 on b1, b2.)
-LIMITS = {"W": 1e-3, "b": 1e-6, "beta": 1e-8, "gamma": 1e-8}
+# (nnc: these are orders of magnitude: W1 reads 1.1e-4 at reg 0 as in the published notebook,
+# so W is checked against 1e-3; b1 reads 4.4e-8 on the NumPy reference (its true gradient is
+# zero: batchnorm cancels the bias), so the b's against 1e-7.)
+LIMITS = {"W": 1e-3, "b": 1e-7, "beta": 1e-8, "gamma": 1e-8}
 for reg in [0, 3.14]:
     print("Running check with reg = ", reg)
     model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, reg=reg, weight_scale=5e-2,
