@@ -621,7 +621,10 @@ def test_word_model_trains_and_resumes(tmp_path):
     proc = _run_cli([*WORD, "--epochs", "2", "--out", str(whole)], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sgd_momentum lr 0.15" in proc.stdout and "x 200 images" in proc.stdout
-    assert "skipped confusion.png and per_class.png: 250 classes are too many" in proc.stdout
+    if importlib.util.find_spec("matplotlib") is None:   # the sanitizer venv has none
+        assert "matplotlib is not installed: skipped" in proc.stdout
+    else:
+        assert "skipped confusion.png and per_class.png: 250 classes are too many" in proc.stdout
     h = _history(whole)
     assert h["status"] == "finished" and len(h["loss_history"]) == 2 * (2000 // 200)
     assert len(h["label_names"]) == 250 and len(h["test"]["per_class_accuracy"]) == 250
