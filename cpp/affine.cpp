@@ -50,15 +50,18 @@ void affine_forward(T* out, const T* x, const T* w, const T* b, i64 N, i64 D, i6
     add_bias_rows(out, b, N, M);
 }
 
-// dx[N,D] = dout @ w^T, dw[D,M] = x^T @ dout, db[M] = sum_n dout[n,:]
+// dx[N,D] = dout @ w^T, dw[D,M] = x^T @ dout, db[M] = sum_n dout[n,:].
+// dx null (and w unused): the weight gradients only, for a network's first
+// layer, whose input gradient nothing uses (PyTorch skips it likewise for an
+// input that does not require grad); that saves a third of the backward.
 template <class T>
 void affine_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, i64 N, i64 D,
                      i64 M) {
     if (M == 0 || N == 0) {
-        std::fill(dx, dx + N * D, T(0));
+        if (dx) std::fill(dx, dx + N * D, T(0));
         std::fill(dw, dw + D * M, T(0));
     } else if (D > 0) {
-        gemm<T>(false, true, N, D, M, T(1), dout, M, w, M, T(0), dx, D);
+        if (dx) gemm<T>(false, true, N, D, M, T(1), dout, M, w, M, T(0), dx, D);
         gemm<T>(true, false, D, M, N, T(1), x, D, dout, M, T(0), dw, M);
     }
     sum_rows(db, dout, N, M);
@@ -109,6 +112,27 @@ void bind_affine(nb::module_& m) {
         });
     }, nb::arg("dout"), nb::arg("x"), nb::arg("w"),
        "(dx[N,D], dw[D,M], db[M]) for out = x @ w + b");
+
+    m.def("affine_backward_weights", [](In dout, In x) {
+        const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}});
+        check_ndim(x, "x", 2);
+        check_ndim(dout, "dout", 2);
+        const i64 N = x.shape(0), D = x.shape(1), M = dout.shape(1);
+        check_shape(dout, "dout", {N, M});
+        check_blas_dim(N, "N"), check_blas_dim(D, "D"), check_blas_dim(M, "M");
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dw = new_array<T>({D, M});
+            auto db = new_array<T>({M});
+            {
+                nb::gil_scoped_release nogil;
+                affine_backward<T>(nullptr, dw.data(), db.data(), ptr<T>(dout), ptr<T>(x),
+                                   nullptr, N, D, M);
+            }
+            return nb::make_tuple(dw, db);
+        });
+    }, nb::arg("dout"), nb::arg("x"),
+       "(dw[D,M], db[M]) for out = x @ w + b (x already flattened to 2-D), without dx");
 }
 
 }  // namespace nnc

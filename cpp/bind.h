@@ -138,6 +138,13 @@ inline void check_blas_dim(i64 v, const char* what) {
                    " exceeds OpenBLAS's 32-bit index limit");
 }
 
+// The conv bindings' algo argument: 0 auto, 1 im2col, 2 winograd.
+inline ConvAlgo conv_algo_arg(int algo) {
+    if (algo < 0 || algo > 2)
+        fail_value("algo must be 0 (auto), 1 (im2col) or 2 (winograd), got " + std::to_string(algo));
+    return static_cast<ConvAlgo>(algo);
+}
+
 // A new output array (memory from alloc_output, given back when it dies).
 // A byte count that wrapped around would allocate a small block for the
 // kernel to write far past (mt19937_random_sample with n = 2**61 + 1 did):
@@ -148,7 +155,12 @@ Out<T> new_array(const std::vector<size_t>& shape) {
     bool wraps = false;
     for (size_t s : shape) wraps |= __builtin_mul_overflow(n, s, &n);
     wraps |= __builtin_mul_overflow(n, sizeof(T), &bytes);
-    if (wraps || bytes > (size_t)PTRDIFF_MAX) fail_value("output: too large for any array");
+    if (wraps || bytes > (size_t)PTRDIFF_MAX) {
+        std::string s;
+        for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+        fail_value("an output of shape (" + s + (shape.size() == 1 ? ",)" : ")") +
+                   " is too large for any array");
+    }
     struct Block {
         void* data;
         size_t bytes;
@@ -212,5 +224,8 @@ void bind_groupnorm(nb::module_& m);
 void bind_dropout(nb::module_& m);
 void bind_loss(nb::module_& m);
 void bind_optim(nb::module_& m);
+void bind_conv_nhwc(nb::module_& m);
+void bind_pool_nhwc(nb::module_& m);   // in pool.cpp
+void bind_embedding(nb::module_& m);
 
 }  // namespace nnc

@@ -391,19 +391,13 @@ ConvShape conv_shape(const In& x, const In& w, i64 stride, i64 pad) {
     return s;
 }
 
-ConvAlgo conv_algo(int algo) {
-    if (algo < 0 || algo > 2)
-        fail_value("algo must be 0 (auto), 1 (im2col) or 2 (winograd), got " + std::to_string(algo));
-    return static_cast<ConvAlgo>(algo);
-}
-
 }  // namespace
 
 void bind_conv(nb::module_& m) {
     m.def("conv_forward", [](In x, In w, In b, i64 stride, i64 pad, int algo) {
         const DType dt = float_dtype({{"x", x.dtype()}, {"w", w.dtype()}, {"b", b.dtype()}});
         const ConvShape s = conv_shape(x, w, stride, pad);
-        const ConvAlgo a = conv_algo(algo);
+        const ConvAlgo a = conv_algo_arg(algo);
         check_shape(b, "b", {s.F});
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
@@ -422,7 +416,7 @@ void bind_conv(nb::module_& m) {
     m.def("conv_backward", [](In dout, In x, In w, i64 stride, i64 pad, int algo) {
         const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
         const ConvShape s = conv_shape(x, w, stride, pad);
-        const ConvAlgo a = conv_algo(algo);
+        const ConvAlgo a = conv_algo_arg(algo);
         check_shape(dout, "dout", {s.N, s.F, s.Hout, s.Wout});
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
@@ -441,7 +435,7 @@ void bind_conv(nb::module_& m) {
 
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const ConvShape s = conv_shape(x, w, stride, pad);
-        const ConvAlgo a = conv_algo(algo);
+        const ConvAlgo a = conv_algo_arg(algo);
         return nb::make_tuple(winograd_applies(s, a) ? "winograd" : "im2col",
                               winograd_backward_applies(s, a) ? "winograd" : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,

@@ -45,4 +45,7 @@ NB_MODULE(_nnc, m) {
     bind_dropout(m);
     bind_loss(m);
     bind_optim(m);
+    bind_conv_nhwc(m);
+    bind_pool_nhwc(m);
+    bind_embedding(m);
 }

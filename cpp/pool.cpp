@@ -1,5 +1,13 @@
-// Max pooling: one (n, c) plane per loop iteration, so threads never share
-// an output or, in the backward pass, a dx plane. No GEMM.
+// Max pooling, no padding, any window and stride (overlapping windows
+// included), of channels-first (N, C, H, W) and channels-last (N, H, W, C)
+// images. argmax holds the flat index ih*W + iw in the image's H x W plane
+// of each window's first maximum in row-major window order (as np.argmax;
+// a NaN wins). No GEMM.
+//
+// NCHW: one (n, c) plane per loop iteration, so threads never share an
+// output or, in the backward pass, a dx plane. NHWC: the C values of one
+// pixel are contiguous, so every window tap is one vectorized
+// compare-and-select over the channels.
 #include <algorithm>
 #include <cstdint>
 
@@ -85,6 +93,62 @@ void max_pool_backward(T* dx, const T* dout, const int32_t* argmax, i64 NC, i64 
     }
 }
 
+// ---- NHWC: x (N, H, W, C), out and argmax (N, Ho, Wo, C) ----
+
+struct PoolShape {
+    i64 N, H, W, C;
+    i64 ph, pw, stride;
+    i64 Ho, Wo;
+};
+
+template <class T>
+NNC_CLONES void max_pool_nhwc_forward(T* out, int32_t* argmax, const T* x, const PoolShape& s) {
+    const i64 C = s.C;
+#pragma omp parallel for num_threads(threads()) schedule(static) if (s.N * s.H * s.W * C > 32768)
+    for (i64 row = 0; row < s.N * s.Ho; row++) {  // one output row (n, oh) per iteration
+        const i64 n = row / s.Ho, oh = row % s.Ho;
+        for (i64 ow = 0; ow < s.Wo; ow++) {
+            T* o = out + (row * s.Wo + ow) * C;
+            int32_t* a = argmax + (row * s.Wo + ow) * C;
+            const i64 ih0 = oh * s.stride, iw0 = ow * s.stride;
+            const T* first = x + ((n * s.H + ih0) * s.W + iw0) * C;
+            const int32_t first_at = (int32_t)(ih0 * s.W + iw0);
+            for (i64 c = 0; c < C; c++) o[c] = first[c], a[c] = first_at;
+            for (i64 i = 0; i < s.ph; i++) {
+                for (i64 j = (i == 0 ? 1 : 0); j < s.pw; j++) {
+                    const T* v = x + ((n * s.H + ih0 + i) * s.W + iw0 + j) * C;
+                    const int32_t at = (int32_t)((ih0 + i) * s.W + iw0 + j);
+#pragma omp simd
+                    for (i64 c = 0; c < C; c++) {
+                        const bool take = v[c] > o[c] || (v[c] != v[c] && o[c] == o[c]);
+                        o[c] = take ? v[c] : o[c];
+                        a[c] = take ? at : a[c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// dx[n, argmax, c] += dout[n, oh, ow, c]. Windows may overlap, so one image's
+// dx has one writer: threads split the images.
+template <class T>
+NNC_CLONES void max_pool_nhwc_backward(T* dx, const T* dout, const int32_t* argmax,
+                                       const PoolShape& s) {
+    const i64 C = s.C, HWC = s.H * s.W * C, P = s.Ho * s.Wo;
+#pragma omp parallel for num_threads(threads()) schedule(static) if (s.N * HWC > 32768)
+    for (i64 n = 0; n < s.N; n++) {
+        T* d = dx + n * HWC;
+        std::fill(d, d + HWC, T(0));
+        const T* g = dout + n * P * C;
+        const int32_t* a = argmax + n * P * C;
+        for (i64 p = 0; p < P; p++)
+            for (i64 c = 0; c < C; c++) d[(i64)a[p * C + c] * C + c] += g[p * C + c];
+    }
+}
+
+// ---- binding checks, shared by both layouts ----
+
 // argmax is int32: an H x W plane must fit its range.
 void check_plane(i64 H, i64 W) {
     if (H > INT32_MAX || W > INT32_MAX || H * W > INT32_MAX)
@@ -115,6 +179,26 @@ void index_range(const int32_t* a, i64 n, int32_t* lo, int32_t* hi) {
     *lo = mn, *hi = mx;
 }
 
+// argmax (dtype, dout's shape) and H, W for a backward; then every index
+// in [0, H*W), since a stray one would write outside dx (checked without
+// the GIL).
+void check_argmax(const In& dout, const In& argmax, i64 H, i64 W) {
+    check_dtype<int32_t>(argmax, "argmax");
+    check_ndim(dout, "dout", 4);
+    check_same_shape(dout, "dout", argmax, "argmax");
+    if (H < 1 || W < 1)
+        fail_value("H and W must be >= 1, got " + std::to_string(H) + ", " + std::to_string(W));
+    check_plane(H, W);
+    int32_t lo = 0, hi = 0;
+    {
+        nb::gil_scoped_release nogil;
+        index_range(ptr<int32_t>(argmax), (i64)argmax.size(), &lo, &hi);
+    }
+    if (lo < 0 || hi >= H * W)
+        fail_value("argmax holds values in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                   "], outside the H*W = " + std::to_string(H * W) + " plane");
+}
+
 }  // namespace
 
 void bind_pool(nb::module_& m) {
@@ -143,24 +227,9 @@ void bind_pool(nb::module_& m) {
 
     m.def("max_pool_backward", [](In dout, In argmax, i64 H, i64 W) {
         const DType dt = float_dtype({{"dout", dout.dtype()}});
-        check_dtype<int32_t>(argmax, "argmax");
-        check_ndim(dout, "dout", 4);
-        check_same_shape(dout, "dout", argmax, "argmax");
-        if (H < 1 || W < 1) fail_value("H and W must be >= 1, got " + std::to_string(H) + ", " +
-                                       std::to_string(W));
-        check_plane(H, W);
+        check_argmax(dout, argmax, H, W);
         const i64 N = dout.shape(0), C = dout.shape(1), Hout = dout.shape(2), Wout = dout.shape(3);
-        // A stray index would write outside dx: check them all, without the GIL.
         const int32_t* am = ptr<int32_t>(argmax);
-        const i64 HW = H * W;
-        int32_t lo = 0, hi = 0;
-        {
-            nb::gil_scoped_release nogil;
-            index_range(am, N * C * Hout * Wout, &lo, &hi);
-        }
-        if (lo < 0 || hi >= HW)
-            fail_value("argmax holds values in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                       "], outside the H*W = " + std::to_string(HW) + " plane");
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
             auto dx = new_array<T>({N, C, H, W});
@@ -172,6 +241,50 @@ void bind_pool(nb::module_& m) {
         });
     }, nb::arg("dout"), nb::arg("argmax"), nb::arg("H"), nb::arg("W"),
        "dx (N, C, H, W) of max_pool_forward: dout routed to the argmax positions");
+}
+
+
+void bind_pool_nhwc(nb::module_& m) {
+    m.def("max_pool_nhwc_forward", [](In x, i64 pool_height, i64 pool_width, i64 stride) {
+        const DType dt = float_dtype({{"x", x.dtype()}});
+        check_ndim(x, "x", 4);
+        const i64 N = x.shape(0), H = x.shape(1), W = x.shape(2), C = x.shape(3);
+        check_nonempty(N, "x", "is an empty batch");
+        check_nonempty(C, "x", "has no channels");
+        check_window(H, W, pool_height, pool_width, stride);
+        const PoolShape s{N, H, W, C, pool_height, pool_width, stride,
+                          1 + (H - pool_height) / stride, 1 + (W - pool_width) / stride};
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto out = new_array<T>({N, s.Ho, s.Wo, C});
+            auto argmax = new_array<int32_t>({N, s.Ho, s.Wo, C});
+            {
+                nb::gil_scoped_release nogil;
+                max_pool_nhwc_forward<T>(out.data(), argmax.data(), ptr<T>(x), s);
+            }
+            return nb::make_tuple(out, argmax);
+        });
+    }, nb::arg("x"), nb::arg("pool_height"), nb::arg("pool_width"), nb::arg("stride"),
+       "(out (N, Ho, Wo, C), argmax int32 (N, Ho, Wo, C)): max pooling of x (N, H, W, C); argmax "
+       "is the flat index ih*W + iw of each window's first maximum");
+
+    m.def("max_pool_nhwc_backward", [](In dout, In argmax, i64 H, i64 W) {
+        const DType dt = float_dtype({{"dout", dout.dtype()}});
+        check_argmax(dout, argmax, H, W);
+        PoolShape s{};
+        s.N = dout.shape(0), s.Ho = dout.shape(1), s.Wo = dout.shape(2), s.C = dout.shape(3);
+        s.H = H, s.W = W;
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dx = new_array<T>({s.N, H, W, s.C});
+            {
+                nb::gil_scoped_release nogil;
+                max_pool_nhwc_backward<T>(dx.data(), ptr<T>(dout), ptr<int32_t>(argmax), s);
+            }
+            return nb::object(nb::cast(dx));
+        });
+    }, nb::arg("dout"), nb::arg("argmax"), nb::arg("H"), nb::arg("W"),
+       "dx (N, H, W, C) of max_pool_nhwc_forward: dout routed to the argmax positions");
 }
 
 }  // namespace nnc

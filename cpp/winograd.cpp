@@ -363,6 +363,8 @@ NNC_CLONES void weight_grad_transform(T* dw, const T* Z, i64 zplane, i64 C, i64 
     }
 }
 
+}  // namespace
+
 // The size rule. Per 2x2 output tile, im2col copies 36*C values into its
 // column matrix (or, for dx, adds them back) and its GEMM does 72*C*F
 // multiply-adds; Winograd moves 16*C values through V and 16*F through M
@@ -376,8 +378,6 @@ NNC_CLONES void weight_grad_transform(T* dw, const T* Z, i64 zplane, i64 C, i64 
 bool winograd_size_pays(i64 C, i64 F, i64 tiles) {
     return tiles >= 32 && 7 * C * F + 50 * C > 120 * F;
 }
-
-}  // namespace
 
 bool winograd_applies(const ConvShape& s, ConvAlgo algo) {
     if (s.HH != 3 || s.WW != 3 || s.stride != 1 || algo == ConvAlgo::im2col) return false;

@@ -15,11 +15,10 @@ struct ConvShape {
     i64 Hout, Wout;
 };
 
-// The conv algorithm a caller asks for (the conv bindings' `algo`, which
-// nnc.set_conv_algorithm sets): automatic takes Winograd where the size rule
-// of winograd.cpp says it is faster than im2col, winograd forces it for every
-// geometry it can do, im2col never takes it.
-enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2 };
+// Whether Winograd is faster than im2col for C input and F output channels
+// over `tiles` 2x2 output tiles (the size rule of ConvAlgo::automatic, for
+// the NCHW and the NHWC convs alike).
+bool winograd_size_pays(i64 C, i64 F, i64 tiles);
 
 // Whether the forward takes the Winograd path: a 3x3 kernel with stride 1,
 // and algo says so.

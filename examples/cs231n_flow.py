@@ -38,7 +38,7 @@ def load_data(cifar_dir, num_training, num_validation):
         if not d:
             continue
         try:
-            data = get_CIFAR10_data(d, num_training=num_training,
+            data = get_CIFAR10_data(cifar10_dir=d, num_training=num_training,
                                     num_validation=num_validation, num_test=100)
         except FileNotFoundError:
             continue

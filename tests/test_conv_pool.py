@@ -16,7 +16,9 @@ from nnc.gradient_check import eval_numerical_gradient_array
 from nnc.layers import (conv_backward_naive, conv_forward_naive, max_pool_backward_naive,
                         max_pool_forward_naive)
 
-BACKENDS = nnc.available_backends()
+from conftest import BACKENDS, needs_cpp, rel_error
+from conftest import tol as conftest_tol
+
 DTYPES = [np.float32, np.float64]
 
 CONV_VARIANTS = {
@@ -31,14 +33,10 @@ POOL_VARIANTS = {
 }
 
 
-def rel_error(x, y):
-    return np.max(np.abs(x - y) / (np.maximum(1e-8, np.abs(x) + np.abs(y))))
-
 
 def tol(dtype):
-    if dtype == np.float32:
-        return dict(rtol=1e-4, atol=1e-4)
-    return dict(rtol=1e-10, atol=1e-12)
+    # a conv output sums C*HH*WW float32 products: a looser absolute floor
+    return conftest_tol(dtype, atol=1e-4) if dtype == np.float32 else conftest_tol(dtype)
 
 
 def tiles(ph, pw, stride, H, W):
@@ -284,7 +282,6 @@ def pool_problem(draw):
     return (N, C, H, W, ph, pw, stride), dtype, draw(st.integers(0, 2**16))
 
 
-needs_cpp = pytest.mark.skipif("cpp" not in BACKENDS, reason="native backend not built")
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -428,17 +425,25 @@ def test_conv_backward_bad_input(backend, fn):
 
 @needs_cpp
 @pytest.mark.parametrize("fn", CONV_VARIANTS)
-def test_conv_cpp_dtypes(fn):
+def test_conv_promoted_dtypes(fn):
+    """Integer and mixed inputs compute in NumPy's promoted dtype on both
+    backends with the same results; dout takes the forward's dtype."""
     x, w, b, cp = good_conv()
     forward, backward = CONV_VARIANTS[fn]
+    xi = np.round(10 * x).astype(np.int64)
+    for args in ((xi, w, b), (x, w.astype(np.float32), b)):
+        res = {}
+        for backend in ("numpy", "cpp"):
+            with nnc.use_backend(backend):
+                out, cache = forward(*args, cp)
+                res[backend] = (out,) + tuple(backward(np.ones_like(out), cache))
+        for r, c in zip(res["numpy"], res["cpp"]):
+            assert r.dtype == c.dtype == np.float64
+            np.testing.assert_allclose(c, r, rtol=1e-12, atol=1e-12)
     with nnc.use_backend("cpp"):
-        with pytest.raises(TypeError, match="x must be float32 or float64, got int64"):
-            forward(x.astype(np.int64), w, b, cp)
-        with pytest.raises(TypeError, match="w has dtype float32 but x has dtype float64"):
-            forward(x, w.astype(np.float32), b, cp)
         out, cache = forward(x, w, b, cp)
-        with pytest.raises(TypeError, match="dout has dtype float32"):
-            backward(out.astype(np.float32), cache)
+        dx, dw, db = backward(out.astype(np.float32), cache)
+        assert dx.dtype == np.float64
         with pytest.raises(ValueError, match="cache was made by the 'cpp' backend"):
             with nnc.use_backend("numpy"):
                 backward(out, cache)
@@ -510,12 +515,14 @@ def test_pool_cpp_dtypes(fn):
     x = np.zeros((2, 3, 8, 8))
     pp = {"pool_height": 2, "pool_width": 2, "stride": 2}
     forward, backward = POOL_VARIANTS[fn]
-    with nnc.use_backend("cpp"):
-        with pytest.raises(TypeError, match="x must be float32 or float64, got int32"):
-            forward(x.astype(np.int32), pp)
-        out, cache = forward(x, pp)
-        with pytest.raises(TypeError, match="dout must be float32 or float64, got int64"):
-            backward(out.astype(np.int64), cache)
+    x = np.arange(2 * 3 * 8 * 8).reshape(x.shape) % 7
+    for backend in ("numpy", "cpp"):
+        with nnc.use_backend(backend):
+            out, cache = forward(x.astype(np.int32), pp)
+            assert out.dtype == np.float64
+            np.testing.assert_array_equal(out, x.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
+            dx = backward(out.astype(np.int64), cache)
+            assert dx.dtype == np.float64
 
 
 @needs_cpp

@@ -11,15 +11,14 @@ import pytest
 from nnc.data_utils import (ENV_VAR, get_CIFAR10_data, load_CIFAR10, load_CIFAR_batch,
                             load_pickle)
 
+from conftest import cifar10_subset_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_cifar_dir():
-    """The CIFAR subset: $NNC_CIFAR10_DIR, else <repo>/../shared/data/cifar-10-batches-py."""
-    for d in (os.environ.get(ENV_VAR), REPO.parent / "shared" / "data" / "cifar-10-batches-py"):
-        if d and (Path(d) / "data_batch_1").is_file():
-            return str(d)
-    return None
+    d = cifar10_subset_dir()
+    return None if d is None else str(d)
 
 
 needs_cifar = pytest.mark.skipif(
@@ -37,13 +36,13 @@ def _batch(n, seed, key=str):
     return {key("batch_label"): key("fake"), key("labels"): labels, key("data"): data}
 
 
-def write_fake_cifar(root, key=str, protocol=2, sizes=FAKE_SIZES):
+def write_fake_cifar(root, key=str, protocol=2, sizes=FAKE_SIZES, seed=0):
     """Write a tiny CIFAR-10 folder; returns the batch dicts in file order."""
     os.makedirs(root, exist_ok=True)
     names = [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]
     batches = []
     for i, (name, n) in enumerate(zip(names, sizes)):
-        d = _batch(n, seed=i, key=lambda s: s.encode() if key is bytes else s)
+        d = _batch(n, seed=seed + i, key=lambda s: s.encode() if key is bytes else s)
         with open(os.path.join(root, name), "wb") as f:
             pickle.dump(d, f, protocol=protocol)
         batches.append(d)
@@ -86,7 +85,7 @@ def test_load_CIFAR10_concatenates_in_batch_order(tmp_path):
 
 def test_get_CIFAR10_data_splits_mean_and_layout(tmp_path):
     batches = write_fake_cifar(tmp_path)
-    data = get_CIFAR10_data(str(tmp_path), num_training=10, num_validation=5, num_test=4)
+    data = get_CIFAR10_data(cifar10_dir=str(tmp_path), num_training=10, num_validation=5, num_test=4)
     Xtr = np.concatenate([_expected_images(b) for b in batches[:5]])
     Ytr = np.concatenate([b["labels"] for b in batches[:5]])
     Xte = _expected_images(batches[5])
@@ -106,7 +105,7 @@ def test_get_CIFAR10_data_splits_mean_and_layout(tmp_path):
 
 def test_no_mean_subtraction(tmp_path):
     batches = write_fake_cifar(tmp_path)
-    data = get_CIFAR10_data(tmp_path, num_training=3, num_validation=0, num_test=6,
+    data = get_CIFAR10_data(cifar10_dir=tmp_path, num_training=3, num_validation=0, num_test=6,
                             subtract_mean=False)
     np.testing.assert_array_equal(data["X_train"], batches[0]["data"].reshape(3, 3, 32, 32))
     assert data["X_val"].shape == (0, 3, 32, 32)
@@ -122,29 +121,31 @@ def test_env_var_gives_the_directory(tmp_path, monkeypatch):
 def test_too_many_images(tmp_path):
     write_fake_cifar(tmp_path)
     with pytest.raises(ValueError, match=r"10 \+ 6 = 16 training images .* has only 15"):
-        get_CIFAR10_data(tmp_path, num_training=10, num_validation=6, num_test=1)
+        get_CIFAR10_data(cifar10_dir=tmp_path, num_training=10, num_validation=6, num_test=1)
     with pytest.raises(ValueError, match="num_test = 7 test images .* has only 6"):
-        get_CIFAR10_data(tmp_path, num_training=10, num_validation=5, num_test=7)
+        get_CIFAR10_data(cifar10_dir=tmp_path, num_training=10, num_validation=5, num_test=7)
     # the CS231n defaults ask for the full data set
     with pytest.raises(ValueError, match="49000 \\+ 1000 = 50000 training images"):
-        get_CIFAR10_data(tmp_path)
+        get_CIFAR10_data(cifar10_dir=tmp_path)
 
 
 def test_bad_counts(tmp_path):
     write_fake_cifar(tmp_path)
     with pytest.raises(ValueError, match="num_training must be >= 1"):
-        get_CIFAR10_data(tmp_path, num_training=0)
+        get_CIFAR10_data(cifar10_dir=tmp_path, num_training=0)
     with pytest.raises(ValueError, match="num_validation must be >= 0"):
-        get_CIFAR10_data(tmp_path, num_training=1, num_validation=-1)
+        get_CIFAR10_data(cifar10_dir=tmp_path, num_training=1, num_validation=-1)
     with pytest.raises(TypeError, match="num_test must be an int"):
-        get_CIFAR10_data(tmp_path, num_training=1, num_validation=1, num_test=1.5)
+        get_CIFAR10_data(cifar10_dir=tmp_path, num_training=1, num_validation=1, num_test=1.5)
     with pytest.raises(TypeError, match="cifar10_dir must be a path"):
-        get_CIFAR10_data(49000)
+        get_CIFAR10_data(cifar10_dir=49000)
+    with pytest.raises(TypeError, match="pass the directory by keyword"):
+        get_CIFAR10_data(str(tmp_path))
 
 
 def test_missing_directory_says_where_to_get_the_data(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere"
-    for call in (lambda: get_CIFAR10_data(str(missing)), lambda: load_CIFAR10(str(missing))):
+    for call in (lambda: get_CIFAR10_data(cifar10_dir=str(missing)), lambda: load_CIFAR10(str(missing))):
         with pytest.raises(FileNotFoundError) as e:
             call()
         msg = str(e.value)
@@ -152,8 +153,39 @@ def test_missing_directory_says_where_to_get_the_data(tmp_path, monkeypatch):
         assert "https://www.cs.toronto.edu/~kriz/cifar.html" in msg
         assert "python version" in msg and "cifar10_dir" in msg and ENV_VAR in msg
     monkeypatch.delenv(ENV_VAR, raising=False)
-    with pytest.raises(FileNotFoundError, match=f"{ENV_VAR} is not set.*kriz/cifar.html"):
+    monkeypatch.setenv("NNC_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
         get_CIFAR10_data()
+    msg = str(e.value)
+    assert "nnc.datasets cache: " + str(tmp_path / "cache" / "cifar-10-batches-py") in msg
+    assert "CS231n's relative location: cs231n/datasets/cifar-10-batches-py" in msg
+    assert "kriz/cifar.html" in msg and "fetch_cifar10" in msg
+
+
+def test_get_CIFAR10_data_positional_counts_and_lookup_order(tmp_path, monkeypatch):
+    """The notebooks call get_CIFAR10_data(4000, 1000) positionally; without a
+    directory it tries NNC_CIFAR10_DIR, the nnc.datasets cache, then CS231n's
+    relative cs231n/datasets/cifar-10-batches-py, in that order."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("NNC_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    relative = tmp_path / "cs231n" / "datasets" / "cifar-10-batches-py"
+    relative.mkdir(parents=True)
+    write_fake_cifar(relative)
+    data = get_CIFAR10_data(14, 1, 6, False)
+    assert data["X_train"].shape == (14, 3, 32, 32) and data["X_val"].shape[0] == 1
+    cached = tmp_path / "cache" / "cifar-10-batches-py"
+    cached.mkdir(parents=True)
+    write_fake_cifar(cached, seed=5)
+    from_cache = get_CIFAR10_data(14, 1, 6, False)
+    assert not np.array_equal(from_cache["X_train"], data["X_train"])
+    env = tmp_path / "env"
+    env.mkdir()
+    write_fake_cifar(env, seed=9)
+    monkeypatch.setenv(ENV_VAR, str(env))
+    np.testing.assert_array_equal(get_CIFAR10_data(14, 1, 6, False)["X_train"],
+                                  get_CIFAR10_data(14, 1, 6, False, cifar10_dir=env)["X_train"])
 
 
 def test_missing_batch_file_is_named(tmp_path):
@@ -226,7 +258,7 @@ def test_shared_subset_counts_shapes_dtypes():
     assert Xtr.min() == 0 and Xtr.max() == 255
     assert set(np.unique(Ytr)) == set(range(10)) and set(np.unique(Yte)) <= set(range(10))
 
-    data = get_CIFAR10_data(root, num_training=5000, num_validation=170, num_test=1017)
+    data = get_CIFAR10_data(cifar10_dir=root, num_training=5000, num_validation=170, num_test=1017)
     shapes = {k: v.shape for k, v in data.items()}
     assert shapes == {"X_train": (5000, 3, 32, 32), "y_train": (5000,),
                       "X_val": (170, 3, 32, 32), "y_val": (170,),
@@ -234,6 +266,6 @@ def test_shared_subset_counts_shapes_dtypes():
     assert data["X_train"].dtype == np.float64
     np.testing.assert_allclose(data["X_train"].mean(axis=0), 0, atol=1e-9)
     with pytest.raises(ValueError, match="5000 \\+ 171 = 5171 training images .* only 5170"):
-        get_CIFAR10_data(root, num_training=5000, num_validation=171, num_test=10)
+        get_CIFAR10_data(cifar10_dir=root, num_training=5000, num_validation=171, num_test=10)
     with pytest.raises(ValueError, match="1018 test images .* only 1017"):
-        get_CIFAR10_data(root, num_training=10, num_validation=10, num_test=1018)
+        get_CIFAR10_data(cifar10_dir=root, num_training=10, num_validation=10, num_test=1018)

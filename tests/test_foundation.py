@@ -9,9 +9,7 @@ import pytest
 import nnc
 from nnc.layers import affine_backward, affine_forward
 
-from conftest import BACKENDS, DTYPES, num_grad
-
-needs_cpp = pytest.mark.skipif("cpp" not in BACKENDS, reason="native extension not built")
+from conftest import BACKENDS, DTYPES, needs_cpp, num_grad
 
 AFFINE_SHAPES = [((1, 5), 3), ((4, 7), 1), ((10, 3, 4), 6), ((2, 4, 5, 6), 3), ((33, 65), 17)]
 
@@ -245,16 +243,21 @@ def test_affine_backward_bad_dout(backend):
         affine_backward(dout.ravel(), cache)
 
 
-@needs_cpp
-def test_affine_cpp_dtype_errors():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_affine_dtypes(backend):
+    """NumPy's promotion: int x with float64 w computes in float64, float16
+    in float32; wider floats are refused; dout takes the forward's dtype."""
     x, w, b, _ = _affine_inputs((3, 4), 2, np.float64)
-    with nnc.use_backend("cpp"):
-        with pytest.raises(TypeError, match="x must be float32 or float64, got int64"):
-            affine_forward(x.astype(np.int64), w, b)
-        with pytest.raises(TypeError, match="w has dtype float32 but x has dtype float64"):
-            affine_forward(x, w.astype(np.float32), b)
-        with pytest.raises(TypeError, match="float16"):
-            affine_forward(x.astype(np.float16), w.astype(np.float16), b.astype(np.float16))
+    xi = np.arange(12).reshape(3, 4)
+    with nnc.use_backend(backend):
+        out, _ = affine_forward(xi, w, b)
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out, xi.astype(float) @ w + b, rtol=1e-13)
+        out, _ = affine_forward(x, w.astype(np.float32), b)
+        assert out.dtype == np.float64
+        out, _ = affine_forward(x.astype(np.float16), w.astype(np.float16), b.astype(np.float16))
+        assert out.dtype == np.float32
+        with pytest.raises(TypeError, match="float32 or float64"):
+            affine_forward(x.astype(np.longdouble), w, b)
         _, cache = affine_forward(x, w, b)
-        with pytest.raises(TypeError, match="dout"):
-            affine_backward(np.ones((3, 2), np.float32), cache)
+        assert affine_backward(np.ones((3, 2), np.float32), cache)[0].dtype == np.float64

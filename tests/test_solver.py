@@ -10,6 +10,8 @@ import pytest
 import nnc
 from nnc.solver import Solver, load_checkpoint
 
+from conftest import cifar10_subset_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -390,11 +392,8 @@ def test_same_histories_on_both_backends():
 # --- end to end on the CIFAR subset --------------------------------------------------
 
 def _cifar_dir():
-    for d in (os.environ.get("NNC_CIFAR10_DIR"),
-              REPO.parent / "shared" / "data" / "cifar-10-batches-py"):
-        if d and (Path(d) / "data_batch_1").is_file():
-            return str(d)
-    return None
+    d = cifar10_subset_dir()
+    return None if d is None else str(d)
 
 
 @pytest.mark.slow
@@ -406,7 +405,7 @@ def test_three_layer_convnet_on_cifar_subset():
     from nnc.classifiers import ThreeLayerConvNet
     from nnc.data_utils import get_CIFAR10_data
 
-    data = get_CIFAR10_data(_cifar_dir(), num_training=4500, num_validation=500, num_test=10)
+    data = get_CIFAR10_data(cifar10_dir=_cifar_dir(), num_training=4500, num_validation=500, num_test=10)
     np.random.seed(0)
     model = ThreeLayerConvNet(weight_scale=1e-3, hidden_dim=100, reg=1e-3, dtype=np.float32)
     solver = Solver(model, data, num_epochs=1, batch_size=50, update_rule="adam",

@@ -38,6 +38,10 @@ from ._settings import (  # noqa: E402
     set_buffer_cache,
     set_conv_algorithm,
 )
+from . import fast_layers, layers, optim  # noqa: E402,F401  (they declare the ops)
+from .backends import verify as _verify  # noqa: E402
+
+_verify()
 
 __all__ = [
     "available_backends", "get_backend", "set_backend", "use_backend", "implemented_ops",

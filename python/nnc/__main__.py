@@ -1,4 +1,7 @@
-"""``python -m nnc``: build info, backends, and a tiny timing of each backend."""
+"""``python -m nnc``: build info, backends, and a tiny timing of each backend.
+``python -m nnc COMMAND ...`` runs the nnc command line (nnc.cli: train, info,
+bench, sweep)."""
+import sys
 import time
 
 import numpy as np
@@ -35,4 +38,8 @@ def main():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        from nnc.cli import main as cli_main
+
+        sys.exit(cli_main(sys.argv[1:]))
     main()

@@ -7,9 +7,11 @@ import numpy as np
 
 
 def array(x, name, min_ndim=None, ndim=None):
-    """``x`` as an ndarray of real numbers with the required ndim."""
+    """``x`` as an ndarray of real numbers with the required ndim. A CPU array
+    of another library that exports ``__dlpack__`` (a PyTorch tensor, a JAX
+    array) comes back as an ndarray viewing the same memory, with no copy."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+        x = from_dlpack(x, name)
     if x.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if ndim is not None and x.ndim != ndim:
@@ -17,6 +19,49 @@ def array(x, name, min_ndim=None, ndim=None):
     if min_ndim is not None and x.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dims, got shape {x.shape}")
     return x
+
+
+def from_dlpack(x, name):
+    """The ndarray view of a DLPack exporter ``x`` (TypeError for anything
+    else, and for what NumPy cannot view: another device, a tensor that
+    requires grad, an unsupported dtype)."""
+    if not hasattr(x, "__dlpack__"):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__} (any CPU "
+                        f"array with __dlpack__ works too)")
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        raise TypeError(f"{name}: cannot use the {type(x).__name__} without a copy through "
+                        f"DLPack ({e}); pass a NumPy array or a detached CPU tensor") from None
+
+
+def real(v, name):
+    """A real scalar (int, float or NumPy number; not bool), as a float."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {v!r}")
+    return float(v)
+
+
+def compute_dtype(*arrays):
+    """The dtype an op computes in for these (already checked) arrays: NumPy's
+    promotion of their dtypes, as NumPy's arithmetic on them would give.
+    Integers alone give float64, float16 gives float32 (neither backend
+    computes in half precision); wider floats are refused on both backends."""
+    dt = np.result_type(*arrays)
+    if dt.kind in "iub":
+        return np.dtype(np.float64)
+    if dt == np.float16:
+        return np.dtype(np.float32)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"nnc computes in float32 or float64; got arrays of dtypes "
+                        f"{[str(a.dtype) for a in arrays]}")
+    return dt
+
+
+def promote(*arrays):
+    """The arrays converted to their ``compute_dtype`` (no copy where they have it)."""
+    dt = compute_dtype(*arrays)
+    return tuple(a.astype(dt, copy=False) for a in arrays)
 
 
 def batch(x, name="x"):
@@ -66,37 +111,27 @@ def param_dict(p, name):
     return p
 
 
-def _real(v, name):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {v!r}")
-    return float(v)
-
-
 def eps_param(p, name):
     """``p['eps']`` (default 1e-5): a finite number >= 0."""
-    eps = _real(p.get("eps", 1e-5), f"{name}['eps']")
+    eps = real(p.get("eps", 1e-5), f"{name}['eps']")
     if not (np.isfinite(eps) and eps >= 0):
         raise ValueError(f"{name}['eps'] must be a finite number >= 0, got {eps!r}")
     return eps
 
 
-def bn_param(p, name, n):
-    """A batchnorm parameter dict for ``n`` features or channels: 'mode' is
-    required; eps, momentum in [0, 1] and running statistics of shape (n,) optional."""
+def bn_param(p, name, n, dtype):
+    """A batchnorm parameter dict for ``n`` features or channels of an input
+    computed in ``dtype``: 'mode' is required; eps, momentum in [0, 1] and
+    running statistics of shape (n,) and that dtype are optional."""
     param_dict(p, name)
     mode(p.get("mode"), f"{name}['mode']")
     eps_param(p, name)
-    momentum = _real(p.get("momentum", 0.9), f"{name}['momentum']")
+    momentum = real(p.get("momentum", 0.9), f"{name}['momentum']")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{name}['momentum'] must lie in [0, 1], got {momentum!r}")
     for key in ("running_mean", "running_var"):
         if p.get(key) is not None:
-            a = p[key]
-            if not isinstance(a, np.ndarray):
-                raise TypeError(f"{name}[{key!r}] must be a numpy.ndarray, got {type(a).__name__}")
-            if a.shape != (n,):
-                raise ValueError(f"{name}[{key!r}] has shape {a.shape}, expected ({n},) "
-                                 f"(one entry per feature/channel)")
+            updated_in_place(p[key], f"{name}[{key!r}]", dtype, (n,))
     return p
 
 
@@ -109,20 +144,21 @@ def vector(a, name, n, what):
 
 
 def updated_in_place(a, name, dtype, shape):
-    """An array a native kernel updates in place (running statistics,
-    optimizer state): exactly ``dtype`` and ``shape``, C-contiguous, writable."""
+    """An array an op updates in place (running statistics, optimizer state):
+    exactly ``dtype`` and ``shape``, C-contiguous, writable, on both backends
+    (the native one writes into it, so it cannot be converted)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     if a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype} but the input has dtype {np.dtype(dtype)}; "
-                        f"the native backend updates it in place, so the dtypes must match")
+                        f"it is updated in place, so the dtypes must match")
     if a.shape != tuple(shape):
         raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
     if not a.flags.c_contiguous:
-        raise TypeError(f"{name} must be C-contiguous (strides {a.strides}): the native backend "
-                        f"updates it in place")
+        raise TypeError(f"{name} must be C-contiguous (strides {a.strides}): it is updated in "
+                        f"place")
     if not a.flags.writeable:
-        raise TypeError(f"{name} is read-only: the native backend updates it in place")
+        raise TypeError(f"{name} must be writable (it is read-only): it is updated in place")
     return a
 
 # --- activations, dropout, losses, optimizers ---
@@ -133,13 +169,6 @@ def floating(x, name, min_ndim=None, ndim=None):
     if x.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
     return x
-
-
-def real(v, name):
-    """A real scalar (int, float or NumPy number; not bool), as a float."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {v!r}")
-    return float(v)
 
 
 def dropout_param(dp):
@@ -167,8 +196,8 @@ def optim_config(config):
 
 
 def state_array(a, name, w):
-    """An optimizer state array (velocity, cache, m, v) shaped like w."""
-    floating(a, name)
-    if a.shape != w.shape:
+    """An optimizer state array (velocity, cache, m, v): like w in shape and
+    dtype, and updatable in place."""
+    if isinstance(a, np.ndarray) and a.shape != w.shape:
         raise ValueError(f"{name} has shape {a.shape} but w has shape {w.shape}; they must match")
-    return a
+    return updated_in_place(a, name, w.dtype, w.shape)

@@ -12,8 +12,15 @@ classes ...), so a tampered batch file cannot run code when it is loaded.
 """
 import os
 import pickle
+import platform  # noqa: F401  (CS231n's data_utils star-exports it)
 
 import numpy as np
+
+# What ``from nnc.data_utils import *`` gives: the original's names (its
+# imread, from imageio, is not re-exported) and nnc's CIFAR-100 loaders.
+__all__ = ["load_pickle", "load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data",
+           "load_tiny_imagenet", "load_models", "load_imagenet_val", "CIFAR100", "CIFAR100_data",
+           "np", "os", "pickle", "platform"]
 
 ENV_VAR = "NNC_CIFAR10_DIR"
 TRAIN_BATCHES = tuple(f"data_batch_{b}" for b in range(1, 6))
@@ -164,34 +171,63 @@ def _count(v, name, minimum):
     return int(v)
 
 
-def get_CIFAR10_data(cifar10_dir=None, num_training=49000, num_validation=1000, num_test=1000,
-                     subtract_mean=True):
+# Where get_CIFAR10_data looks when no directory is given, after the
+# environment variable and nnc.datasets' cache: CS231n's own location,
+# relative to the notebook's working directory.
+CS231N_RELATIVE_DIR = os.path.join("cs231n", "datasets", "cifar-10-batches-py")
+
+
+def _find_cifar10_dir():
+    """The first CIFAR-10 directory that holds the batches: NNC_CIFAR10_DIR,
+    then nnc.datasets' cache, then CS231n's relative location. Raises
+    FileNotFoundError listing every place tried."""
+    from . import datasets  # lazy: datasets imports this module
+
+    tried = []
+    if os.environ.get(ENV_VAR):
+        tried.append((f"${ENV_VAR}", os.environ[ENV_VAR]))
+    tried.append(("the nnc.datasets cache", os.path.join(os.fspath(datasets.cache_dir()),
+                                                         datasets.CIFAR10_FOLDER)))
+    tried.append(("CS231n's relative location", CS231N_RELATIVE_DIR))
+    for _, path in tried:
+        if all(os.path.isfile(os.path.join(path, n)) for n in TRAIN_BATCHES + (TEST_BATCH,)):
+            return path
+    places = "; ".join(f"{what}: {path}" for what, path in tried)
+    raise FileNotFoundError(f"no CIFAR-10 directory found (tried {places}). Pass "
+                            f"cifar10_dir=..., set {ENV_VAR}, or download it into the cache "
+                            f"with nnc.datasets.fetch_cifar10(). {_WHERE_TO_GET}")
+
+
+def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True,
+                     *, cifar10_dir=None):
     """Load CIFAR-10 and prepare it for the classifiers, as CS231n does.
 
     Inputs:
-    - cifar10_dir: the ``cifar-10-batches-py`` directory; default: the
-      environment variable NNC_CIFAR10_DIR
     - num_training, num_validation: the first num_training training images
       form X_train, the next num_validation form X_val
     - num_test: the first num_test test images form X_test
     - subtract_mean: subtract the mean image of X_train from all three splits
+    - cifar10_dir (keyword only): the ``cifar-10-batches-py`` directory. By
+      default the first of: the environment variable NNC_CIFAR10_DIR, the
+      cache of ``nnc.datasets`` (``fetch_cifar10()`` fills it), and CS231n's
+      ``cs231n/datasets/cifar-10-batches-py`` relative to the working directory
 
     Returns a dict:
     - 'X_train' (num_training, 3, 32, 32) float64, 'y_train' (num_training,)
     - 'X_val' (num_validation, 3, 32, 32), 'y_val' (num_validation,)
     - 'X_test' (num_test, 3, 32, 32), 'y_test' (num_test,)
 
-    Raises FileNotFoundError when the directory is missing (saying where to get
-    the data) and ValueError when more images are asked for than it holds.
+    Raises FileNotFoundError when no directory holds the data (saying which
+    were tried and where to get it) and ValueError when more images are asked
+    for than it holds.
     """
+    if isinstance(num_training, (str, os.PathLike)):
+        raise TypeError(f"num_training must be an int, got the path {num_training!r}; pass the "
+                        f"directory by keyword: get_CIFAR10_data(cifar10_dir={num_training!r})")
     if cifar10_dir is None:
-        cifar10_dir = os.environ.get(ENV_VAR)
-        if not cifar10_dir:
-            raise FileNotFoundError(f"no CIFAR-10 directory given and {ENV_VAR} is not set. "
-                                    f"{_WHERE_TO_GET}")
+        cifar10_dir = _find_cifar10_dir()
     if not isinstance(cifar10_dir, (str, os.PathLike)):
-        raise TypeError(f"cifar10_dir must be a path (str or os.PathLike), got {cifar10_dir!r}; "
-                        "pass the counts by keyword, e.g. get_CIFAR10_data(num_training=49000)")
+        raise TypeError(f"cifar10_dir must be a path (str or os.PathLike), got {cifar10_dir!r}")
     num_training = _count(num_training, "num_training", 1)
     num_validation = _count(num_validation, "num_validation", 0)
     num_test = _count(num_test, "num_test", 0)
@@ -224,3 +260,200 @@ def get_CIFAR10_data(cifar10_dir=None, num_training=49000, num_validation=1000, 
         "X_val": X_val.transpose(0, 3, 1, 2).copy(), "y_val": y_val.copy(),
         "X_test": X_test.transpose(0, 3, 1, 2).copy(), "y_test": y_test.copy(),
     }
+
+
+# --- CIFAR-100 (the CSCI566 course) ---------------------------------------------
+
+def CIFAR100(data_dir):
+    """Load CIFAR-100 with its coarse labels, as the CSCI566 course does.
+
+    Inputs:
+    - data_dir: folder holding the course's ``train.mat``, ``test.mat`` and
+      ``meta.mat`` (needs scipy: ``pip install "nnc[mat]"``); the python
+      version (``train``, ``test``, ``meta``) is read too
+
+    Returns (data_train, labels_train, data_test, labels_test, label_names),
+    the raw data:
+    - data_train: uint8 (N_train, 32, 32, 3), pixel values 0..255
+    - labels_train: int64 (N_train,), coarse labels in [0, 20)
+    - data_test, labels_test: likewise, (N_test, 32, 32, 3) and (N_test,)
+    - label_names: list of the 20 coarse class names
+    """
+    # Imported here: nnc.datasets imports this module.
+    from .datasets import load_cifar
+
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a path (str or os.PathLike), got {data_dir!r}")
+    d = load_cifar("cifar100", root=data_dir, layout="NHWC", labels="coarse", dtype=np.uint8)
+    return d["X_train"], d["y_train"], d["X_test"], d["y_test"], d["label_names"]
+
+
+def CIFAR100_data(data_dir, num_training=40000, num_validation=10000):
+    """Load CIFAR-100 (coarse labels) and standardize it, as the CSCI566 course does.
+
+    The first num_training training images form data_train, the next
+    num_validation data_val; all test images form data_test. Pixels are scaled
+    to [0, 1], then each channel is standardized with the mean and standard
+    deviation of data_train (the training split only).
+
+    Inputs:
+    - data_dir: folder holding ``train.mat``, ``test.mat``, ``meta.mat`` (see CIFAR100)
+    - num_training (>= 1), num_validation (>= 0): sizes of the two splits
+
+    Returns a dict:
+    - 'data_train' float32 (num_training, 32, 32, 3), 'labels_train' int64 (num_training,)
+    - 'data_val' float32 (num_validation, 32, 32, 3), 'labels_val' (num_validation,)
+    - 'data_test' float32 (N_test, 32, 32, 3), 'labels_test' (N_test,)
+    - 'label_names': list of the 20 coarse class names
+    - 'mean_image', 'std_image': float32 (1, 1, 1, 3), the per-channel
+      statistics used: data = (pixels / 255 - mean_image) / std_image
+    """
+    num_training = _count(num_training, "num_training", 1)
+    num_validation = _count(num_validation, "num_validation", 0)
+    data_train, labels_train, data_test, labels_test, label_names = CIFAR100(data_dir)
+    if num_training + num_validation > data_train.shape[0]:
+        raise ValueError(f"asked for num_training + num_validation = {num_training} + "
+                         f"{num_validation} = {num_training + num_validation} training images "
+                         f"but {data_dir!r} has only {data_train.shape[0]}")
+
+    x_train = data_train[:num_training].astype(np.float32)
+    x_train /= 255
+    # float64 statistics: a float32 sum over 40M values loses digits. The
+    # chunks keep the float64 temporaries small.
+    mean = x_train.mean(axis=(0, 1, 2), dtype=np.float64)
+    sq = np.zeros(3)
+    for i in range(0, num_training, 1000):
+        d = x_train[i:i + 1000] - mean
+        sq += np.einsum("nhwc,nhwc->c", d, d)
+    std = np.sqrt(sq / (num_training * 32 * 32))
+    if np.any(std == 0):
+        raise ValueError(f"the training images have constant channels (std {std.tolist()}); "
+                         "cannot standardize them")
+    mean_image = mean.astype(np.float32).reshape(1, 1, 1, 3)
+    std_image = std.astype(np.float32).reshape(1, 1, 1, 3)
+
+    def standardized(x):
+        x = x.astype(np.float32)
+        x /= 255
+        x -= mean_image
+        x /= std_image
+        return x
+
+    x_train -= mean_image
+    x_train /= std_image
+    return {
+        "data_train": x_train, "labels_train": labels_train[:num_training].copy(),
+        "data_val": standardized(data_train[num_training:num_training + num_validation]),
+        "labels_val": labels_train[num_training:num_training + num_validation].copy(),
+        "data_test": standardized(data_test), "labels_test": labels_test,
+        "label_names": label_names, "mean_image": mean_image, "std_image": std_image,
+    }
+
+
+# --- the original's other loaders (assignment 3) ---------------------------------
+
+def _imread(path):
+    try:
+        from imageio.v2 import imread
+    except ImportError:
+        try:
+            from PIL import Image
+        except ImportError:
+            raise ImportError("load_tiny_imagenet reads JPEG files with imageio or Pillow: "
+                              "pip install imageio") from None
+        return np.asarray(Image.open(path))
+    return imread(path)
+
+
+def load_tiny_imagenet(path, dtype=np.float32, subtract_mean=True):
+    """Load TinyImageNet (wnids.txt, words.txt, train/, val/, test/ under path),
+    as CS231n's loader does.
+
+    Returns a dict: 'class_names' (list of lists of words per class), 'X_train'
+    (N_tr, 3, 64, 64) of dtype, 'y_train' (N_tr,), 'X_val', 'y_val', 'X_test'
+    (N_te, 3, 64, 64), 'y_test' (None when test labels are absent), and
+    'mean_image' (3, 64, 64), subtracted from every split if subtract_mean.
+    """
+    def images(files):
+        X = np.zeros((len(files), 3, 64, 64), dtype=dtype)
+        for i, f in enumerate(files):
+            img = _imread(f)
+            if img.ndim == 2:  # grayscale
+                img = np.repeat(img[:, :, None], 3, axis=2)
+            X[i] = img.transpose(2, 0, 1)
+        return X
+
+    with open(os.path.join(path, "wnids.txt")) as f:
+        wnids = [x.strip() for x in f]
+    wnid_to_label = {wnid: i for i, wnid in enumerate(wnids)}
+    with open(os.path.join(path, "words.txt")) as f:
+        words = dict(line.rstrip("\n").split("\t", 1) for line in f)
+    class_names = [[w.strip() for w in words[wnid].split(",")] for wnid in wnids]
+
+    X_train, y_train = [], []
+    for wnid in wnids:
+        with open(os.path.join(path, "train", wnid, f"{wnid}_boxes.txt")) as f:
+            names = [line.split("\t")[0] for line in f]
+        X_train.append(images([os.path.join(path, "train", wnid, "images", n) for n in names]))
+        y_train.append(np.full(len(names), wnid_to_label[wnid], dtype=np.int64))
+    X_train, y_train = np.concatenate(X_train), np.concatenate(y_train)
+
+    with open(os.path.join(path, "val", "val_annotations.txt")) as f:
+        pairs = [line.split("\t")[:2] for line in f]
+    X_val = images([os.path.join(path, "val", "images", n) for n, _ in pairs])
+    y_val = np.array([wnid_to_label[w] for _, w in pairs], dtype=np.int64)
+
+    test_names = sorted(os.listdir(os.path.join(path, "test", "images")))
+    X_test = images([os.path.join(path, "test", "images", n) for n in test_names])
+    y_test = None
+    annotations = os.path.join(path, "test", "test_annotations.txt")
+    if os.path.isfile(annotations):
+        with open(annotations) as f:
+            label_of = dict(line.split("\t")[:2] for line in f)
+        y_test = np.array([wnid_to_label[label_of[n]] for n in test_names], dtype=np.int64)
+
+    mean_image = X_train.mean(axis=0)
+    if subtract_mean:
+        X_train -= mean_image[None]
+        X_val -= mean_image[None]
+        X_test -= mean_image[None]
+    return {"class_names": class_names, "X_train": X_train, "y_train": y_train,
+            "X_val": X_val, "y_val": y_val, "X_test": X_test, "y_test": y_test,
+            "mean_image": mean_image}
+
+
+def load_models(models_dir):
+    """Load the pickled models in models_dir (each a dict with a 'model'
+    entry) through the restricted unpickler: plain data only.
+
+    Returns a dict mapping each file name to its 'model' entry.
+    """
+    models = {}
+    for name in sorted(os.listdir(models_dir)):
+        with open(os.path.join(models_dir, name), "rb") as f:
+            try:
+                models[name] = load_pickle(f)["model"]
+            except (pickle.UnpicklingError, KeyError, ValueError) as e:
+                raise ValueError(f"{os.path.join(models_dir, name)}: not a model file ({e})") \
+                    from None
+    return models
+
+
+def load_imagenet_val(num=None, *, path=os.path.join("cs231n", "datasets", "imagenet_val_25.npz")):
+    """Load CS231n's 25 ImageNet validation images.
+
+    Inputs:
+    - num: how many to return (default all)
+    - path (keyword only): the .npz; default CS231n's relative location.
+      Its label map is a pickled dict: only load a file you trust.
+
+    Returns (X (num, 224, 224, 3) uint8, y (num,), class_names dict label -> name).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: run CS231n's get_imagenet_val.sh or pass "
+                                f"path=...")
+    with np.load(path, allow_pickle=True) as f:
+        X, y, class_names = f["X"], f["y"], f["label_map"].item()
+    if num is not None:
+        X, y = X[:num], y[:num]
+    return X, y, class_names

@@ -7,12 +7,26 @@ reshape pooling); in the cpp backend all conv names run the same kernel
 kernel. Shapes and semantics are those of ``conv_forward_naive`` and
 ``max_pool_forward_naive`` in ``nnc.layers``, with which they agree.
 """
-from . import _checks as ck
+import numpy as np  # noqa: F401  (exported, as the original's star import does)
+
+from . import im2col as _im2col
 from .backends import backward as _backward
+from .backends import backward_op, forward_op, op
 from .backends import forward as _forward
+from .im2col import *  # noqa: F401,F403  (the original star-exports cs231n.im2col and the Cython helpers)
 from .layers import _check_conv, _check_pool
 
+__all__ = [
+    "np",
+    "conv_forward_im2col", "conv_backward_im2col", "conv_forward_strides", "conv_backward_strides",
+    "conv_forward_fast", "conv_backward_fast",
+    "max_pool_forward_fast", "max_pool_backward_fast", "max_pool_forward_reshape",
+    "max_pool_backward_reshape", "max_pool_forward_im2col", "max_pool_backward_im2col",
+    "conv_nhwc_forward", "conv_nhwc_backward", "max_pool_nhwc_forward", "max_pool_nhwc_backward",
+] + _im2col.__all__
 
+
+@forward_op
 def conv_forward_im2col(x, w, b, conv_param):
     """Convolution by im2col and one matrix product.
 
@@ -26,10 +40,11 @@ def conv_forward_im2col(x, w, b, conv_param):
     Returns (out, cache): out (N, F, H', W') with H' = 1 + (H + 2*pad - HH) // stride,
     W' = 1 + (W + 2*pad - WW) // stride.
     """
-    _check_conv("conv_forward_im2col", x, w, b, conv_param)
-    return _forward("conv_forward_im2col", x, w, b, conv_param)
+    x, w, b = _check_conv("conv_forward_im2col", x, w, b, conv_param)
+    return _forward(conv_forward_im2col, x, w, b, conv_param)
 
 
+@backward_op
 def conv_backward_im2col(dout, cache):
     """Backward pass of ``conv_forward_im2col``.
 
@@ -39,28 +54,29 @@ def conv_backward_im2col(dout, cache):
 
     Returns (dx, dw, db): dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
     """
-    ck.array(dout, "dout", ndim=4)
-    return _backward("conv_backward_im2col", dout, cache)
+    return _backward(conv_backward_im2col, dout, cache)
 
 
+@forward_op
 def conv_forward_strides(x, w, b, conv_param):
     """Convolution over a strided view of the windows; same inputs and
     outputs as ``conv_forward_im2col``."""
-    _check_conv("conv_forward_strides", x, w, b, conv_param)
-    return _forward("conv_forward_strides", x, w, b, conv_param)
+    x, w, b = _check_conv("conv_forward_strides", x, w, b, conv_param)
+    return _forward(conv_forward_strides, x, w, b, conv_param)
 
 
+@backward_op
 def conv_backward_strides(dout, cache):
     """Backward pass of ``conv_forward_strides``: (dout (N, F, H', W'), cache)
     -> (dx (N, C, H, W), dw (F, C, HH, WW), db (F,))."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("conv_backward_strides", dout, cache)
+    return _backward(conv_backward_strides, dout, cache)
 
 
 conv_forward_fast = conv_forward_strides
 conv_backward_fast = conv_backward_strides
 
 
+@forward_op
 def max_pool_forward_reshape(x, pool_param):
     """Max pooling for windows that tile the input exactly: pool_height ==
     pool_width == stride, dividing H and W (ValueError otherwise).
@@ -71,23 +87,24 @@ def max_pool_forward_reshape(x, pool_param):
 
     Returns (out, cache): out (N, C, H / stride, W / stride).
     """
-    ph, pw, stride = _check_pool("max_pool_forward_reshape", x, pool_param)
+    x, ph, pw, stride = _check_pool("max_pool_forward_reshape", x, pool_param)
     H, W = x.shape[2:]
     if not (ph == pw == stride and H % ph == 0 and W % pw == 0):
         raise ValueError(f"max_pool_forward_reshape: the {ph}x{pw} windows with stride {stride} "
                          f"do not tile x of shape {x.shape} exactly; it needs pool_height == "
                          f"pool_width == stride dividing H and W (max_pool_forward_fast "
                          f"handles any window)")
-    return _forward("max_pool_forward_reshape", x, pool_param)
+    return _forward(max_pool_forward_reshape, x, pool_param)
 
 
+@backward_op
 def max_pool_backward_reshape(dout, cache):
     """Backward pass of ``max_pool_forward_reshape``: dout (N, C, H', W') ->
     dx (N, C, H, W), the gradient routed to each window's first maximum."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("max_pool_backward_reshape", dout, cache)
+    return _backward(max_pool_backward_reshape, dout, cache)
 
 
+@forward_op
 def max_pool_forward_im2col(x, pool_param):
     """Max pooling for any window and stride, overlapping windows included.
     Ties go to the first maximum in row-major window order (as np.argmax).
@@ -100,26 +117,160 @@ def max_pool_forward_im2col(x, pool_param):
     Returns (out, cache): out (N, C, H', W') with H' = 1 + (H - pool_height) // stride,
     W' = 1 + (W - pool_width) // stride.
     """
-    _check_pool("max_pool_forward_im2col", x, pool_param)
-    return _forward("max_pool_forward_im2col", x, pool_param)
+    x = _check_pool("max_pool_forward_im2col", x, pool_param)[0]
+    return _forward(max_pool_forward_im2col, x, pool_param)
 
 
+@backward_op
 def max_pool_backward_im2col(dout, cache):
     """Backward pass of ``max_pool_forward_im2col``: dout (N, C, H', W') ->
     dx (N, C, H, W); where windows overlap the gradients add up."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("max_pool_backward_im2col", dout, cache)
+    return _backward(max_pool_backward_im2col, dout, cache)
 
 
+@forward_op
 def max_pool_forward_fast(x, pool_param):
     """Max pooling by the fastest method that applies (the NumPy backend uses
     reshape when the windows tile x and im2col otherwise). Same inputs and
     outputs as ``max_pool_forward_im2col``."""
-    _check_pool("max_pool_forward_fast", x, pool_param)
-    return _forward("max_pool_forward_fast", x, pool_param)
+    x = _check_pool("max_pool_forward_fast", x, pool_param)[0]
+    return _forward(max_pool_forward_fast, x, pool_param)
 
 
+@backward_op
 def max_pool_backward_fast(dout, cache):
     """Backward pass of ``max_pool_forward_fast``: dout (N, C, H', W') -> dx (N, C, H, W)."""
-    ck.array(dout, "dout", ndim=4)
-    return _backward("max_pool_backward_fast", dout, cache)
+    return _backward(max_pool_backward_fast, dout, cache)
+
+
+# --- channels-last (NHWC) convolution and max pooling, for nnc.nn ---
+# The layout of the CSCI566 course (and TensorFlow): images (N, H, W, C) and
+# filters (HH, WW, C, F). Output sizes round down, as in PyTorch and the
+# course: rows and columns that the last window does not reach are ignored.
+
+from . import _checks as ck  # noqa: E402
+from .layers import _param_int, _params_dict  # noqa: E402
+
+
+def _check_conv_nhwc(fn, x, w, b, conv_param):
+    """Validates an NHWC conv forward call; returns x, w, b in their compute dtype."""
+    x = ck.array(x, "x", ndim=4)
+    w = ck.array(w, "w", ndim=4)
+    b = ck.array(b, "b", ndim=1)
+    _params_dict(conv_param, "conv_param")
+    stride = _param_int(conv_param, "stride", "conv_param", 1)
+    pad = _param_int(conv_param, "pad", "conv_param", 0)
+    ck.batch(x)
+    N, H, W, C = x.shape
+    HH, WW, Cw, F = w.shape
+    if 0 in x.shape or 0 in w.shape:
+        raise ValueError(f"{fn}: x of shape {x.shape} and w of shape {w.shape} must have no "
+                         f"zero-size dimension")
+    if Cw != C:
+        raise ValueError(f"{fn}: x has shape {x.shape} (N, H, W, C) with C={C} channels but w "
+                         f"has shape {w.shape} (HH, WW, C, F) with C={Cw}")
+    if b.shape != (F,):
+        raise ValueError(f"{fn}: b has shape {b.shape} but w has shape {w.shape}; "
+                         f"b must have shape ({F},)")
+    for name, size, k in (("H", H, HH), ("W", W, WW)):
+        if k > size + 2 * pad:
+            raise ValueError(f"{fn}: the {HH}x{WW} filter (w shape {w.shape}) does not fit in "
+                             f"the padded input: {name}={size} + 2*pad={2 * pad} < {k}")
+    return ck.promote(x, w, b)
+
+
+def _check_pool_nhwc(fn, x, pool_param):
+    """Validates an NHWC pool forward call; returns x in its compute dtype."""
+    x = ck.array(x, "x", ndim=4)
+    _params_dict(pool_param, "pool_param")
+    ph = _param_int(pool_param, "pool_height", "pool_param", 1)
+    pw = _param_int(pool_param, "pool_width", "pool_param", 1)
+    _param_int(pool_param, "stride", "pool_param", 1)
+    ck.batch(x)
+    N, H, W, C = x.shape
+    if C == 0:
+        raise ValueError(f"{fn}: x of shape {x.shape} (N, H, W, C) has no channels")
+    for name, size, k in (("H", H, ph), ("W", W, pw)):
+        if k > size:
+            raise ValueError(f"{fn}: the {ph}x{pw} pool window does not fit in x of shape "
+                             f"{x.shape} (N, H, W, C): {name}={size} < {k}")
+    return ck.promote(x)[0]
+
+
+@forward_op
+def conv_nhwc_forward(x, w, b, conv_param):
+    """Convolution of channels-last images (cross-correlation, zero padding).
+
+    Inputs:
+    - x: (N, H, W, C)
+    - w: (HH, WW, C, F)
+    - b: (F,)
+    - conv_param: dict with 'stride' (int >= 1) and 'pad' (int >= 0); the
+      filter must fit in the padded input: HH <= H + 2*pad, WW <= W + 2*pad.
+
+    Returns (out, cache): out (N, H', W', F) with H' = 1 + (H + 2*pad - HH) // stride,
+    W' = 1 + (W + 2*pad - WW) // stride (rounded down: input rows and columns
+    the last window does not reach are ignored).
+    """
+    x, w, b = _check_conv_nhwc("conv_nhwc_forward", x, w, b, conv_param)
+    return _forward(conv_nhwc_forward, x, w, b, conv_param)
+
+
+@backward_op
+def conv_nhwc_backward(dout, cache):
+    """Backward pass of ``conv_nhwc_forward``.
+
+    Inputs:
+    - dout: (N, H', W', F)
+    - cache: from conv_nhwc_forward
+
+    Returns (dx, dw, db): dx (N, H, W, C), dw (HH, WW, C, F), db (F,).
+    """
+    return _backward(conv_nhwc_backward, dout, cache)
+
+
+@forward_op
+def max_pool_nhwc_forward(x, pool_param):
+    """Max pooling of channels-last images, no padding; windows may overlap.
+    Ties go to the first maximum of a window in row-major order (as np.argmax).
+
+    Inputs:
+    - x: (N, H, W, C)
+    - pool_param: dict with 'pool_height', 'pool_width', 'stride' (ints >= 1);
+      the window must fit in the input: pool_height <= H, pool_width <= W.
+
+    Returns (out, cache): out (N, H', W', C) with H' = 1 + (H - pool_height) // stride,
+    W' = 1 + (W - pool_width) // stride (rounded down).
+    """
+    x = _check_pool_nhwc("max_pool_nhwc_forward", x, pool_param)
+    return _forward(max_pool_nhwc_forward, x, pool_param)
+
+
+@backward_op
+def max_pool_nhwc_backward(dout, cache):
+    """Backward pass of ``max_pool_nhwc_forward``: each output's gradient goes
+    to the first maximum of its window; where windows overlap the gradients add up.
+
+    Inputs:
+    - dout: (N, H', W', C)
+    - cache: from max_pool_nhwc_forward
+
+    Returns dx: (N, H, W, C).
+    """
+    return _backward(max_pool_nhwc_backward, dout, cache)
+
+
+@op
+def conv_nhwc_backward_weights(dout, cache):
+    """The weight gradients of ``conv_nhwc_forward`` without dx, for a
+    network's first layer, whose input gradient nothing uses (PyTorch skips
+    it likewise for an input that does not require grad): it saves about
+    half of the backward. Checked like a backward.
+
+    Inputs:
+    - dout: (N, H', W', F)
+    - cache: from conv_nhwc_forward
+
+    Returns (dw, db): dw (HH, WW, C, F), db (F,).
+    """
+    return _backward(conv_nhwc_backward_weights, dout, cache)

@@ -10,6 +10,10 @@ from random import randrange
 
 import numpy as np
 
+__all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array",
+           "eval_numerical_gradient_blobs", "eval_numerical_gradient_net", "grad_check_sparse",
+           "rel_error", "randrange", "np"]
+
 
 def _writable_float_array(x, name):
     if not isinstance(x, np.ndarray):

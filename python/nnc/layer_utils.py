@@ -6,11 +6,22 @@ the public layer functions, so they run on the active backend
 (``nnc.set_backend``); convolution uses ``conv_forward_fast`` and pooling
 ``max_pool_forward_fast``. Argument checks happen in those layer functions.
 """
+from . import fast_layers as _fast_layers
+from . import layers as _layers
+from .fast_layers import *  # noqa: F401,F403  (CS231n's layer_utils star-imports both)
 from .fast_layers import (conv_backward_fast, conv_forward_fast, max_pool_backward_fast,
                           max_pool_forward_fast)
+from .layers import *  # noqa: F401,F403
 from .layers import (affine_backward, affine_forward, batchnorm_backward, batchnorm_forward,
                      layernorm_backward, layernorm_forward, relu_backward, relu_forward,
                      spatial_batchnorm_backward, spatial_batchnorm_forward)
+
+__all__ = [
+    "affine_relu_forward", "affine_relu_backward", "affine_bn_relu_forward",
+    "affine_bn_relu_backward", "affine_ln_relu_forward", "affine_ln_relu_backward",
+    "conv_relu_forward", "conv_relu_backward", "conv_bn_relu_forward", "conv_bn_relu_backward",
+    "conv_relu_pool_forward", "conv_relu_pool_backward",
+] + _layers.__all__ + [n for n in _fast_layers.__all__ if n not in _layers.__all__]
 
 
 def affine_relu_forward(x, w, b):

@@ -15,9 +15,16 @@ Checkpoints (``checkpoint_name``) are ``.npz`` files that load with
 """
 import json
 import os
-import tempfile
+import pickle  # noqa: F401  (exported as the original's is; checkpoints are .npz, not pickles)
+import secrets
+import sys
 
 import numpy as np
+
+from . import optim
+
+# CS231n's solver.py star-exports Solver and its imports (optim, np, os, pickle).
+__all__ = ["Solver", "load_checkpoint", "UPDATE_RULES", "optim", "np", "os", "pickle"]
 
 # The update rules of nnc.optim that a string update_rule may name.
 UPDATE_RULES = ("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam")
@@ -36,6 +43,31 @@ def _resolve_update_rule(rule):
             return fn
     raise ValueError(f'Invalid update_rule "{rule}": give one of {", ".join(UPDATE_RULES)} '
                      "or a function (w, dw, config) -> (next_w, config)")
+
+
+def _stdout_is_terminal():
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed sys.stdout
+        return False
+
+
+def _show_progress(progress, verbose=True):
+    """Whether to show a bar: progress=None means "when verbose and stdout is a
+    terminal" (a log file gets no carriage returns); True/False force it."""
+    if progress is None:
+        return bool(verbose) and _stdout_is_terminal()
+    return bool(progress)
+
+
+def _epoch_bar(epoch, num_epochs, num_images, initial=0):
+    """A tqdm bar over the images of one epoch: it shows images/s and the ETA
+    of the epoch. On stdout, where the print lines go, so tqdm.write can keep
+    the two apart."""
+    from tqdm import tqdm  # here: importing nnc.solver stays cheap
+
+    return tqdm(total=num_images, initial=initial, unit="img", file=sys.stdout,
+                desc=f"epoch {epoch}/{num_epochs}", leave=True, dynamic_ncols=True)
 
 
 class Solver:
@@ -63,6 +95,13 @@ class Solver:
       '<checkpoint_name>_epoch_<epoch>.npz'
     - print_every: print the loss every this many iterations; default 10
     - verbose: False silences all printing; default True
+    - progress: a tqdm bar per epoch with the loss, images/s and the ETA.
+      None (default) shows it when verbose and stdout is a terminal, so logs
+      stay free of control characters; True or False force it on or off.
+      While it shows, the print lines go through ``tqdm.write`` (same text).
+    - check_finite: stop with FloatingPointError (naming the iteration and the
+      loss) as soon as the loss is NaN or infinite, before that step's update
+      is applied; False trains on regardless; default True
 
     Attributes after train(): loss_history (one float per iteration),
     train_acc_history and val_acc_history (one per check), best_val_acc,
@@ -94,6 +133,8 @@ class Solver:
         self.checkpoint_name = kwargs.pop("checkpoint_name", None)
         self.print_every = kwargs.pop("print_every", 10)
         self.verbose = kwargs.pop("verbose", True)
+        self.progress = kwargs.pop("progress", None)
+        self.check_finite = kwargs.pop("check_finite", True)
         if kwargs:
             extra = ", ".join('"%s"' % k for k in kwargs)
             raise ValueError("Unrecognized arguments %s" % extra)
@@ -101,10 +142,14 @@ class Solver:
         self.update_rule = _resolve_update_rule(self.update_rule)
         if len(self.X_train) == 0:
             raise ValueError("data: X_train is empty")
+        if not isinstance(self.check_finite, (bool, np.bool_)):
+            raise TypeError(f"check_finite must be True or False, got {self.check_finite!r}")
         for name in ("batch_size", "num_epochs", "print_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.progress not in (None, True, False):
+            raise ValueError(f"progress must be None, True or False, got {self.progress!r}")
         self._reset()
 
     def _reset(self):
@@ -129,6 +174,12 @@ class Solver:
 
         loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
+        if self.check_finite and not np.isfinite(loss):
+            # Stop before the update: the parameters stay those that gave this loss.
+            raise FloatingPointError(
+                f"Solver: the loss is {float(loss)} at iteration {len(self.loss_history)} "
+                f"(epoch {self.epoch}); stopped before updating the parameters. Lower the "
+                "learning rate or check the data, or pass check_finite=False to train on")
 
         for p, w in self.model.params.items():
             dw = grads[p]
@@ -150,7 +201,7 @@ class Solver:
             return
         filename = "%s_epoch_%d.npz" % (self.checkpoint_name, self.epoch)
         if self.verbose:
-            print('Saving checkpoint to "%s"' % filename)
+            self._print('Saving checkpoint to "%s"' % filename)
         arrays = {f"param/{k}": np.asarray(v) for k, v in self.model.params.items()}
         for i, stats in enumerate(self._snapshot_bn_stats()):
             for k, v in stats.items():
@@ -179,9 +230,13 @@ class Solver:
         }
         arrays["meta"] = np.array(json.dumps(meta))
         # Write a temporary file next to the target, then rename it over the
-        # target: a crash mid-write never leaves a truncated checkpoint.
-        directory = os.path.dirname(os.path.abspath(filename))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+        # target: a crash mid-write never leaves a truncated checkpoint. The
+        # temporary name does not end in .npz, so a process killed mid-write
+        # leaves a hidden ".<name>.<random>.tmp", never a torn .npz; and
+        # os.open applies the umask as np.savez would (mkstemp's files are 0600).
+        directory, base = os.path.split(os.path.abspath(filename))
+        tmp = os.path.join(directory, ".%s.%s.tmp" % (base, secrets.token_hex(6)))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
@@ -191,6 +246,21 @@ class Solver:
         except BaseException:
             os.unlink(tmp)
             raise
+
+    _bar = None  # the tqdm bar of the running epoch, if one shows
+
+    def _print(self, line):
+        """print(line), through tqdm.write while a bar shows (the same bytes
+        reach stdout; the bar is redrawn below them)."""
+        if self._bar is not None:
+            self._bar.write(line)
+        else:
+            print(line)
+
+    def _close_bar(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Accuracy of the model on (X, y).
@@ -228,19 +298,34 @@ class Solver:
         """Run the optimization; afterwards model.params (and the batchnorm
         running statistics) are those of the check with the best validation
         accuracy."""
+        try:
+            self._iterate()
+        finally:
+            self._close_bar()
+        self._restore_best()
+
+    def _iterate(self):
         num_train = self.X_train.shape[0]
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
+        show_bar = _show_progress(self.progress, self.verbose)
 
         for t in range(num_iterations):
+            if show_bar and self._bar is None:
+                self._bar = _epoch_bar(self.epoch + 1, self.num_epochs,
+                                       iterations_per_epoch * self.batch_size)
             self._step()
+            if self._bar is not None:
+                self._bar.set_postfix(loss=f"{self.loss_history[-1]:.4f}", refresh=False)
+                self._bar.update(self.batch_size)
 
             if self.verbose and t % self.print_every == 0:
-                print("(Iteration %d / %d) loss: %f"
-                      % (t + 1, num_iterations, self.loss_history[-1]))
+                self._print("(Iteration %d / %d) loss: %f"
+                            % (t + 1, num_iterations, self.loss_history[-1]))
 
             epoch_end = (t + 1) % iterations_per_epoch == 0
             if epoch_end:
+                self._close_bar()  # its last line stays above the epoch's results
                 self.epoch += 1
                 for k in self.optim_configs:
                     # a custom rule may keep no learning rate in its config
@@ -259,8 +344,8 @@ class Solver:
                 self._save_checkpoint()
 
                 if self.verbose:
-                    print("(Epoch %d / %d) train acc: %f; val_acc: %f"
-                          % (self.epoch, self.num_epochs, train_acc, val_acc))
+                    self._print("(Epoch %d / %d) train acc: %f; val_acc: %f"
+                                % (self.epoch, self.num_epochs, train_acc, val_acc))
 
                 # The first check always counts, so a model that never beats
                 # 0 accuracy still gets its parameters back.
@@ -269,6 +354,7 @@ class Solver:
                     self.best_params = {k: v.copy() for k, v in self.model.params.items()}
                     self.best_bn_stats = self._snapshot_bn_stats()
 
+    def _restore_best(self):
         # Restore copies, so further training does not alter best_params.
         self.model.params = {k: v.copy() for k, v in self.best_params.items()}
         for d, stats in zip(self._bn_params(), self.best_bn_stats):

@@ -1,9 +1,11 @@
 """The native backend: thin wrappers that call the C++ kernels in ``nnc._nnc``
-and pack what they return into CS231n caches. The binding validates dtypes
-and shapes; the math is all in cpp/."""
+and pack what they return into CS231n caches. The public functions validated
+the arguments (once, for both backends); the bindings re-check only what
+protects memory. The math is all in cpp/."""
 import ctypes
 import importlib.util
 import os
+
 import numpy as np
 
 
@@ -39,29 +41,16 @@ def affine_backward(dout, cache):
 # Forward kernels return float64 (mean, rstd) per normalized group; backward
 # uses them with x (xhat is recomputed, never stored).
 
-import numpy as _np  # noqa: E402
-
-from .. import _checks as _ck  # noqa: E402
-
 
 def _running_stats(bn_param, x, n):
-    """bn_param's running statistics, zeros on first use. The kernel updates
-    them in place, so they must already be what it writes to."""
-    stats = []
-    for key in ("running_mean", "running_var"):
-        a = bn_param.get(key)
-        if a is None:
-            a = _np.zeros(n, dtype=x.dtype)
-        else:
-            _ck.updated_in_place(a, f"bn_param[{key!r}]", x.dtype, (n,))
-        stats.append(a)
-    return stats
+    """bn_param's running statistics (zeros on first use), which the kernel
+    updates in place; the public function checked their dtype and layout."""
+    return [bn_param[key] if bn_param.get(key) is not None else np.zeros(n, dtype=x.dtype)
+            for key in ("running_mean", "running_var")]
 
 
 def _batchnorm(train_kernel, test_kernel, x, gamma, beta, bn_param):
-    mode = bn_param.get("mode")
-    if mode not in ("train", "test"):
-        raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    mode = bn_param["mode"]
     eps = float(bn_param.get("eps", 1e-5))
     running_mean, running_var = _running_stats(bn_param, x, x.shape[1])
     if mode == "train":
@@ -191,11 +180,6 @@ def sigmoid_backward(dout, cache):
     return _nnc.sigmoid_backward(dout, out)
 
 
-def _require_float(a, name):
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
-
-
 def dropout_forward(x, dropout_param):
     # The mask is drawn from NumPy's global generator exactly as the reference
     # draws np.random.rand(*x.shape): seed the same way, hand the MT19937
@@ -204,7 +188,6 @@ def dropout_forward(x, dropout_param):
     p, mode = float(dropout_param["p"]), dropout_param["mode"]
     if "seed" in dropout_param:
         np.random.seed(dropout_param["seed"])
-    _require_float(x, "x")
     if mode != "train":
         return x, ("test", None, p, x.shape)
     state = np.random.get_state(legacy=False)
@@ -225,10 +208,6 @@ def dropout_backward(dout, cache):
     mode, keep, p, shape = cache
     if mode == "train":
         return _nnc.dropout_backward(dout, keep, p)
-    _require_float(dout, "dout")
-    if dout.shape != shape:
-        raise ValueError(f"dropout_backward: dout has shape {dout.shape} but the forward input "
-                         f"had shape {shape}")
     return dout
 
 
@@ -251,49 +230,107 @@ def mse_loss(x, y):
 
 
 # The kernels update w and the state arrays in place (one fused pass, no
-# temporaries); next_w is w itself. The binding refuses (TypeError) arrays it
-# could only update through a copy; this says which one and why.
-
-def _in_place(w, config, *state):
-    for name, a in [("w", w)] + [(f"config[{k!r}]", config[k]) for k in state]:
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            raise TypeError(f"{name} must be a C-contiguous, writable array: the cpp backend "
-                            f"updates it in place (got shape {a.shape}, strides {a.strides}, "
-                            f"writeable={a.flags.writeable})")
-
+# temporaries); next_w is w itself. The public functions made sure that w and
+# the state arrays can be updated in place and that dw has w's dtype.
 
 def sgd(w, dw, config):
-    _in_place(w, config)
     _nnc.sgd(w, dw, float(config["learning_rate"]))
     return w, config
 
 
 def sgd_momentum(w, dw, config):
-    _in_place(w, config, "velocity")
     _nnc.sgd_momentum(w, config["velocity"], dw, float(config["learning_rate"]),
                       float(config["momentum"]))
     return w, config
 
 
 def sgd_nesterov_momentum(w, dw, config):
-    _in_place(w, config, "velocity")
     _nnc.sgd_nesterov_momentum(w, config["velocity"], dw, float(config["learning_rate"]),
                                float(config["momentum"]))
     return w, config
 
 
 def rmsprop(w, dw, config):
-    _in_place(w, config, "cache")
     _nnc.rmsprop(w, config["cache"], dw, float(config["learning_rate"]),
                  float(config["decay_rate"]), float(config["epsilon"]))
     return w, config
 
 
 def adam(w, dw, config):
-    _in_place(w, config, "m", "v")
     beta1, beta2, t = config["beta1"], config["beta2"], config["t"] + 1
     # The bias corrections are the reference's own Python expressions.
     _nnc.adam(w, config["m"], config["v"], dw, float(config["learning_rate"]), float(beta1),
               float(beta2), float(config["epsilon"]), float(1 - beta1 ** t), float(1 - beta2 ** t))
     config["t"] = t
     return w, config
+
+
+# --- embeddings, binary cross-entropy ---
+# The kernels take int64 indices (converted once here; the cache keeps the
+# converted array for the backward pass).
+
+def embedding_forward(idx, W):
+    idx = idx.astype(np.int64, copy=False)
+    return _nnc.embedding_forward(idx, W), (idx, W.shape[0])
+
+
+def embedding_backward(dout, cache):
+    idx, V = cache
+    return _nnc.embedding_backward(dout, idx, V)
+# --- ops of the object-layer API (nnc.nn): gelu, leaky_relu, bce, NHWC conv and pool ---
+# Caches keep x (the kernels recompute what the backward needs from it).
+
+def gelu_forward(x):
+    return _nnc.gelu_forward(x), (x,)
+
+
+def gelu_backward(dout, cache):
+    (x,) = cache
+    return _nnc.gelu_backward(dout, x)
+
+
+def leaky_relu_forward(x, negative_slope):
+    return _nnc.leaky_relu_forward(x, negative_slope), (x, negative_slope)
+
+
+def leaky_relu_backward(dout, cache):
+    x, negative_slope = cache
+    return _nnc.leaky_relu_backward(dout, x, negative_slope)
+
+
+def bce_loss(x, y):
+    return _nnc.bce_loss(x, y)
+
+
+def conv_nhwc_forward(x, w, b, conv_param):
+    out = _nnc.conv_nhwc_forward(x, w, b, conv_param["stride"], conv_param["pad"],
+                                 _settings._conv_algo_code())
+    return out, (x, w, b, conv_param)
+
+
+def conv_nhwc_backward(dout, cache):
+    x, w, b, conv_param = cache
+    return _nnc.conv_nhwc_backward(dout, x, w, conv_param["stride"], conv_param["pad"],
+                                   _settings._conv_algo_code())
+
+
+def max_pool_nhwc_forward(x, pool_param):
+    out, argmax = _nnc.max_pool_nhwc_forward(x, pool_param["pool_height"],
+                                             pool_param["pool_width"], pool_param["stride"])
+    return out, (x.shape, pool_param, argmax)
+
+
+def max_pool_nhwc_backward(dout, cache):
+    x_shape, pool_param, argmax = cache
+    return _nnc.max_pool_nhwc_backward(dout, argmax, x_shape[1], x_shape[2])
+
+
+def conv_nhwc_backward_weights(dout, cache):
+    x, w, b, conv_param = cache
+    return _nnc.conv_nhwc_backward_weights(dout, x, w, conv_param["stride"], conv_param["pad"],
+                                           _settings._conv_algo_code())
+
+
+def affine_backward_weights(dout, cache):
+    x, w, b = cache
+    return _nnc.affine_backward_weights(dout, x.reshape(x.shape[0], -1))

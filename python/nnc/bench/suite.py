@@ -1,9 +1,9 @@
 """The op registry shared by the tests and the benchmarks.
 
-Each ``Op`` knows how to build its inputs for a shape and dtype, how to run
-its forward and backward pass through nnc's public API (so it runs on
-whatever backend is active), and, optionally, the same work in PyTorch and
-its FLOP and byte counts. ``CASES`` names the benchmark shapes; each op's
+Each ``Op`` is data: how to build its inputs for a shape and dtype, which
+declared op runs it with which inputs (one generic adapter calls the public
+function, so it runs on whatever backend is active), and, optionally, the
+same work in PyTorch and its FLOP and byte counts. ``CASES`` names the benchmark shapes; each op's
 ``test_shapes`` are small shapes with tails on purpose (N=1, odd and prime
 sizes, channel counts that are not multiples of the SIMD width) for the
 backend-equivalence tests.
@@ -14,18 +14,75 @@ from typing import Callable, Optional
 import numpy as np
 
 
+def public_op(name):
+    """The public function of a declared op (from nnc.layers, fast_layers or optim)."""
+    from nnc import fast_layers, layers, optim
+
+    for module in (layers, fast_layers, optim):
+        fn = getattr(module, name, None)
+        if fn is not None:
+            return fn
+    raise KeyError(f"no public op named {name!r}")
+
+
 @dataclass
 class Op:
+    """A benchmark/test case family described as data: the declared op that
+    runs it (``fn``, with the input keys ``args`` it takes), its backward op
+    (``bwd``, fed ``inp['dout']`` and the forward's cache), and what else it
+    reports (``extra``: more outputs read from the inputs afterwards, such as
+    the running statistics a batchnorm updates). ``run`` replaces ``fn``
+    for whole training steps, which are not single ops."""
     name: str
     make: Callable                      # (shape, dtype, seed) -> dict of inputs
-    forward: Callable                   # (inp) -> (tuple of outputs, cache)
-    backward: Optional[Callable] = None  # (inp, cache) -> tuple of gradients
-    needs: tuple = ()                   # registry op names it calls
+    fn: Optional[str] = None            # forward op name (a forward_op or an op)
+    args: tuple = ()                    # input keys passed to fn, in order
+    bwd: Optional[str] = None           # backward op name
+    extra: Optional[Callable] = None    # (inp) -> more outputs after the forward
+    run: Optional[Callable] = None      # (inp) -> outputs, for whole steps
+    needs: tuple = ()                   # more registry op names it calls (steps)
     test_shapes: list = field(default_factory=list)
     torch: Optional[Callable] = None    # (inp, backward: bool) -> zero-arg callable
     flops: Optional[Callable] = None    # (shape) -> forward FLOPs (backward counts 2x)
     nbytes: Optional[Callable] = None   # (shape, itemsize) -> bytes a forward moves
     is_step: bool = False               # a whole update (optimizer / training step)
+
+    def __post_init__(self):
+        # aliases (conv_forward_fast is conv_forward_strides) by their op names
+        self.needs = tuple(public_op(n).__name__ for n in (self.fn, self.bwd) if n) + \
+            tuple(self.needs)
+        self.backward = self._backward if self.bwd else None
+
+    def forward(self, inp):
+        """Runs the op on the active backend: (tuple of outputs, cache or None)."""
+        if self.run is not None:
+            return tuple(self.run(inp)), None
+        fn = public_op(self.fn)
+        outs, cache = _outputs(fn.__name__, fn(*(inp[k] for k in self.args)), inp)
+        if self.extra is not None:
+            outs += tuple(self.extra(inp))
+        return outs, cache
+
+    def _backward(self, inp, cache):
+        grads = public_op(self.bwd)(inp["dout"], cache)
+        return grads if isinstance(grads, tuple) else (grads,)
+
+
+def _outputs(name, result, inp):
+    """A declared op's result as (outputs, cache): forwards give (out, cache),
+    losses (loss, dx), update rules (next_w, config) whose state arrays count
+    as outputs too."""
+    from nnc.backends import declared_ops
+
+    if name in declared_ops("forward"):
+        out, cache = result
+        return (out,), cache
+    first, second = result
+    if isinstance(second, dict):    # an update rule: continue from next_w
+        inp["w"] = first
+        return (first,) + tuple(v for k, v in sorted(second.items())
+                                if isinstance(v, np.ndarray)), None
+    return (np.asarray(first), second), None
 
 
 @dataclass
@@ -84,17 +141,8 @@ def _conv_make(shape, dtype, seed):
                 dout=_randn(rng, _conv_out(shape), dtype))
 
 
-def _conv_forward(inp):
-    from nnc.fast_layers import conv_forward_fast
-
-    out, cache = conv_forward_fast(inp["x"], inp["w"], inp["b"], inp["conv_param"])
-    return (out,), cache
 
 
-def _conv_backward(inp, cache):
-    from nnc.fast_layers import conv_backward_fast
-
-    return conv_backward_fast(inp["dout"], cache)
 
 
 def _conv_torch(inp, backward):
@@ -123,17 +171,8 @@ def _pool_make(shape, dtype, seed):
                 dout=_randn(rng, (N, C, Ho, Wo), dtype))
 
 
-def _pool_forward(inp):
-    from nnc.fast_layers import max_pool_forward_fast
-
-    out, cache = max_pool_forward_fast(inp["x"], inp["pool_param"])
-    return (out,), cache
 
 
-def _pool_backward(inp, cache):
-    from nnc.fast_layers import max_pool_backward_fast
-
-    return (max_pool_backward_fast(inp["dout"], cache),)
 
 
 def _pool_torch(inp, backward):
@@ -159,17 +198,8 @@ def _bn_make(shape, dtype, seed):
                 dout=_randn(rng, shape, dtype))
 
 
-def _bn_forward(inp):
-    from nnc.layers import batchnorm_forward
-
-    out, cache = batchnorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["param"])
-    return (out, inp["param"]["running_mean"], inp["param"]["running_var"]), cache
 
 
-def _bn_backward(inp, cache):
-    from nnc.layers import batchnorm_backward
-
-    return batchnorm_backward(inp["dout"], cache)
 
 
 def _bn_torch(inp, backward):
@@ -186,30 +216,12 @@ def _norm_bytes(shape, itemsize):
     return 2.0 * itemsize * float(np.prod(shape))   # read x, write out
 
 
-def _sbn_forward(inp):
-    from nnc.layers import spatial_batchnorm_forward
-
-    out, cache = spatial_batchnorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["param"])
-    return (out, inp["param"]["running_mean"], inp["param"]["running_var"]), cache
 
 
-def _sbn_backward(inp, cache):
-    from nnc.layers import spatial_batchnorm_backward
-
-    return spatial_batchnorm_backward(inp["dout"], cache)
 
 
-def _ln_forward(inp):
-    from nnc.layers import layernorm_forward
-
-    out, cache = layernorm_forward(inp["x"], inp["gamma"], inp["beta"], inp["param"])
-    return (out,), cache
 
 
-def _ln_backward(inp, cache):
-    from nnc.layers import layernorm_backward
-
-    return layernorm_backward(inp["dout"], cache)
 
 
 def _ln_torch(inp, backward):
@@ -223,23 +235,14 @@ def _ln_torch(inp, backward):
 def _gn_make(shape, dtype, seed):
     N, C, H, W, G = shape
     inp = _bn_make((N, C, H, W), dtype, seed)
+    inp["gamma"] = inp["gamma"].reshape(1, C, 1, 1)     # CS231n's layout
+    inp["beta"] = inp["beta"].reshape(1, C, 1, 1)
     inp["G"] = G
     return inp
 
 
-def _gn_forward(inp):
-    from nnc.layers import spatial_groupnorm_forward
-
-    C = inp["x"].shape[1]
-    out, cache = spatial_groupnorm_forward(inp["x"], inp["gamma"].reshape(1, C, 1, 1),
-                                           inp["beta"].reshape(1, C, 1, 1), inp["G"], inp["param"])
-    return (out,), cache
 
 
-def _gn_backward(inp, cache):
-    from nnc.layers import spatial_groupnorm_backward
-
-    return spatial_groupnorm_backward(inp["dout"], cache)
 
 
 # --- affine, activations, dropout, loss -------------------------------------------
@@ -251,17 +254,8 @@ def _affine_make(shape, dtype, seed):
                 b=_randn(rng, (M,), dtype), dout=_randn(rng, (N, M), dtype))
 
 
-def _affine_forward(inp):
-    from nnc.layers import affine_forward
-
-    out, cache = affine_forward(inp["x"], inp["w"], inp["b"])
-    return (out,), cache
 
 
-def _affine_backward(inp, cache):
-    from nnc.layers import affine_backward
-
-    return affine_backward(inp["dout"], cache)
 
 
 def _affine_torch(inp, backward):
@@ -276,17 +270,8 @@ def _ew_make(shape, dtype, seed):
                 param={"mode": "train", "p": 0.7, "seed": 42})
 
 
-def _relu_forward(inp):
-    from nnc.layers import relu_forward
-
-    out, cache = relu_forward(inp["x"])
-    return (out,), cache
 
 
-def _relu_backward(inp, cache):
-    from nnc.layers import relu_backward
-
-    return (relu_backward(inp["dout"], cache),)
 
 
 def _relu_torch(inp, backward):
@@ -299,17 +284,8 @@ def _ew_bytes(shape, itemsize):
     return 2.0 * itemsize * float(np.prod(shape))
 
 
-def _dropout_forward(inp):
-    from nnc.layers import dropout_forward
-
-    out, cache = dropout_forward(inp["x"], inp["param"])
-    return (out,), cache
 
 
-def _dropout_backward(inp, cache):
-    from nnc.layers import dropout_backward
-
-    return (dropout_backward(inp["dout"], cache),)
 
 
 def _dropout_torch(inp, backward):
@@ -325,11 +301,6 @@ def _softmax_make(shape, dtype, seed):
     return dict(x=_randn(rng, (N, C), dtype), y=rng.integers(0, C, size=N))
 
 
-def _softmax_forward(inp):
-    from nnc.layers import softmax_loss
-
-    loss, dx = softmax_loss(inp["x"], inp["y"])
-    return (np.asarray(loss), dx), None
 
 
 def _softmax_torch(inp, backward):
@@ -348,6 +319,47 @@ def _softmax_bytes(shape, itemsize):
     return 2.0 * itemsize * float(np.prod(shape))
 
 
+# --- embedding lookup, binary cross-entropy -------------------------------------------
+# embedding shape = (N, T, V, D): idx (N, T) into W (V, D)
+
+def _emb_make(shape, dtype, seed):
+    N, T, V, D = shape
+    rng = _rng(seed)
+    return dict(idx=rng.integers(0, V, size=(N, T)), W=_randn(rng, (V, D), dtype),
+                dout=_randn(rng, (N, T, D), dtype))
+
+
+def _emb_torch(inp, backward):
+    import torch.nn.functional as F
+
+    idx = _t(inp["idx"])
+    return _torch_fwd_bwd(lambda W: F.embedding(idx, W), (inp["W"],), inp["dout"], backward)
+
+
+def _emb_bytes(shape, itemsize):
+    N, T, V, D = shape
+    return 2.0 * itemsize * N * T * D + 8.0 * N * T   # read the rows and idx, write out
+
+
+def _bce_make(shape, dtype, seed):
+    rng = _rng(seed)
+    y = rng.random(shape).astype(dtype)
+    y[rng.random(shape) < 0.5] = 1.0
+    return dict(x=_randn(rng, shape, dtype, 3.0), y=y)
+
+
+def _bce_torch(inp, backward):
+    import torch.nn.functional as F
+
+    y = _t(inp["y"])
+    x = _t(inp["x"]).requires_grad_(True)
+
+    def run():   # loss and gradient, as nnc's bce_loss returns both
+        x.grad = None
+        F.binary_cross_entropy_with_logits(x, y).backward()
+    return run
+
+
 # --- optimizer steps ----------------------------------------------------------------
 
 def _optim_make(shape, dtype, seed):
@@ -356,16 +368,6 @@ def _optim_make(shape, dtype, seed):
     return dict(w=_randn(rng, (n,), dtype), dw=_randn(rng, (n,), dtype, 1e-2),
                 config={"learning_rate": 1e-3})
 
-
-def _make_optim_forward(rule):
-    def forward(inp):
-        from nnc import optim
-
-        next_w, config = getattr(optim, rule)(inp["w"], inp["dw"], inp["config"])
-        inp["w"] = next_w
-        state = tuple(v for k, v in sorted(config.items()) if isinstance(v, np.ndarray))
-        return (next_w,) + state, None
-    return forward
 
 
 def _make_optim_torch(rule):
@@ -430,7 +432,46 @@ def _fcnet_make(shape, dtype, seed):
 def _solver_step(inp):
     np.random.seed(inp["seed"])     # the batch draw, identical for every backend
     inp["solver"]._step()
-    return (np.asarray(inp["solver"].loss_history[-1]),), None
+    return (np.asarray(inp["solver"].loss_history[-1]),)
+
+
+def _wordmodel_make(shape, dtype, seed):
+    from nnc.classifiers import WordModel
+    from nnc.solver import Solver
+
+    N, V, D, P = shape   # batch, vocabulary, embedding and hidden sizes; context 3
+    model = WordModel(vocab_size=V, embed_dim=D, hidden_dim=P, dtype=dtype, seed=seed)
+    rng = _rng(seed)
+    data = dict(X_train=rng.integers(0, V, size=(N, 3)), y_train=rng.integers(0, V, size=N),
+                X_val=rng.integers(0, V, size=(10, 3)), y_val=rng.integers(0, V, size=10))
+    solver = Solver(model, data, update_rule="sgd_momentum",
+                    optim_config={"learning_rate": 0.15, "momentum": 0.85}, batch_size=N,
+                    verbose=False)
+    return dict(solver=solver, data=data, seed=seed, shape=shape)
+
+
+def _wordmodel_torch(inp, backward):
+    import torch
+    from torch import nn
+
+    X, y = inp["data"]["X_train"], inp["data"]["y_train"]
+    N, V, D, P = inp["shape"]
+    dt = torch.float32 if inp["solver"].model.dtype == np.float32 else torch.float64
+    net = nn.Sequential(nn.Embedding(V, D), nn.Flatten(), nn.Linear(3 * D, P), nn.Sigmoid(),
+                        nn.Linear(P, V)).to(dt)
+    opt = torch.optim.SGD(net.parameters(), lr=0.15, momentum=0.85)
+    Xt, yt = _t(X), _t(y).long()
+
+    def run():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(Xt), yt).backward()
+        opt.step()
+    return run
+
+
+def _wordmodel_flops(shape):
+    N, V, D, P = shape
+    return 2.0 * N * (3 * D * P + P * V)
 
 
 def _convnet_torch(inp, backward):
@@ -488,53 +529,66 @@ CONV_TEST_SHAPES = [
     (4, 2, 9, 9, 3, 3, 3, 3, 0), (3, 3, 9, 9, 5, 1, 1, 2, 0), (2, 3, 7, 7, 2, 3, 3, 2, 3),
 ]
 
+def _running_stats(inp):
+    return inp["param"]["running_mean"], inp["param"]["running_var"]
+
+
 OPS = {op.name: op for op in [
-    Op("conv", _conv_make, _conv_forward, _conv_backward,
-       needs=("conv_forward_strides", "conv_backward_strides"), test_shapes=CONV_TEST_SHAPES,
-       torch=_conv_torch, flops=_conv_flops),
-    Op("max_pool", _pool_make, _pool_forward, _pool_backward,
-       needs=("max_pool_forward_fast", "max_pool_backward_fast"),
+    Op("conv", _conv_make, "conv_forward_fast", ("x", "w", "b", "conv_param"),
+       "conv_backward_fast", test_shapes=CONV_TEST_SHAPES, torch=_conv_torch, flops=_conv_flops),
+    Op("max_pool", _pool_make, "max_pool_forward_fast", ("x", "pool_param"),
+       "max_pool_backward_fast",
        test_shapes=[(1, 1, 2, 2, 2, 2, 2), (2, 3, 8, 8, 2, 2, 2), (3, 5, 7, 9, 3, 3, 2),
                     (1, 17, 7, 7, 3, 3, 1), (2, 3, 6, 9, 2, 3, 1), (2, 2, 13, 13, 5, 5, 4)],
        torch=_pool_torch, nbytes=_pool_bytes),
-    Op("batchnorm", _bn_make, _bn_forward, _bn_backward,
-       needs=("batchnorm_forward", "batchnorm_backward"),
+    Op("batchnorm", _bn_make, "batchnorm_forward", ("x", "gamma", "beta", "param"),
+       "batchnorm_backward", extra=_running_stats,
        test_shapes=[(2, 1), (7, 5), (64, 33), (13, 4099)], torch=_bn_torch, nbytes=_norm_bytes),
-    Op("spatial_batchnorm", _bn_make, _sbn_forward, _sbn_backward,
-       needs=("spatial_batchnorm_forward", "spatial_batchnorm_backward"),
+    Op("spatial_batchnorm", _bn_make, "spatial_batchnorm_forward",
+       ("x", "gamma", "beta", "param"), "spatial_batchnorm_backward", extra=_running_stats,
        test_shapes=[(1, 3, 5, 7), (2, 13, 7, 11), (5, 17, 3, 3), (2, 3, 1, 1)],
        torch=_bn_torch, nbytes=_norm_bytes),
-    Op("layernorm", _bn_make, _ln_forward, _ln_backward,
-       needs=("layernorm_forward", "layernorm_backward"),
+    Op("layernorm", _bn_make, "layernorm_forward", ("x", "gamma", "beta", "param"),
+       "layernorm_backward",
        test_shapes=[(1, 5), (7, 3), (33, 17), (5, 4099)], torch=_ln_torch, nbytes=_norm_bytes),
-    Op("spatial_groupnorm", _gn_make, _gn_forward, _gn_backward,
-       needs=("spatial_groupnorm_forward", "spatial_groupnorm_backward"),
+    Op("spatial_groupnorm", _gn_make, "spatial_groupnorm_forward",
+       ("x", "gamma", "beta", "G", "param"), "spatial_groupnorm_backward",
        test_shapes=[(1, 4, 5, 7, 2), (2, 6, 7, 11, 3), (3, 5, 3, 3, 1), (2, 6, 4, 4, 6)]),
-    Op("affine", _affine_make, _affine_forward, _affine_backward,
-       needs=("affine_forward", "affine_backward"),
+    Op("affine", _affine_make, "affine_forward", ("x", "w", "b"), "affine_backward",
        test_shapes=[(1, 1, 1), (1, 7, 3), (17, 33, 9), (64, 129, 65)],
        torch=_affine_torch, flops=lambda s: 2.0 * s[0] * s[1] * s[2]),
-    Op("relu", _ew_make, _relu_forward, _relu_backward, needs=("relu_forward", "relu_backward"),
+    Op("relu", _ew_make, "relu_forward", ("x",), "relu_backward",
        test_shapes=[(1, 1), (3, 7), (17, 33), (1, 1000003)], torch=_relu_torch,
        nbytes=_ew_bytes),
-    Op("dropout", _ew_make, _dropout_forward, _dropout_backward,
-       needs=("dropout_forward", "dropout_backward"),
+    Op("dropout", _ew_make, "dropout_forward", ("x", "param"), "dropout_backward",
        test_shapes=[(1, 1), (3, 7), (17, 33), (1, 100003)], torch=_dropout_torch,
        nbytes=_ew_bytes),
-    Op("softmax_loss", _softmax_make, _softmax_forward, needs=("softmax_loss",),
+    Op("softmax_loss", _softmax_make, "softmax_loss", ("x", "y"),
        test_shapes=[(1, 2), (7, 3), (50, 10), (33, 1001)], torch=_softmax_torch,
        nbytes=_softmax_bytes),
-    Op("adam", _optim_make, _make_optim_forward("adam"), needs=("adam",),
+    Op("embedding", _emb_make, "embedding_forward", ("idx", "W"), "embedding_backward",
+       test_shapes=[(1, 1, 1, 1), (7, 5, 13, 3), (5, 11, 2, 17), (200, 3, 250, 32),
+                    (64, 33, 500, 65)],
+       torch=_emb_torch, nbytes=_emb_bytes),
+    Op("bce_loss", _bce_make, "bce_loss", ("x", "y"),
+       test_shapes=[(1,), (7, 3), (200, 1), (33, 1001)], torch=_bce_torch,
+       nbytes=_softmax_bytes),
+    Op("adam", _optim_make, "adam", ("w", "dw", "config"),
        test_shapes=[(1,), (7,), (1000003,)], torch=_make_optim_torch("adam"),
        nbytes=_adam_bytes, is_step=True),
-    Op("sgd_momentum", _optim_make, _make_optim_forward("sgd_momentum"), needs=("sgd_momentum",),
+    Op("sgd_momentum", _optim_make, "sgd_momentum", ("w", "dw", "config"),
        test_shapes=[(1,), (7,), (1000003,)], torch=_make_optim_torch("sgd_momentum"),
        nbytes=_momentum_bytes, is_step=True),
-    Op("convnet_step", _convnet_make, _solver_step,
+    Op("convnet_step", _convnet_make, run=_solver_step,
        needs=("conv_forward_strides", "max_pool_forward_fast", "relu_forward", "softmax_loss",
               "adam"),
        test_shapes=[(4, 3, 8, 8)], torch=_convnet_torch, flops=_convnet_flops, is_step=True),
-    Op("fcnet_step", _fcnet_make, _solver_step,
+    Op("wordmodel_step", _wordmodel_make, run=_solver_step,
+       needs=("embedding_forward", "embedding_backward", "affine_forward", "sigmoid_forward",
+              "softmax_loss", "sgd_momentum"),
+       test_shapes=[(20, 13, 4, 6)], torch=_wordmodel_torch, flops=_wordmodel_flops,
+       is_step=True),
+    Op("fcnet_step", _fcnet_make, run=_solver_step,
        needs=("batchnorm_forward", "relu_forward", "softmax_loss", "adam"),
        test_shapes=[(6, 20)], torch=_fcnet_torch, is_step=True),
 ]}
@@ -551,10 +605,14 @@ CASES = [
     Case("relu", "relu", (1024, 4096)),
     Case("dropout", "dropout", (1024, 4096)),
     Case("softmax_loss", "softmax_loss", (4096, 1000)),
+    Case("embedding (200,3) -> (250,32)", "embedding", (200, 3, 250, 32)),
+    Case("embedding (4096,32) -> (50000,256)", "embedding", (4096, 32, 50000, 256), quick=True),
+    Case("bce_loss", "bce_loss", (4096, 1000)),
     Case("adam 10M", "adam", (10_000_000,), quick=True),
     Case("sgd_momentum 10M", "sgd_momentum", (10_000_000,)),
     Case("ThreeLayerConvNet step", "convnet_step", (200, 3, 32, 32), quick=True),
     Case("FullyConnectedNet step", "fcnet_step", (200, 3072)),
+    Case("WordModel step, batch 200", "wordmodel_step", (200, 250, 32, 256), quick=True),
 ]
 
 
@@ -564,3 +622,200 @@ def run_op(op, inp, backward=True):
     if backward and op.backward is not None:
         outs = tuple(outs) + tuple(op.backward(inp, cache))
     return tuple(np.asarray(o) for o in outs)
+
+
+# --- nnc.nn (issue 9): NHWC conv and pool, gelu, leaky_relu, bce, training steps ---------
+# The NHWC cases take the NCHW cases' shape tuples, so a case and its NCHW
+# twin time the same convolution side by side.
+
+def _nhwc(a):
+    return np.ascontiguousarray(np.transpose(a, (0, 2, 3, 1)))
+
+
+def _conv_nhwc_make(shape, dtype, seed):
+    inp = _conv_make(shape, dtype, seed)
+    inp["x"], inp["dout"] = _nhwc(inp["x"]), _nhwc(inp["dout"])
+    inp["w"] = np.ascontiguousarray(np.transpose(inp["w"], (2, 3, 1, 0)))   # (HH, WW, C, F)
+    return inp
+
+
+def _conv_nhwc_torch(inp, backward):
+    """PyTorch on the same channels-last data: NCHW views with NHWC strides
+    (torch.channels_last), which PyTorch's CPU conv runs as NHWC."""
+    import torch
+    import torch.nn.functional as F
+
+    s, p = inp["conv_param"]["stride"], inp["conv_param"]["pad"]
+    x = _t(inp["x"]).permute(0, 3, 1, 2).requires_grad_(backward)
+    w = _t(inp["w"]).permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    w.requires_grad_(backward)
+    b = _t(inp["b"]).requires_grad_(backward)
+    g = _t(inp["dout"]).permute(0, 3, 1, 2)
+
+    def run():
+        if backward:
+            x.grad = w.grad = b.grad = None
+            F.conv2d(x, w, b, stride=s, padding=p).backward(g)
+        else:
+            with torch.no_grad():
+                F.conv2d(x, w, b, stride=s, padding=p)
+    return run
+
+
+def _pool_nhwc_make(shape, dtype, seed):
+    inp = _pool_make(shape, dtype, seed)
+    inp["x"], inp["dout"] = _nhwc(inp["x"]), _nhwc(inp["dout"])
+    return inp
+
+
+def _pool_nhwc_torch(inp, backward):
+    import torch.nn.functional as F
+
+    pp = inp["pool_param"]
+    k, s = (pp["pool_height"], pp["pool_width"]), pp["stride"]
+    x = _t(inp["x"]).permute(0, 3, 1, 2).requires_grad_(backward)
+    g = _t(inp["dout"]).permute(0, 3, 1, 2)
+
+    def run():
+        if backward:
+            x.grad = None
+            F.max_pool2d(x, k, s).backward(g)
+        else:
+            F.max_pool2d(x.detach(), k, s)
+    return run
+
+
+def _gelu_torch(inp, backward):
+    import torch.nn.functional as F
+
+    return _torch_fwd_bwd(lambda x: F.gelu(x, approximate="tanh"), (inp["x"],), inp["dout"],
+                          backward)
+
+
+def _leaky_make(shape, dtype, seed):
+    inp = _ew_make(shape, dtype, seed)
+    inp["slope"] = 0.1
+    return inp
+
+
+def _bce_make(shape, dtype, seed):
+    rng = _rng(seed)
+    return dict(x=_randn(rng, shape, dtype, 3.0), y=(rng.random(shape) < 0.5).astype(dtype))
+
+
+# Training steps of nnc.nn models: forward, cross-entropy, backward, Adam, on
+# CIFAR-shaped NHWC batches; shape = (batch,). Outputs: the loss and every
+# parameter after the step (so validate compares whole updates).
+
+def _nn_step_make(model_name):
+    def make(shape, dtype, seed):
+        import nnc.nn as nn
+
+        (N,) = shape
+        np.random.seed(seed)
+        model = getattr(nn, model_name)()
+        model.net.astype(dtype)
+        rng = _rng(seed)
+        return dict(model=model, loss=nn.cross_entropy(), opt=nn.Adam(model.net, 1e-3),
+                    x=_randn(rng, (N, 32, 32, 3), dtype), y=rng.integers(0, 20, size=N))
+    return make
+
+
+def _nn_step(inp):
+    """One iteration of train_net: forward, loss, backward without the data's
+    gradient (as train_net, and PyTorch for data that does not require grad),
+    Adam step."""
+    model, loss = inp["model"], inp["loss"]
+    value = loss.forward(model.forward(inp["x"]), inp["y"])
+    model.backward(loss.backward(), input_grad=False)
+    inp["opt"].step()
+    return (np.asarray(value),) + tuple(model.net.params.values())
+
+
+def _nn_step_torch(inp, backward):
+    """The same network in PyTorch eager (nnc.nn.to_torch, same weights),
+    Adam and cross-entropy, at PyTorch's best of NCHW and channels_last:
+    both are timed briefly and the faster one is returned."""
+    import time
+
+    import torch
+    from nnc.nn import nhwc_to_nchw, to_torch
+
+    X, y = nhwc_to_nchw(inp["x"]), _t(inp["y"]).long()
+
+    def build(memory_format):
+        net = to_torch(inp["model"].net, input_shape=(32, 32, 3)).to(memory_format=memory_format)
+        x = _t(X).contiguous(memory_format=memory_format)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+        def run():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+        return run
+
+    def best_of(run, reps=5):
+        run()
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    from nnc.nn import ConvLayer2D
+
+    runs = [build(torch.contiguous_format)]
+    if any(isinstance(layer, ConvLayer2D) for layer in inp["model"].net.layers):
+        runs.append(build(torch.channels_last))   # only convs care about the layout
+    return min(runs, key=best_of)
+
+
+def _smallcnn_flops(shape):
+    (N,) = shape
+    return (_conv_flops((N, 3, 32, 32, 16, 5, 5, 1, 2))
+            + _conv_flops((N, 16, 16, 16, 32, 3, 3, 1, 1)) + 2.0 * N * (2048 * 128 + 128 * 20))
+
+
+NN_CONV_TEST_SHAPES = CONV_TEST_SHAPES + [(2, 3, 8, 9, 4, 4, 3, 2, 1), (3, 2, 7, 6, 3, 3, 5, 3, 2)]
+
+OPS.update({op.name: op for op in [
+    Op("conv_nhwc", _conv_nhwc_make, "conv_nhwc_forward", ("x", "w", "b", "conv_param"),
+       "conv_nhwc_backward", test_shapes=NN_CONV_TEST_SHAPES, torch=_conv_nhwc_torch,
+       flops=_conv_flops),
+    Op("max_pool_nhwc", _pool_nhwc_make, "max_pool_nhwc_forward", ("x", "pool_param"),
+       "max_pool_nhwc_backward",
+       test_shapes=[(1, 1, 2, 2, 2, 2, 2), (2, 3, 8, 8, 2, 2, 2), (3, 5, 7, 9, 3, 3, 2),
+                    (1, 17, 7, 7, 3, 3, 1), (2, 3, 6, 9, 2, 3, 1), (2, 2, 13, 13, 5, 5, 4),
+                    (2, 3, 9, 8, 4, 4, 2)],
+       torch=_pool_nhwc_torch, nbytes=_pool_bytes),
+    Op("gelu", _ew_make, "gelu_forward", ("x",), "gelu_backward",
+       test_shapes=[(1, 1), (3, 7), (17, 33), (1, 1000003)], torch=_gelu_torch, nbytes=_ew_bytes),
+    Op("leaky_relu", _leaky_make, "leaky_relu_forward", ("x", "slope"), "leaky_relu_backward",
+       test_shapes=[(1, 1), (3, 7), (17, 33), (1, 100003)], nbytes=_ew_bytes),
+    Op("bce_loss", _bce_make, "bce_loss", ("x", "y"),
+       test_shapes=[(1, 1), (7, 3), (50, 10), (33, 1001)]),
+    Op("smallcnn_step", _nn_step_make("SmallConvolutionalNetwork"), run=_nn_step,
+       needs=("conv_nhwc_forward", "conv_nhwc_backward", "max_pool_nhwc_forward",
+              "gelu_forward", "affine_forward", "softmax_loss", "adam"),
+       test_shapes=[(3,)], torch=_nn_step_torch, flops=_smallcnn_flops, is_step=True),
+    Op("tinynet_step", _nn_step_make("TinyNet"), run=_nn_step,
+       needs=("affine_forward", "gelu_forward", "softmax_loss", "adam"),
+       test_shapes=[(3,)], torch=_nn_step_torch,
+       flops=lambda s: 2.0 * s[0] * (3072 * 512 + 512 * 20), is_step=True),
+]})
+
+CASES += [
+    Case("course conv1 NCHW (100,3,32,32)·(16,3,5,5) p2", "conv", (100, 3, 32, 32, 16, 5, 5, 1, 2)),
+    Case("course conv1 NHWC", "conv_nhwc", (100, 3, 32, 32, 16, 5, 5, 1, 2), quick=True),
+    Case("course conv2 NCHW (100,16,16,16)·(32,16,3,3) p1", "conv",
+         (100, 16, 16, 16, 32, 3, 3, 1, 1)),
+    Case("course conv2 NHWC", "conv_nhwc", (100, 16, 16, 16, 32, 3, 3, 1, 1)),
+    Case("deep conv NHWC", "conv_nhwc", (64, 64, 32, 32, 64, 3, 3, 1, 1)),
+    Case("max-pool NHWC", "max_pool_nhwc", (200, 32, 32, 32, 2, 2, 2)),
+    Case("course max-pool NHWC (100,32,32,16) 2x2/2", "max_pool_nhwc", (100, 16, 32, 32, 2, 2, 2)),
+    Case("gelu", "gelu", (1024, 4096)),
+    Case("SmallConvolutionalNetwork step, batch 10", "smallcnn_step", (10,), quick=True),
+    Case("SmallConvolutionalNetwork step, batch 100", "smallcnn_step", (100,)),
+    Case("TinyNet step, batch 100", "tinynet_step", (100,)),
+]

@@ -1,10 +1,14 @@
 """A small convolutional network, as in CS231n's classifiers/cnn.py."""
 import numpy as np
 
-from ..layer_utils import (affine_relu_backward, affine_relu_forward, conv_relu_pool_backward,
-                           conv_relu_pool_forward)
+from .. import layer_utils as _layer_utils
+from ..layer_utils import *  # noqa: F401,F403  (CS231n's cnn.py star-imports layers,
+from ..layer_utils import (affine_relu_backward, affine_relu_forward,  # fast_layers, layer_utils)
+                           conv_relu_pool_backward, conv_relu_pool_forward)
 from ..layers import affine_backward, affine_forward, softmax_loss
 from .fc_net import _dim, _float_dtype, _nonneg, _reg_loss
+
+__all__ = ["ThreeLayerConvNet"] + _layer_utils.__all__
 
 
 class ThreeLayerConvNet:

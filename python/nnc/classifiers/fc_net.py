@@ -7,19 +7,20 @@ array per parameter, shaped like it. Layers run on the active backend.
 """
 import numpy as np
 
-from ..layer_utils import (affine_bn_relu_backward, affine_bn_relu_forward,
+from .. import _checks as ck
+from .. import layer_utils as _layer_utils
+from ..layer_utils import *  # noqa: F401,F403  (CS231n's fc_net.py star-imports layers and
+from ..layer_utils import (affine_bn_relu_backward, affine_bn_relu_forward,  # layer_utils)
                            affine_ln_relu_backward, affine_ln_relu_forward,
                            affine_relu_backward, affine_relu_forward)
 from ..layers import (affine_backward, affine_forward, dropout_backward, dropout_forward,
                       softmax_loss)
 
+__all__ = ["FullyConnectedNet", "TwoLayerNet"] + _layer_utils.__all__
+
 
 def _dim(v, name, cls):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{cls}: {name} must be an int, got {v!r}")
-    if v <= 0:
-        raise ValueError(f"{cls}: {name} must be positive, got {v}")
-    return int(v)
+    return ck.positive_int(v, f"{cls}: {name}")
 
 
 def _nonneg(v, name, cls):

@@ -1,0 +1,120 @@
+"""The workload tools/valgrind.sh runs under memcheck: every native op once
+per dtype (the op registry of nnc.bench.suite on a shape with tails, plus the
+ops it does not cover and both conv paths), each checked against the NumPy
+reference, then one Solver epoch on tiny data. Prints one line per op.
+
+    python tools/valgrind_ops.py    # also runs without valgrind, in seconds
+"""
+import os
+import sys
+import warnings
+
+import numpy as np
+
+import nnc
+from nnc.bench.suite import OPS, run_op
+
+TOL = {np.float32: 1e-4, np.float64: 1e-9}
+
+
+def check(name, dtype, make, run):
+    """run(make()) on cpp and on numpy; the outputs agree."""
+    outs = {}
+    for backend in ("cpp", "numpy"):
+        with nnc.use_backend(backend):
+            outs[backend] = run(make())
+    for a, b in zip(outs["cpp"], outs["numpy"]):
+        np.testing.assert_allclose(a, b, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
+    print(f"ok {name} {np.dtype(dtype).name}", flush=True)
+
+
+def registry_ops(dtype):
+    for name, op in OPS.items():
+        if op.is_step and name.endswith("_step"):
+            continue   # whole training steps: the Solver epoch below covers them
+        shape = op.test_shapes[min(1, len(op.test_shapes) - 1)]
+        if name == "conv":   # a 3x3 stride-1 case, through im2col and through Winograd
+            from nnc import _nnc
+
+            for force, path in (("0", "im2col"), ("1", "winograd")):
+                os.environ["NNC_CONV_WINOGRAD"] = force
+                try:
+                    inp = op.make(shape, dtype, 0)
+                    cp = inp["conv_param"]
+                    assert _nnc.conv_paths(inp["x"], inp["w"], cp["stride"], cp["pad"]) == (
+                        path, path), path
+                    check("conv " + path, dtype, lambda: op.make(shape, dtype, 0),
+                          lambda inp: run_op(op, inp))
+                finally:
+                    del os.environ["NNC_CONV_WINOGRAD"]
+            continue
+        check(name, dtype, lambda: op.make(shape, dtype, 0), lambda inp: run_op(op, inp))
+
+
+def other_ops(dtype):
+    """Native ops the registry has no entry for."""
+    from nnc import layers, optim
+
+    rng = np.random.default_rng(1)
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x, dout = arr(5, 7), arr(5, 7)
+    y = np.arange(5) % 7
+    for act in ("tanh", "sigmoid"):
+        fwd, bwd = getattr(layers, act + "_forward"), getattr(layers, act + "_backward")
+
+        def run(inp, fwd=fwd, bwd=bwd):
+            out, cache = fwd(inp[0])
+            return out, bwd(inp[1], cache)
+        check(act, dtype, lambda: (x.copy(), dout.copy()), run)
+    check("svm_loss", dtype, lambda: x.copy(), lambda a: layers.svm_loss(a, y))
+    check("mse_loss", dtype, lambda: x.copy(), lambda a: layers.mse_loss(a, dout))
+    for rule in ("sgd", "sgd_nesterov_momentum", "rmsprop"):
+        w, dw = arr(11), arr(11)
+        check(rule, dtype, lambda: (w.copy(), dw.copy()),
+              lambda a, rule=rule: (getattr(optim, rule)(a[0], a[1], {})[0],))
+
+    def bn_test(inp):
+        param = {"mode": "train"}
+        layers.batchnorm_forward(inp, np.ones(7, dtype), np.zeros(7, dtype), param)
+        param["mode"] = "test"
+        return layers.batchnorm_forward(inp, np.ones(7, dtype), np.zeros(7, dtype), param)[:1]
+    check("batchnorm test mode", dtype, lambda: x.copy(), bn_test)
+
+
+def solver_epoch():
+    from nnc.classifiers import FullyConnectedNet
+    from nnc.solver import Solver
+
+    rng = np.random.default_rng(2)
+    data = dict(X_train=rng.standard_normal((20, 3, 4, 4)), y_train=rng.integers(0, 4, 20),
+                X_val=rng.standard_normal((8, 3, 4, 4)), y_val=rng.integers(0, 4, 8))
+    histories = {}
+    for backend in ("cpp", "numpy"):
+        with nnc.use_backend(backend):
+            np.random.seed(0)
+            model = FullyConnectedNet([10, 10], input_dim=48, num_classes=4, dropout_keep_ratio=0.8,
+                                      normalization="batchnorm", dtype=np.float64)
+            solver = Solver(model, data, update_rule="adam", batch_size=5, num_epochs=1,
+                            verbose=False)
+            solver.train()
+            histories[backend] = solver.loss_history
+    np.testing.assert_allclose(histories["cpp"], histories["numpy"], rtol=1e-8)
+    print(f"ok Solver epoch ({len(histories['cpp'])} iterations)", flush=True)
+
+
+def main():
+    if "cpp" not in nnc.available_backends():
+        sys.exit("valgrind_ops.py: the native extension is not built")
+    warnings.simplefilter("error")
+    for dtype in (np.float32, np.float64):
+        registry_ops(dtype)
+        other_ops(dtype)
+    solver_epoch()
+    print("valgrind_ops.py: all ops ran", flush=True)
+
+
+if __name__ == "__main__":
+    main()
