@@ -147,54 +147,7 @@ def max_pool_backward_fast(dout, cache):
 # The layout of the CSCI566 course (and TensorFlow): images (N, H, W, C) and
 # filters (HH, WW, C, F). Output sizes round down, as in PyTorch and the
 # course: rows and columns that the last window does not reach are ignored.
-
-from . import _checks as ck  # noqa: E402
-from .layers import _param_int, _params_dict  # noqa: E402
-
-
-def _check_conv_nhwc(fn, x, w, b, conv_param):
-    """Validates an NHWC conv forward call; returns x, w, b in their compute dtype."""
-    x = ck.array(x, "x", ndim=4)
-    w = ck.array(w, "w", ndim=4)
-    b = ck.array(b, "b", ndim=1)
-    _params_dict(conv_param, "conv_param")
-    stride = _param_int(conv_param, "stride", "conv_param", 1)
-    pad = _param_int(conv_param, "pad", "conv_param", 0)
-    ck.batch(x)
-    N, H, W, C = x.shape
-    HH, WW, Cw, F = w.shape
-    if 0 in x.shape or 0 in w.shape:
-        raise ValueError(f"{fn}: x of shape {x.shape} and w of shape {w.shape} must have no "
-                         f"zero-size dimension")
-    if Cw != C:
-        raise ValueError(f"{fn}: x has shape {x.shape} (N, H, W, C) with C={C} channels but w "
-                         f"has shape {w.shape} (HH, WW, C, F) with C={Cw}")
-    if b.shape != (F,):
-        raise ValueError(f"{fn}: b has shape {b.shape} but w has shape {w.shape}; "
-                         f"b must have shape ({F},)")
-    for name, size, k in (("H", H, HH), ("W", W, WW)):
-        if k > size + 2 * pad:
-            raise ValueError(f"{fn}: the {HH}x{WW} filter (w shape {w.shape}) does not fit in "
-                             f"the padded input: {name}={size} + 2*pad={2 * pad} < {k}")
-    return ck.promote(x, w, b)
-
-
-def _check_pool_nhwc(fn, x, pool_param):
-    """Validates an NHWC pool forward call; returns x in its compute dtype."""
-    x = ck.array(x, "x", ndim=4)
-    _params_dict(pool_param, "pool_param")
-    ph = _param_int(pool_param, "pool_height", "pool_param", 1)
-    pw = _param_int(pool_param, "pool_width", "pool_param", 1)
-    _param_int(pool_param, "stride", "pool_param", 1)
-    ck.batch(x)
-    N, H, W, C = x.shape
-    if C == 0:
-        raise ValueError(f"{fn}: x of shape {x.shape} (N, H, W, C) has no channels")
-    for name, size, k in (("H", H, ph), ("W", W, pw)):
-        if k > size:
-            raise ValueError(f"{fn}: the {ph}x{pw} pool window does not fit in x of shape "
-                             f"{x.shape} (N, H, W, C): {name}={size} < {k}")
-    return ck.promote(x)[0]
+# They share the NCHW functions' checks (layout="NHWC").
 
 
 @forward_op
@@ -212,7 +165,7 @@ def conv_nhwc_forward(x, w, b, conv_param):
     W' = 1 + (W + 2*pad - WW) // stride (rounded down: input rows and columns
     the last window does not reach are ignored).
     """
-    x, w, b = _check_conv_nhwc("conv_nhwc_forward", x, w, b, conv_param)
+    x, w, b = _check_conv("conv_nhwc_forward", x, w, b, conv_param, layout="NHWC")
     return _forward(conv_nhwc_forward, x, w, b, conv_param)
 
 
@@ -242,7 +195,7 @@ def max_pool_nhwc_forward(x, pool_param):
     Returns (out, cache): out (N, H', W', C) with H' = 1 + (H - pool_height) // stride,
     W' = 1 + (W - pool_width) // stride (rounded down).
     """
-    x = _check_pool_nhwc("max_pool_nhwc_forward", x, pool_param)
+    x = _check_pool("max_pool_nhwc_forward", x, pool_param, layout="NHWC")[0]
     return _forward(max_pool_nhwc_forward, x, pool_param)
 
 

@@ -337,8 +337,17 @@ def _params_dict(params, pname):
     return params
 
 
-def _check_conv(fn, x, w, b, conv_param):
-    """Validates a conv forward call; returns x, w, b in their compute dtype."""
+# The axis order of x and w in each layout, spelled out in messages for the
+# channels-last functions (whose users may not expect it).
+_X_AXES = {"NCHW": "", "NHWC": " (N, H, W, C)"}
+_W_AXES = {"NCHW": "", "NHWC": " (HH, WW, C, F)"}
+
+
+def _check_conv(fn, x, w, b, conv_param, layout="NCHW"):
+    """Validates a conv forward call; returns x, w, b in their compute dtype.
+    NCHW: x (N, C, H, W), w (F, C, HH, WW), and the filter must tile the
+    padded input (CS231n's assert). NHWC: x (N, H, W, C), w (HH, WW, C, F),
+    and output sizes round down."""
     x = ck.array(x, "x", ndim=4)
     w = ck.array(w, "w", ndim=4)
     b = ck.array(b, "b", ndim=1)
@@ -346,14 +355,17 @@ def _check_conv(fn, x, w, b, conv_param):
     stride = _param_int(conv_param, "stride", "conv_param", 1)
     pad = _param_int(conv_param, "pad", "conv_param", 0)
     ck.batch(x)
-    N, C, H, W = x.shape
-    F, Cw, HH, WW = w.shape
+    if layout == "NHWC":
+        (_, H, W, C), (HH, WW, Cw, F) = x.shape, w.shape
+    else:
+        (_, C, H, W), (F, Cw, HH, WW) = x.shape, w.shape
+    xa, wa = _X_AXES[layout], _W_AXES[layout]
     if 0 in x.shape or 0 in w.shape:
         raise ValueError(f"{fn}: x of shape {x.shape} and w of shape {w.shape} must have no "
                          f"zero-size dimension")
     if Cw != C:
-        raise ValueError(f"{fn}: x has shape {x.shape} with C={C} channels but w has shape "
-                         f"{w.shape} with {Cw}")
+        raise ValueError(f"{fn}: x has shape {x.shape}{xa} with C={C} channels but w has shape "
+                         f"{w.shape}{wa} with C={Cw}")
     if b.shape != (F,):
         raise ValueError(f"{fn}: b has shape {b.shape} but w has shape {w.shape}; "
                          f"b must have shape ({F},)")
@@ -361,30 +373,35 @@ def _check_conv(fn, x, w, b, conv_param):
         if k > size + 2 * pad:
             raise ValueError(f"{fn}: the {HH}x{WW} filter (w shape {w.shape}) does not fit in "
                              f"the padded input: {name}={size} + 2*pad={2 * pad} < {k}")
-        if (size + 2 * pad - k) % stride:
+        if layout == "NCHW" and (size + 2 * pad - k) % stride:
             raise ValueError(f"{fn}: the filter does not tile the input: ({name}={size} + "
                              f"2*pad={2 * pad} - {k}) % stride={stride} != 0 "
                              f"(x shape {x.shape}, w shape {w.shape})")
     return ck.promote(x, w, b)
 
 
-def _check_pool(fn, x, pool_param):
+def _check_pool(fn, x, pool_param, layout="NCHW"):
     """Validates a pool forward call; returns (x in its compute dtype,
-    pool_height, pool_width, stride)."""
+    pool_height, pool_width, stride). NCHW: x (N, C, H, W), and the window
+    must tile the input; NHWC: x (N, H, W, C), output sizes round down."""
     x = ck.array(x, "x", ndim=4)
     _params_dict(pool_param, "pool_param")
     ph = _param_int(pool_param, "pool_height", "pool_param", 1)
     pw = _param_int(pool_param, "pool_width", "pool_param", 1)
     stride = _param_int(pool_param, "stride", "pool_param", 1)
     ck.batch(x)
-    N, C, H, W = x.shape
+    if layout == "NHWC":
+        _, H, W, C = x.shape
+    else:
+        _, C, H, W = x.shape
+    xa = _X_AXES[layout]
     if C == 0:
-        raise ValueError(f"{fn}: x of shape {x.shape} has no channels")
+        raise ValueError(f"{fn}: x of shape {x.shape}{xa} has no channels")
     for name, size, k in (("H", H, ph), ("W", W, pw)):
         if k > size:
             raise ValueError(f"{fn}: the {ph}x{pw} pool window does not fit in x of shape "
-                             f"{x.shape}: {name}={size} < {k}")
-        if (size - k) % stride:
+                             f"{x.shape}{xa}: {name}={size} < {k}")
+        if layout == "NCHW" and (size - k) % stride:
             raise ValueError(f"{fn}: the pool window does not tile the input: ({name}={size} - "
                              f"{k}) % stride={stride} != 0 (x shape {x.shape})")
     return ck.promote(x)[0], ph, pw, stride
