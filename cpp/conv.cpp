@@ -272,7 +272,9 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
 }
 
 // dx (N,C,H,W), dw (F,C,HH,WW), db (F) of conv_forward; overwrites all three.
-// dx and dw by Winograd when winograd_backward_applies(s, algo).
+// dx and dw by Winograd when winograd_backward_applies(s, algo). dx null:
+// dw and db only, for a network's first layer, whose input gradient nothing
+// uses; that skips the dcol GEMM and col2im, about half of the backward.
 template <class T>
 void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const ConvShape& s,
                    ConvAlgo algo) {
@@ -280,7 +282,7 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
     if (winograd_backward_applies(s, algo)) {
-        conv_dx_winograd(dx, dout, w, s);
+        if (dx) conv_dx_winograd(dx, dout, w, s);
         conv_dw_winograd(dw, dout, x, s);
         return;
     }
@@ -299,14 +301,15 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
             fill_value(dw_part, dw_size, T(0));
 #pragma omp for schedule(static)
             for (i64 n = 0; n < s.N; n++) {
-                T* dxn = dx + n * CHW;
-                fill_value(dxn, CHW, T(0));
+                T* dxn = dx ? dx + n * CHW : nullptr;
+                if (dxn) fill_value(dxn, CHW, T(0));
                 for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
                     const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
                     const T* g = dout + n * F * P + oh0 * s.Wout;
                     im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
                     // dw += dout_tile @ col^T; then col is reused for dcol = w^T @ dout_tile
                     gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw_part, K);
+                    if (!dxn) continue;
                     gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
                     col2im(dxn, col, cols, s, 0, s.C, oh0, oh1, scratch);
                 }
@@ -331,8 +334,8 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     T* col = work.get();
     fill_value(dw, F * K, T(0));
     for (i64 n = 0; n < s.N; n++) {
-        T* dxn = dx + n * CHW;
-        fill_value(dxn, CHW, T(0));
+        T* dxn = dx ? dx + n * CHW : nullptr;
+        if (dxn) fill_value(dxn, CHW, T(0));
         for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
             const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
             const T* g = dout + n * F * P + oh0 * s.Wout;
@@ -341,6 +344,7 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
                 im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
                        col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
             gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw, K);
+            if (!dxn) continue;
             gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
 #pragma omp parallel for num_threads(nt) schedule(static)
             for (i64 c = 0; c < s.C; c++)
@@ -432,6 +436,25 @@ void bind_conv(nb::module_& m) {
         });
     }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
        nb::arg("algo") = 0, "(dx, dw, db) of conv_forward with the same algo");
+
+    m.def("conv_backward_weights", [](In dout, In x, In w, i64 stride, i64 pad, int algo) {
+        const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
+        const ConvShape s = conv_shape(x, w, stride, pad);
+        const ConvAlgo a = conv_algo_arg(algo);
+        check_shape(dout, "dout", {s.N, s.F, s.Hout, s.Wout});
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto dw = new_array<T>({s.F, s.C, s.HH, s.WW});
+            auto db = new_array<T>({s.F});
+            {
+                nb::gil_scoped_release nogil;
+                conv_backward(static_cast<T*>(nullptr), dw.data(), db.data(), ptr<T>(dout),
+                              ptr<T>(x), ptr<T>(w), s, a);
+            }
+            return nb::make_tuple(dw, db);
+        });
+    }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
+       nb::arg("algo") = 0, "(dw, db) of conv_forward with the same algo, without dx");
 
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const ConvShape s = conv_shape(x, w, stride, pad);

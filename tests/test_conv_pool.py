@@ -736,3 +736,52 @@ def test_cpp_implements_every_conv_and_pool_op():
                  "max_pool_forward_reshape", "max_pool_backward_reshape",
                  "max_pool_forward_im2col", "max_pool_backward_im2col"):
         assert name in ops
+
+
+# --- conv_backward_weights: dw and db without dx (a network's first layer) ---
+
+# (N, C, H, W, F, HH, WW, stride, pad): one image (fewer than the threads),
+# a batch with tails, a strided 5x5, and 3x3 stride-1 shapes for Winograd
+WEIGHT_CASES = [(1, 3, 8, 8, 4, 3, 3, 1, 1), (5, 3, 9, 7, 6, 3, 3, 2, 1),
+                (3, 2, 11, 11, 5, 5, 5, 2, 2), (4, 8, 10, 10, 8, 3, 3, 1, 1),
+                (2, 16, 12, 12, 16, 3, 3, 1, 0), (3, 4, 7, 7, 3, 1, 1, 1, 0)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algo", ["auto", "im2col", "winograd"])
+@pytest.mark.parametrize("fn", CONV_VARIANTS)
+def test_conv_backward_weights_equals_the_backward(backend, dtype, algo, fn):
+    """The same dw and db as the full backward (the same bits on cpp) and as
+    the naive loops, for every forward variant and algorithm."""
+    forward, backward = CONV_VARIANTS[fn]
+    for case in WEIGHT_CASES:
+        x, w, b, cp, dout = conv_data(case, dtype, seed=sum(case))
+        with nnc.conv_algorithm(algo):
+            _, cache = forward(x, w, b, cp)
+            _, dw, db = backward(dout, cache)
+            dw2, db2 = fl.conv_backward_weights(dout, cache)
+        assert dw2.dtype == db2.dtype == dtype
+        if backend == "cpp":   # the backward's own kernel, with dx skipped: the same bits
+            np.testing.assert_array_equal(dw2, dw)
+            np.testing.assert_array_equal(db2, db)
+        else:                  # the numpy im2col backward sums by einsum, this by tensordot
+            np.testing.assert_allclose(dw2, dw, **tol(dtype))
+            np.testing.assert_allclose(db2, db, **tol(dtype))
+        _, _, dw_ref, db_ref = naive_conv_f64(x, w, b, cp, dout)
+        np.testing.assert_allclose(dw2, dw_ref, **tol(dtype))
+        np.testing.assert_allclose(db2, db_ref, **tol(dtype))
+
+
+def test_conv_backward_weights_bad_input(backend):
+    x, w, b, cp = good_conv()
+    out, cache = fl.conv_forward_fast(x, w, b, cp)
+    with pytest.raises(ValueError, match=r"dout has shape \(2, 4, 3, 2\)"):
+        fl.conv_backward_weights(out[:, :, :, :2], cache)
+    with pytest.raises(TypeError, match="cache"):
+        fl.conv_backward_weights(out, tuple(cache))
+    with nnc.use_backend("numpy"):
+        _, cache = fl.conv_forward_fast(x, w, b, cp)
+    if "cpp" in BACKENDS:
+        with nnc.use_backend("cpp"):
+            with pytest.raises(ValueError, match="cache was made by the 'numpy' backend"):
+                fl.conv_backward_weights(out, cache)

@@ -79,6 +79,7 @@ _, lmean, lrstd = _nnc.layernorm_forward(f(5, 7), f(7), f(7), 1e-5)
 VALID = {
     "conv_forward": (x4, w4, f(3), 1, 1, 0),
     "conv_backward": (f(2, 3, 6, 6), x4, w4, 1, 1, 0),
+    "conv_backward_weights": (f(2, 3, 6, 6), x4, w4, 1, 1, 0),
     "conv_paths": (x4, w4, 1, 1, 0),
     "max_pool_forward": (x4, 2, 2, 2),
     "max_pool_backward": (f(2, 4, 3, 3), argmax, 6, 6),

@@ -135,6 +135,12 @@ conv_forward_strides = conv_forward_im2col
 conv_backward_strides = conv_backward_im2col
 
 
+def conv_backward_weights(dout, cache):
+    x, w, b, conv_param = cache
+    return _nnc.conv_backward_weights(dout, x, w, conv_param["stride"], conv_param["pad"],
+                                      _settings._conv_algo_code())
+
+
 def max_pool_forward_im2col(x, pool_param):
     out, argmax = _nnc.max_pool_forward(x, pool_param["pool_height"], pool_param["pool_width"],
                                         pool_param["stride"])

@@ -327,6 +327,16 @@ def conv_forward_strides(x, w, b, conv_param):
     return np.ascontiguousarray(out), (x, w, b, conv_param)
 
 
+def conv_backward_weights(dout, cache):
+    x, w, b, conv_param = cache
+    stride, pad = _conv_params(conv_param)
+    F, C, HH, WW = w.shape
+    Hout, Wout = _conv_out_size(x, w, stride, pad)
+    win = _windows(_pad(x, pad), HH, WW, stride, Hout, Wout)
+    dw = np.tensordot(dout, win, axes=([0, 2, 3], [0, 2, 3]))   # (F, C, HH, WW)
+    return dw, dout.sum(axis=(0, 2, 3))
+
+
 def conv_backward_strides(dout, cache):
     x, w, b, conv_param = cache
     stride, pad = _conv_params(conv_param)
@@ -334,9 +344,7 @@ def conv_backward_strides(dout, cache):
     F, _, HH, WW = w.shape
     Hout, Wout = _conv_out_size(x, w, stride, pad)
     xp = _pad(x, pad)
-    win = _windows(xp, HH, WW, stride, Hout, Wout)
-    dw = np.tensordot(dout, win, axes=([0, 2, 3], [0, 2, 3]))   # (F, C, HH, WW)
-    db = dout.sum(axis=(0, 2, 3))
+    dw, db = conv_backward_weights(dout, cache)
     dwin = np.tensordot(dout, w, axes=([1], [0]))                # (N, Hout, Wout, C, HH, WW)
     # col2im as one strided add per kernel offset: no loop over output pixels
     dxp = np.zeros(xp.shape, dtype=dwin.dtype)
