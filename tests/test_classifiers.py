@@ -338,3 +338,64 @@ def test_three_layer_convnet_backends_agree():
 def test_three_layer_convnet_bad_args(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         ThreeLayerConvNet(**kwargs)
+
+
+# --- the first layer's input gradient is never computed ---
+
+def _count_calls(monkeypatch, backend, names):
+    """Counts the calls the active backend's functions `names` receive."""
+    from nnc.backends import cpp_backend, numpy_backend
+    module = {"numpy": numpy_backend, "cpp": cpp_backend}[backend]
+    counts = dict.fromkeys(names, 0)
+    for name in names:
+        fn = getattr(module, name)
+
+        def counted(*args, _fn=fn, _name=name):
+            counts[_name] += 1
+            return _fn(*args)
+        monkeypatch.setattr(module, name, counted)
+    return counts
+
+
+def test_first_layer_skips_the_input_gradient(backend, monkeypatch):
+    """The classifiers ask the first layer for dw and db only (its dx would be
+    the images' gradient, which nothing uses); the gradients are the same
+    bits as through the public sandwich functions, which return dx."""
+    from nnc import layer_utils as lu
+    from nnc.layers import affine_backward, softmax_loss
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 3, 8, 8))
+    y = rng.integers(0, 10, 6)
+    net = ThreeLayerConvNet(input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=7,
+                            reg=0.1, dtype=np.float64)
+    p = net.params
+    counts = _count_calls(monkeypatch, backend,
+                          ["conv_backward_strides", "conv_backward_im2col", "conv_backward_weights"])
+    loss, grads = net.loss(X, y)
+    assert counts == {"conv_backward_strides": 0, "conv_backward_im2col": 0,
+                      "conv_backward_weights": 1}
+    # the same values through the public functions, which compute dx too
+    cp = {"stride": 1, "pad": 1}
+    pp = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    o1, c1 = lu.conv_relu_pool_forward(X, p["W1"], p["b1"], cp, pp)
+    o2, c2 = lu.affine_relu_forward(o1, p["W2"], p["b2"])
+    s, c3 = lu.affine_forward(o2, p["W3"], p["b3"])
+    _, ds = softmax_loss(s, y)
+    d2, _, _ = affine_backward(ds, c3)
+    d1, _, _ = lu.affine_relu_backward(d2, c2)
+    dx, dW1, db1 = lu.conv_relu_pool_backward(d1, c1)
+    assert dx.shape == X.shape
+    np.testing.assert_array_equal(grads["W1"], dW1 + 0.1 * p["W1"])
+    np.testing.assert_array_equal(grads["b1"], db1)
+
+    for normalization in (None, "batchnorm", "layernorm"):
+        fc = FullyConnectedNet([5, 4], input_dim=12, num_classes=3, normalization=normalization,
+                               dtype=np.float64, seed=1)
+        counts = _count_calls(monkeypatch, backend, ["affine_backward", "affine_backward_weights"])
+        fc.loss(rng.standard_normal((4, 12)), rng.integers(0, 3, 4))
+        assert counts == {"affine_backward": 2, "affine_backward_weights": 1}, normalization
+    two = TwoLayerNet(input_dim=12, hidden_dim=5, num_classes=3)
+    counts = _count_calls(monkeypatch, backend, ["affine_backward", "affine_backward_weights"])
+    two.loss(rng.standard_normal((4, 12)), rng.integers(0, 3, 4))
+    assert counts == {"affine_backward": 1, "affine_backward_weights": 1}

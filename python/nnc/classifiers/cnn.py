@@ -3,8 +3,8 @@ import numpy as np
 
 from .. import layer_utils as _layer_utils
 from ..layer_utils import *  # noqa: F401,F403  (CS231n's cnn.py star-imports layers,
-from ..layer_utils import (affine_relu_backward, affine_relu_forward,  # fast_layers, layer_utils)
-                           conv_relu_pool_backward, conv_relu_pool_forward)
+from ..layer_utils import (_conv_relu_pool_backward, _conv_weights,  # fast_layers, layer_utils)
+                           affine_relu_backward, affine_relu_forward, conv_relu_pool_forward)
 from ..layers import affine_backward, affine_forward, softmax_loss
 from .fc_net import _dim, _float_dtype, _nonneg, _reg_loss
 
@@ -102,7 +102,8 @@ class ThreeLayerConvNet:
         grads = {}
         dout2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
         dout1, grads["W2"], grads["b2"] = affine_relu_backward(dout2, cache2)
-        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dout1, cache1)
+        # the images' gradient is not needed: dw and db only
+        _, grads["W1"], grads["b1"] = _conv_relu_pool_backward(dout1, cache1, _conv_weights)
         for w in ("W1", "W2", "W3"):
             grads[w] = grads[w] + self.reg * self.params[w]
         return loss, grads

@@ -10,11 +10,11 @@ import numpy as np
 from .. import _checks as ck
 from .. import layer_utils as _layer_utils
 from ..layer_utils import *  # noqa: F401,F403  (CS231n's fc_net.py star-imports layers and
-from ..layer_utils import (affine_bn_relu_backward, affine_bn_relu_forward,  # layer_utils)
-                           affine_ln_relu_backward, affine_ln_relu_forward,
-                           affine_relu_backward, affine_relu_forward)
-from ..layers import (affine_backward, affine_forward, dropout_backward, dropout_forward,
-                      softmax_loss)
+from ..layer_utils import (_affine_norm_relu_backward, _affine_relu_backward,  # layer_utils)
+                           _affine_weights, affine_bn_relu_forward, affine_ln_relu_forward,
+                           affine_relu_forward)
+from ..layers import (affine_backward, affine_forward, batchnorm_backward, dropout_backward,
+                      dropout_forward, layernorm_backward, softmax_loss)
 
 __all__ = ["FullyConnectedNet", "TwoLayerNet"] + _layer_utils.__all__
 
@@ -95,7 +95,8 @@ class TwoLayerNet:
         loss += _reg_loss(self.params, self.reg, ("W1", "W2"))
         grads = {}
         dh, grads["W2"], grads["b2"] = affine_backward(dscores, cache2)
-        _, grads["W1"], grads["b1"] = affine_relu_backward(dh, cache1)
+        # the inputs' gradient is not needed: dw and db only
+        _, grads["W1"], grads["b1"] = _affine_relu_backward(dh, cache1, _affine_weights)
         grads["W1"] = grads["W1"] + self.reg * W1
         grads["W2"] = grads["W2"] + self.reg * W2
         return loss, grads
@@ -240,12 +241,16 @@ class FullyConnectedNet:
             cache, drop_cache = caches[i - 1]
             if self.use_dropout:
                 dh = dropout_backward(dh, drop_cache)
+            # the first layer's input gradient is not needed: dw and db only
+            affine_bwd = _affine_weights if i == 1 else affine_backward
             if self.normalization == "batchnorm":
-                dh, dW, db, dgamma, dbeta = affine_bn_relu_backward(dh, cache)
+                dh, dW, db, dgamma, dbeta = _affine_norm_relu_backward(
+                    dh, cache, batchnorm_backward, affine_bwd)
             elif self.normalization == "layernorm":
-                dh, dW, db, dgamma, dbeta = affine_ln_relu_backward(dh, cache)
+                dh, dW, db, dgamma, dbeta = _affine_norm_relu_backward(
+                    dh, cache, layernorm_backward, affine_bwd)
             else:
-                dh, dW, db = affine_relu_backward(dh, cache)
+                dh, dW, db = _affine_relu_backward(dh, cache, affine_bwd)
             grads[f"W{i}"], grads[f"b{i}"] = dW, db
             if self.normalization is not None:
                 grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
