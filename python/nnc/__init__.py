@@ -10,6 +10,14 @@ SIMD and OpenBLAS kernels bound with nanobind) and the default when built.
 """
 import os as _os
 
+from . import _openmp
+
+# What was there before nnc touched anything: OpenMP runtimes already loaded
+# (by torch, say) read OMP_WAIT_POLICY long ago, so the setdefault below
+# cannot reach them (_openmp says why that matters).
+_OPENMP_BEFORE = _openmp.loaded_runtimes()
+_USER_WAIT_POLICY = _os.environ.get("OMP_WAIT_POLICY")
+
 # libgomp reads this once when it loads. Spinning OpenMP workers starve
 # OpenBLAS's own threads right after a parallel region (20-80x slowdowns), so
 # idle workers sleep unless the user chose otherwise.
@@ -42,6 +50,12 @@ from . import fast_layers, layers, optim  # noqa: E402,F401  (they declare the o
 from .backends import verify as _verify  # noqa: E402
 
 _verify()
+
+if _openmp.spin_warning(_OPENMP_BEFORE, _USER_WAIT_POLICY):
+    import warnings as _warnings
+
+    _warnings.warn(_openmp.spin_warning(_OPENMP_BEFORE, _USER_WAIT_POLICY), RuntimeWarning,
+                   stacklevel=2)
 
 __all__ = [
     "available_backends", "get_backend", "set_backend", "use_backend", "implemented_ops",

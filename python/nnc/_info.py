@@ -10,12 +10,27 @@ def _native():
     return _BACKENDS["cpp"]._nnc if "cpp" in _BACKENDS else None
 
 
+def _openmp_info():
+    import nnc
+
+    from . import _openmp
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    return {"loaded": _openmp.loaded_runtimes(), "before_nnc": list(nnc._OPENMP_BEFORE),
+            "wait_policy": policy,
+            "wait_policy_set_by": "environment" if nnc._USER_WAIT_POLICY is not None
+            else "nnc" if policy is not None else None}
+
+
 def build_info():
     """A dict describing this build: version, blas, openmp, simd, compiler,
     num_threads, buffer_cache (its limit and the bytes it holds), backends
-    (and cpp_error when the extension did not load)."""
+    (and cpp_error when the extension did not load), and omp_runtimes: the
+    OpenMP libraries in the process ('loaded'), those loaded before ``import
+    nnc`` ('before_nnc', which never saw nnc's OMP_WAIT_POLICY), the
+    'wait_policy' and who set it ('wait_policy_set_by': 'environment' or 'nnc')."""
     nat = _native()
-    info = {"version": __version__, "backends": available_backends()}
+    info = {"version": __version__, "backends": available_backends(),
+            "omp_runtimes": _openmp_info()}
     if nat is None:
         info.update(blas=None, openmp=False, simd=None, compiler=None,
                     num_threads=get_num_threads(), buffer_cache=get_buffer_cache(),
