@@ -88,7 +88,7 @@ def test_notebook_flow(script, backend, tmp_path):
     text = proc.stdout + proc.stderr
     assert "Traceback" not in text, text[-3000:]
     assert proc.returncode == 0, text[-3000:]
-    assert proc.stdout.startswith(f"nnc ") and f"backend {backend}, --quick" in proc.stdout
+    assert proc.stdout.startswith("nnc ") and f"backend {backend}, --quick" in proc.stdout
     for line in KEY_LINES[script]:
         if isinstance(line, str):
             assert line in proc.stdout, f"{line!r} not printed:\n{proc.stdout[-3000:]}"
