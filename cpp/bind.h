@@ -138,10 +138,11 @@ inline void check_blas_dim(i64 v, const char* what) {
                    " exceeds OpenBLAS's 32-bit index limit");
 }
 
-// The conv bindings' algo argument: 0 auto, 1 im2col, 2 winograd.
+// The conv bindings' algo argument: 0 auto, 1 im2col, 2 winograd, 3 direct.
 inline ConvAlgo conv_algo_arg(int algo) {
-    if (algo < 0 || algo > 2)
-        fail_value("algo must be 0 (auto), 1 (im2col) or 2 (winograd), got " + std::to_string(algo));
+    if (algo < 0 || algo > 3)
+        fail_value("algo must be 0 (auto), 1 (im2col), 2 (winograd) or 3 (direct), got " +
+                   std::to_string(algo));
     return static_cast<ConvAlgo>(algo);
 }
 

@@ -15,8 +15,9 @@ void set_threads(int n);
 // The conv algorithm a caller asks for (the conv bindings' `algo`, which
 // nnc.set_conv_algorithm sets): automatic takes Winograd where the size rule
 // of winograd.cpp says it is faster than im2col, winograd forces it for every
-// geometry it can do, im2col never takes it.
-enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2 };
+// geometry it can do, im2col never takes it, direct takes the direct forward
+// for every stride-1 geometry (conv.cpp; its backward is im2col's).
+enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2, direct = 3 };
 
 // The ISA that target_clones picked on this CPU ("x86-64-v3", ...).
 const char* simd_isa();

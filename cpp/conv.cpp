@@ -16,8 +16,12 @@
 //
 // 3x3 kernels with stride 1 (most of a deep network) take the Winograd path
 // of winograd.cpp instead, for the forward, dx and dw, with 2.25x fewer FLOPs.
+// Forwards with few input channels (a first layer on RGB images) take the
+// direct kernel below: with C*HH*WW small, the column matrix costs as much
+// to build as the GEMM that reads it.
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "bind.h"
 #include "blas.h"
@@ -218,12 +222,110 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
     return w_ext;
 }
 
+// ---- direct convolution, stride 1, few input channels ----
+//
+// Each output row is computed in blocks of FB filters x OWB output columns
+// held in registers: for every tap (c, kh, kw), one run of OWB input values
+// (contiguous, since the stride is 1) is multiplied by FB filter weights and
+// added to the FB x OWB accumulators, FB*OWB multiply-adds for OWB loads and
+// FB broadcasts. The input is copied once into zero-padded planes whose rows
+// are long enough for the last block to read past Wout without bounds
+// checks; the filters are repacked so the FB weights of a tap are adjacent.
+
+// Few channels, and a row wide enough to fill a block: where im2col's
+// column matrix costs about as much as its GEMM (conv1 on RGB images).
+bool direct_applies(const ConvShape& s, ConvAlgo algo) {
+    if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
+    return algo == ConvAlgo::direct || (s.C <= 4 && s.Wout >= 16 && s.HH * s.WW >= 9);
+}
+
+template <class T, int FB, int OWB>
+NNC_CLONES void direct_rows(T* out, const T* xp, const T* wp, const T* b, const ConvShape& s,
+                            i64 Hp, i64 Lp, i64 n, i64 oh0, i64 oh1) {
+    const i64 P = s.Hout * s.Wout, taps = s.C * s.HH * s.WW;
+    for (i64 oh = oh0; oh < oh1; oh++) {
+        for (i64 f0 = 0; f0 < s.F; f0 += FB) {
+            const T* wb = wp + (f0 / FB) * taps * FB;
+            const int nf = (int)std::min<i64>(FB, s.F - f0);
+            for (i64 ow0 = 0; ow0 < s.Wout; ow0 += OWB) {
+                T acc[FB][OWB];
+                for (int i = 0; i < FB; i++)
+#pragma omp simd
+                    for (int j = 0; j < OWB; j++) acc[i][j] = i < nf ? b[f0 + i] : T(0);
+                const T* wt = wb;
+                for (i64 c = 0; c < s.C; c++) {
+                    for (i64 kh = 0; kh < s.HH; kh++) {
+                        const T* xr = xp + ((n * s.C + c) * Hp + oh + kh) * Lp + ow0;
+                        for (i64 kw = 0; kw < s.WW; kw++, wt += FB) {
+                            const T* xv = xr + kw;
+#pragma GCC unroll 16
+                            for (int i = 0; i < FB; i++) {
+                                const T wv = wt[i];
+#pragma omp simd
+                                for (int j = 0; j < OWB; j++) acc[i][j] += wv * xv[j];
+                            }
+                        }
+                    }
+                }
+                const int nw = (int)std::min<i64>(OWB, s.Wout - ow0);
+                for (int i = 0; i < nf; i++) {
+                    T* o = out + (n * s.F + f0 + i) * P + oh * s.Wout + ow0;
+                    for (int j = 0; j < nw; j++) o[j] = acc[i][j];
+                }
+            }
+        }
+    }
+}
+
+template <class T, int FB, int OWB>
+void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
+    // Padded planes: Hp rows of Lp >= (Wout rounded up to OWB) + WW - 1 values.
+    const i64 Hp = s.H + 2 * s.pad;
+    const i64 Lp = (s.Wout + OWB - 1) / OWB * OWB + s.WW - 1;
+    const i64 taps = s.C * s.HH * s.WW, fblocks = (s.F + FB - 1) / FB;
+    std::vector<T> xp((size_t)(s.N * s.C * Hp * Lp), T(0));
+    std::vector<T> wp((size_t)(fblocks * taps * FB), T(0));  // [fblock][c][kh][kw][FB]
+    for (i64 f = 0; f < s.F; f++)
+        for (i64 t = 0; t < taps; t++) wp[((f / FB) * taps + t) * FB + f % FB] = w[f * taps + t];
+    const int nt = threads();
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+        for (i64 nc = 0; nc < s.N * s.C; nc++)
+            for (i64 h = 0; h < s.H; h++)
+                std::copy(x + (nc * s.H + h) * s.W, x + (nc * s.H + h + 1) * s.W,
+                          xp.data() + (nc * Hp + h + s.pad) * Lp + s.pad);
+        // Work items: runs of output rows of one image, a few per thread.
+        const i64 rows = std::max<i64>(1, std::min<i64>(s.Hout, s.N * s.Hout / (4 * nt)));
+        const i64 per_image = (s.Hout + rows - 1) / rows;
+#pragma omp for schedule(static)
+        for (i64 item = 0; item < s.N * per_image; item++) {
+            const i64 n = item / per_image, oh0 = item % per_image * rows;
+            direct_rows<T, FB, OWB>(out, xp.data(), wp.data(), b, s, Hp, Lp, n, oh0,
+                                    std::min(s.Hout, oh0 + rows));
+        }
+    }
+}
+
+// Blocks for the widest vectors the CPU has: 16 accumulators of 512 bits
+// (of 32 registers), or 8 of 256 bits (of 16).
+template <class T>
+void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
+    constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
+    if (__builtin_cpu_supports("avx512f"))
+        conv_forward_direct_blocked<T, 8, 2 * V512>(out, x, w, b, s);
+    else
+        conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s);
+}
+
 // out[n,f] = b[f] + sum_{c,kh,kw} w[f,c,kh,kw] * xpad[n,c,oh*stride+kh,ow*stride+kw]
 // (cross-correlation, zero padding): im2col + GEMM, a tile of output rows at a time,
-// or Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd_applies says when).
+// Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd_applies says when), or
+// the direct kernel for few channels (direct_applies).
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s, ConvAlgo algo) {
     if (winograd_applies(s, algo)) return conv_forward_winograd(out, x, w, b, s);
+    if (direct_applies(s, algo)) return conv_forward_direct(out, x, w, b, s);
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     const std::unique_ptr<T[]> w_ext = weights_with_bias(w, b, F, K);
@@ -459,12 +561,14 @@ void bind_conv(nb::module_& m) {
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const ConvShape s = conv_shape(x, w, stride, pad);
         const ConvAlgo a = conv_algo_arg(algo);
-        return nb::make_tuple(winograd_applies(s, a) ? "winograd" : "im2col",
+        return nb::make_tuple(winograd_applies(s, a)  ? "winograd"
+                              : direct_applies(s, a) ? "direct"
+                                                     : "im2col",
                               winograd_backward_applies(s, a) ? "winograd" : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
-       "(forward, backward): the path, 'winograd' or 'im2col', that conv_forward and "
-       "conv_backward (dx and dw) take for these shapes and algo (0 auto, 1 im2col, "
-       "2 winograd)");
+       "(forward, backward): the path, 'winograd', 'direct' or 'im2col', that conv_forward "
+       "and conv_backward (dx and dw) take for these shapes and algo (0 auto, 1 im2col, "
+       "2 winograd, 3 direct)");
 }
 
 }  // namespace nnc

@@ -604,15 +604,16 @@ void wino_dw(T* dw, T* db, const T* dout, const T* x, const NhwcConv& s) {
 // moves 36*C values and does 72*C*F multiply-adds per 2x2 output tile,
 // Winograd 16*(C + F) values and 32*C*F), unless algo forces a path.
 bool wino_forward_applies(const NhwcConv& s, ConvAlgo algo) {
-    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || algo == ConvAlgo::im2col) return false;
+    if (s.HH != 3 || s.WW != 3 || s.stride != 1) return false;
+    if (algo == ConvAlgo::im2col || algo == ConvAlgo::direct) return false;
     return algo == ConvAlgo::winograd ||
            winograd_size_pays(s.C, s.F, s.N * ((s.Ho + 1) / 2) * ((s.Wo + 1) / 2));
 }
 
 // dx and dw together, as winograd.cpp: dx needs pad <= 2, whatever algo says.
 bool wino_backward_applies(const NhwcConv& s, ConvAlgo algo) {
-    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2 || algo == ConvAlgo::im2col)
-        return false;
+    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2) return false;
+    if (algo == ConvAlgo::im2col || algo == ConvAlgo::direct) return false;
     return algo == ConvAlgo::winograd ||
            winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
 }

@@ -380,14 +380,15 @@ bool winograd_size_pays(i64 C, i64 F, i64 tiles) {
 }
 
 bool winograd_applies(const ConvShape& s, ConvAlgo algo) {
-    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || algo == ConvAlgo::im2col) return false;
+    if (s.HH != 3 || s.WW != 3 || s.stride != 1) return false;
+    if (algo == ConvAlgo::im2col || algo == ConvAlgo::direct) return false;
     return algo == ConvAlgo::winograd ||
            winograd_size_pays(s.C, s.F, s.N * ((s.Hout + 1) / 2) * ((s.Wout + 1) / 2));
 }
 
 bool winograd_backward_applies(const ConvShape& s, ConvAlgo algo) {
-    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2 || algo == ConvAlgo::im2col)
-        return false;
+    if (s.HH != 3 || s.WW != 3 || s.stride != 1 || s.pad > 2) return false;
+    if (algo == ConvAlgo::im2col || algo == ConvAlgo::direct) return false;
     return algo == ConvAlgo::winograd ||
            winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
 }

@@ -785,3 +785,49 @@ def test_conv_backward_weights_bad_input(backend):
         with nnc.use_backend("cpp"):
             with pytest.raises(ValueError, match="cache was made by the 'numpy' backend"):
                 fl.conv_backward_weights(out, cache)
+
+
+# --- the direct forward for few input channels (stride 1) ---
+
+DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
+                (10, 3, 32, 32, 16, 5, 5, 1, 2),   # the course's conv1
+                (1, 1, 17, 19, 5, 3, 3, 1, 1), (3, 4, 20, 37, 19, 7, 5, 1, 0),
+                (2, 2, 9, 40, 9, 3, 4, 1, 2), (4, 3, 6, 6, 8, 1, 1, 1, 0),
+                (2, 8, 12, 12, 7, 3, 3, 1, 1)]    # C = 8: only when forced
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_direct_conv_matches_naive(case, dtype):
+    """Filter counts that are not a multiple of the register block, output
+    rows narrower and wider than a block, pads 0-3, one image; the backward
+    of a direct forward is im2col's."""
+    from nnc import _nnc
+    x, w, b, cp, dout = conv_data(case, dtype, seed=sum(case))
+    ref = naive_conv_f64(x, w, b, cp, dout)
+    with nnc.use_backend("cpp"), nnc.conv_algorithm("direct"):
+        assert _nnc.conv_paths(x, w, 1, cp["pad"], 3) == ("direct", "im2col")
+        out, cache = fl.conv_forward_fast(x, w, b, cp)
+        grads = fl.conv_backward_fast(dout, cache)
+        again = fl.conv_forward_fast(x, w, b, cp)[0]
+    np.testing.assert_array_equal(out, again)   # the same bits every run
+    for got, want in zip((out,) + grads, ref):
+        assert got.dtype == dtype
+        # dw sums 50*32*32 float32 products: an absolute floor scaled to the values
+        r = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=10 * r, atol=r * np.abs(want).max())
+
+
+@needs_cpp
+def test_direct_conv_is_auto_for_few_channels():
+    from nnc import _nnc
+    shape = lambda N, C, H, F, k: (np.empty((N, C, H, H)), np.empty((F, C, k, k)))  # noqa: E731
+    assert _nnc.conv_paths(*shape(50, 3, 32, 32, 7), 1, 3) == ("direct", "im2col")
+    assert _nnc.conv_paths(*shape(10, 4, 32, 16, 5), 1, 2) == ("direct", "im2col")
+    assert _nnc.conv_paths(*shape(10, 3, 32, 16, 5), 2, 2) == ("im2col", "im2col")  # stride 2
+    assert _nnc.conv_paths(*shape(10, 8, 32, 16, 5), 1, 2) == ("im2col", "im2col")  # C = 8
+    assert _nnc.conv_paths(*shape(10, 3, 8, 16, 5), 1, 2) == ("im2col", "im2col")   # Wout 8
+    assert _nnc.conv_paths(*shape(10, 3, 32, 16, 7), 1, 3, 1) == ("im2col", "im2col")
+    with pytest.raises(ValueError, match="algo must be"):
+        _nnc.conv_paths(*shape(10, 3, 32, 16, 7), 1, 3, 4)

@@ -68,7 +68,7 @@ def test_process_default_from_environment(env, want):
 @needs_cpp
 def test_conv_algorithm_reaches_the_kernel():
     """The deep conv's geometry takes Winograd under 'auto' and 'winograd', im2col under
-    'im2col'; all three agree with the numpy backend."""
+    'im2col', the direct forward under 'direct'; all four agree with the numpy backend."""
     from nnc import _nnc
     from nnc.fast_layers import conv_forward_fast
     rng = np.random.default_rng(0)
@@ -76,11 +76,12 @@ def test_conv_algorithm_reaches_the_kernel():
     b, cp = rng.standard_normal(16), {"stride": 1, "pad": 1}
     assert _nnc.conv_paths(x, w, 1, 1, 1) == ("im2col", "im2col")
     assert _nnc.conv_paths(x, w, 1, 1, 2) == ("winograd", "winograd")
+    assert _nnc.conv_paths(x, w, 1, 1, 3) == ("direct", "im2col")
     with pytest.raises(ValueError, match="algo"):
-        _nnc.conv_paths(x, w, 1, 1, 3)
+        _nnc.conv_paths(x, w, 1, 1, 4)
     with nnc.use_backend("numpy"):
         ref, _ = conv_forward_fast(x, w, b, cp)
-    for algo in ("auto", "im2col", "winograd"):
+    for algo in ("auto", "im2col", "winograd", "direct"):
         with nnc.conv_algorithm(algo), nnc.use_backend("cpp"):
             out, _ = conv_forward_fast(x, w, b, cp)
         np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)

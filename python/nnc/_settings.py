@@ -13,7 +13,7 @@ import contextvars
 import operator
 import os
 
-CONV_ALGORITHMS = ("auto", "im2col", "winograd")  # the conv bindings' algo 0, 1, 2
+CONV_ALGORITHMS = ("auto", "im2col", "winograd", "direct")  # the conv bindings' algo 0-3
 
 
 def _default_conv_algorithm():
@@ -34,13 +34,15 @@ def _checked_algorithm(name):
 def set_conv_algorithm(name):
     """How the cpp backend's convolutions run, in this thread/context:
     'auto' (Winograd F(2x2,3x3) for 3x3 stride-1 kernels where it is faster,
-    else im2col + GEMM), 'im2col' (never Winograd) or 'winograd' (for every
-    3x3 stride-1 kernel; its backward needs pad <= 2)."""
+    the direct kernel for stride-1 NCHW forwards with C <= 4 input channels,
+    else im2col + GEMM), 'im2col' (always), 'winograd' (for every 3x3
+    stride-1 kernel; its backward needs pad <= 2) or 'direct' (the direct
+    forward for every stride-1 NCHW conv; backward by im2col)."""
     _conv_algorithm.set(_checked_algorithm(name))
 
 
 def get_conv_algorithm():
-    """The conv algorithm of this thread/context: 'auto', 'im2col' or 'winograd'."""
+    """The conv algorithm of this thread/context: 'auto', 'im2col', 'winograd' or 'direct'."""
     return _conv_algorithm.get()
 
 
