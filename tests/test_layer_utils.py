@@ -131,3 +131,24 @@ def test_conv_relu_pool_rejects_bad_input(backend):
         lu.conv_relu_pool_forward(x, w[:, :2], b, conv_param, pool_param)  # channel mismatch
     with pytest.raises(ValueError):
         lu.affine_relu_forward(x, np.zeros((5, 2)), np.zeros(2))         # D mismatch
+
+
+def test_relu_after_the_pool_is_the_same_bits(backend):
+    """ThreeLayerConvNet pools before its ReLU (max commutes with ReLU): the
+    output and all gradients equal conv_relu_pool's bit for bit, also for
+    windows that are all negative, ties, zeros and NaN."""
+    from nnc import layer_utils as lu
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 2, 8, 8))
+    w, b = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4) - 1.0  # many negatives
+    cp, pp = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    w[1] = 0.0          # filter 1: every window ties at b[1]
+    x[0, :, :2, :2] = np.nan
+    out, cache = lu.conv_relu_pool_forward(x, w, b, cp, pp)
+    out2, cache2 = lu._conv_pool_relu_forward(x, w, b, cp, pp)
+    np.testing.assert_array_equal(out2, out)
+    assert (out <= 0).any() and np.isnan(out).any()
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(lu._conv_pool_relu_backward(dout, cache2, lu.conv_backward_fast),
+                         lu.conv_relu_pool_backward(dout, cache)):
+        np.testing.assert_array_equal(got, want)
