@@ -263,8 +263,9 @@ def rmsprop(w, dw, config):
 
 
 def adam(w, dw, config):
-    beta1, beta2, t = config["beta1"], config["beta2"], config["t"] + 1
-    # The bias corrections are the reference's own Python expressions.
+    beta1, beta2, t = float(config["beta1"]), float(config["beta2"]), config["t"] + 1
+    # The bias corrections are the reference's own Python expressions (in
+    # Python floats, as the reference takes the hyperparameters).
     _nnc.adam(w, config["m"], config["v"], dw, float(config["learning_rate"]), float(beta1),
               float(beta2), float(config["epsilon"]), float(1 - beta1 ** t), float(1 - beta2 ** t))
     config["t"] = t

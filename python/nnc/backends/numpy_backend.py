@@ -1,5 +1,10 @@
 """The NumPy reference backend: the ground truth the native backend is
-tested against. Plain vectorized NumPy; caches are plain tuples."""
+tested against. Plain vectorized NumPy; caches are plain tuples.
+
+Hyperparameters are used as Python floats: a NumPy float64 eps or learning
+rate would otherwise turn float32 arithmetic into float64 (NumPy's promotion
+of array and NumPy scalar), where the native backend keeps float32.
+"""
 import numpy as np
 
 
@@ -21,8 +26,8 @@ def affine_backward(dout, cache):
 
 def batchnorm_forward(x, gamma, beta, bn_param):
     mode = bn_param["mode"]
-    eps = bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
+    eps = float(bn_param.get("eps", 1e-5))
+    momentum = float(bn_param.get("momentum", 0.9))
     D = x.shape[1]
     running_mean = bn_param.get("running_mean")
     running_var = bn_param.get("running_var")
@@ -102,7 +107,7 @@ def batchnorm_backward_alt(dout, cache):
 
 
 def layernorm_forward(x, gamma, beta, ln_param):
-    eps = ln_param.get("eps", 1e-5)
+    eps = float(ln_param.get("eps", 1e-5))
     mu = x.mean(axis=1, keepdims=True)
     xmu = x - mu
     var = (xmu ** 2).mean(axis=1, keepdims=True)
@@ -140,7 +145,7 @@ def spatial_batchnorm_backward(dout, cache):
 
 
 def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
-    eps = gn_param.get("eps", 1e-5)
+    eps = float(gn_param.get("eps", 1e-5))
     N, C, H, W = x.shape
     xg = x.reshape(N, G, -1)
     mu = xg.mean(axis=2, keepdims=True)
@@ -511,41 +516,44 @@ def mse_loss(x, y):
 # return new arrays and store new state arrays in config.
 
 def sgd(w, dw, config):
-    w -= config["learning_rate"] * dw
+    w -= float(config["learning_rate"]) * dw
     return w, config
 
 
 def sgd_momentum(w, dw, config):
-    v = config["momentum"] * config["velocity"] - config["learning_rate"] * dw
+    lr, mu = float(config["learning_rate"]), float(config["momentum"])
+    v = mu * config["velocity"] - lr * dw
     next_w = w + v
     config["velocity"] = v
     return next_w, config
 
 
 def sgd_nesterov_momentum(w, dw, config):
-    mu = config["momentum"]
+    lr, mu = float(config["learning_rate"]), float(config["momentum"])
     v_old = config["velocity"]
-    v = mu * v_old - config["learning_rate"] * dw
+    v = mu * v_old - lr * dw
     next_w = w + v + mu * (v - v_old)
     config["velocity"] = v
     return next_w, config
 
 
 def rmsprop(w, dw, config):
-    decay = config["decay_rate"]
+    lr, decay, eps = (float(config[k]) for k in ("learning_rate", "decay_rate", "epsilon"))
     cache = decay * config["cache"] + (1 - decay) * dw ** 2
-    next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
+    next_w = w - lr * dw / (np.sqrt(cache) + eps)
     config["cache"] = cache
     return next_w, config
 
 
 def adam(w, dw, config):
-    beta1, beta2, t = config["beta1"], config["beta2"], config["t"] + 1
+    lr, beta1, beta2, eps = (float(config[k]) for k in ("learning_rate", "beta1", "beta2",
+                                                        "epsilon"))
+    t = config["t"] + 1
     m = beta1 * config["m"] + (1 - beta1) * dw
-    mt = m / (1 - beta1 ** t)
+    mt = m / float(1 - beta1 ** t)   # float: t may be a NumPy integer
     v = beta2 * config["v"] + (1 - beta2) * (dw ** 2)
-    vt = v / (1 - beta2 ** t)
-    next_w = w - config["learning_rate"] * mt / (np.sqrt(vt) + config["epsilon"])
+    vt = v / float(1 - beta2 ** t)
+    next_w = w - lr * mt / (np.sqrt(vt) + eps)
     config["m"], config["v"], config["t"] = m, v, t
     return next_w, config
 
