@@ -1,11 +1,15 @@
 """The NumPy reference backend: the ground truth the native backend is
 tested against. Plain vectorized NumPy; caches are plain tuples.
 
-Hyperparameters are used as Python floats: a NumPy float64 eps or learning
-rate would otherwise turn float32 arithmetic into float64 (NumPy's promotion
-of array and NumPy scalar), where the native backend keeps float32.
+Two rules keep its results those of the native backend for every input:
+hyperparameters are used as Python floats (a NumPy float64 eps or learning
+rate would otherwise turn float32 arithmetic into float64, NumPy's promotion
+of array and NumPy scalar), and results are arrays, also of 0-d inputs
+(a ufunc of a 0-d array gives a NumPy scalar; ``_a`` turns it back).
 """
 import numpy as np
+
+_a = np.asarray
 
 
 def affine_forward(x, w, b):
@@ -430,7 +434,7 @@ def max_pool_backward_fast(dout, cache):
 # --- activations, dropout, losses, optimizers (family: elem) ---
 
 def relu_forward(x):
-    return np.maximum(0, x), (x,)
+    return _a(np.maximum(0, x)), (x,)
 
 
 def relu_backward(dout, cache):
@@ -439,25 +443,25 @@ def relu_backward(dout, cache):
 
 
 def tanh_forward(x):
-    out = np.tanh(x)
+    out = _a(np.tanh(x))
     return out, (out,)
 
 
 def tanh_backward(dout, cache):
     (out,) = cache
-    return dout * (1 - out ** 2)
+    return _a(dout * (1 - out ** 2))
 
 
 def sigmoid_forward(x):
     # exp(-|x|) <= 1 never overflows; for x < 0, sigmoid(x) = z / (1 + z).
     z = np.exp(-np.abs(x))
-    out = np.where(x >= 0, 1, z) / (1 + z)
+    out = _a(np.where(x >= 0, 1, z) / (1 + z))
     return out, (out,)
 
 
 def sigmoid_backward(dout, cache):
     (out,) = cache
-    return dout * out * (1 - out)
+    return _a(dout * out * (1 - out))
 
 
 def dropout_forward(x, dropout_param):
@@ -522,8 +526,8 @@ def sgd(w, dw, config):
 
 def sgd_momentum(w, dw, config):
     lr, mu = float(config["learning_rate"]), float(config["momentum"])
-    v = mu * config["velocity"] - lr * dw
-    next_w = w + v
+    v = _a(mu * config["velocity"] - lr * dw)
+    next_w = _a(w + v)
     config["velocity"] = v
     return next_w, config
 
@@ -531,16 +535,16 @@ def sgd_momentum(w, dw, config):
 def sgd_nesterov_momentum(w, dw, config):
     lr, mu = float(config["learning_rate"]), float(config["momentum"])
     v_old = config["velocity"]
-    v = mu * v_old - lr * dw
-    next_w = w + v + mu * (v - v_old)
+    v = _a(mu * v_old - lr * dw)
+    next_w = _a(w + v + mu * (v - v_old))
     config["velocity"] = v
     return next_w, config
 
 
 def rmsprop(w, dw, config):
     lr, decay, eps = (float(config[k]) for k in ("learning_rate", "decay_rate", "epsilon"))
-    cache = decay * config["cache"] + (1 - decay) * dw ** 2
-    next_w = w - lr * dw / (np.sqrt(cache) + eps)
+    cache = _a(decay * config["cache"] + (1 - decay) * dw ** 2)
+    next_w = _a(w - lr * dw / (np.sqrt(cache) + eps))
     config["cache"] = cache
     return next_w, config
 
@@ -549,11 +553,11 @@ def adam(w, dw, config):
     lr, beta1, beta2, eps = (float(config[k]) for k in ("learning_rate", "beta1", "beta2",
                                                         "epsilon"))
     t = config["t"] + 1
-    m = beta1 * config["m"] + (1 - beta1) * dw
+    m = _a(beta1 * config["m"] + (1 - beta1) * dw)
     mt = m / float(1 - beta1 ** t)   # float: t may be a NumPy integer
-    v = beta2 * config["v"] + (1 - beta2) * (dw ** 2)
+    v = _a(beta2 * config["v"] + (1 - beta2) * (dw ** 2))
     vt = v / float(1 - beta2 ** t)
-    next_w = w - lr * mt / (np.sqrt(vt) + eps)
+    next_w = _a(w - lr * mt / (np.sqrt(vt) + eps))
     config["m"], config["v"], config["t"] = m, v, t
     return next_w, config
 
@@ -582,7 +586,7 @@ def bce_loss(x, y):
     q = z / (1 + z)
     pos = x >= 0
     loss = np.sum(np.where(pos, x * (1 - y), -x * y) + np.log1p(z), dtype=np.float64) / n
-    dx = np.where(pos, (1 - y) - q, q - y) / n
+    dx = _a(np.where(pos, (1 - y) - q, q - y) / n)
     return float(loss), dx.astype(x.dtype, copy=False)
 
 # --- ops of the object-layer API (nnc.nn): gelu, leaky_relu, bce, NHWC conv and pool ---
@@ -596,13 +600,13 @@ def gelu_forward(x):
     # and keeps x**3 from overflowing.
     xc = np.clip(x, -1e4, 1e4)
     t = np.tanh(_GELU_C * (xc + _GELU_A * xc ** 3))
-    return 0.5 * x * (1 + t), (xc, t)
+    return _a(0.5 * x * (1 + t)), (xc, t)
 
 
 def gelu_backward(dout, cache):
     xc, t = cache
     du = _GELU_C * (1 + 3 * _GELU_A * xc ** 2)
-    return dout * (0.5 * (1 + t) + 0.5 * xc * (1 - t ** 2) * du)
+    return _a(dout * (0.5 * (1 + t) + 0.5 * xc * (1 - t ** 2) * du))
 
 
 def leaky_relu_forward(x, negative_slope):
