@@ -573,7 +573,8 @@ def embedding_backward(dout, cache):
     D = dout.shape[-1]
     dW = np.zeros((V, D), dtype=dout.dtype)
     # np.add.at adds unbuffered, in index order, so repeated indices all count
-    np.add.at(dW, idx.reshape(-1), dout.reshape(-1, D))
+    # (reshape by idx.size, not -1, which is ambiguous when D == 0)
+    np.add.at(dW, idx.reshape(-1), dout.reshape(idx.size, D))
     return dW
 
 
