@@ -12,15 +12,18 @@ import numpy as np
 _a = np.asarray
 
 
+# x is reshaped to (N, D) with D = w.shape[0], not -1, which NumPy cannot
+# resolve for an empty batch.
+
 def affine_forward(x, w, b):
-    out = x.reshape(x.shape[0], -1) @ w + b
+    out = x.reshape(x.shape[0], w.shape[0]) @ w + b
     return out, (x, w, b)
 
 
 def affine_backward(dout, cache):
     x, w, b = cache
     dx = (dout @ w.T).reshape(x.shape)
-    dw = x.reshape(x.shape[0], -1).T @ dout
+    dw = x.reshape(x.shape[0], w.shape[0]).T @ dout
     db = dout.sum(axis=0)
     return dx, dw, db
 
@@ -704,4 +707,4 @@ def max_pool_nhwc_backward(dout, cache):
 
 def affine_backward_weights(dout, cache):
     x, w, b = cache
-    return x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)
+    return x.reshape(x.shape[0], w.shape[0]).T @ dout, dout.sum(axis=0)
