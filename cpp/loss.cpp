@@ -31,7 +31,9 @@ NNC_CLONES double svm_loss(T* dx, const T* x, const std::int64_t* y, i64 N, i64 
         for (i64 j = 0; j < C; j++) {
             const T margin = xr[j] - correct + T(1);
             const bool counts = margin > T(0) && j != yn;
-            row += counts ? (double)margin : 0.0;
+            // max(0, margin) as np.maximum: a NaN margin (a NaN or Inf score)
+            // makes the loss NaN; the gradient counts positive margins only
+            row += (j != yn && !(margin <= T(0))) ? (double)margin : 0.0;
             positive += counts;
             g[j] = counts ? T(1) / fN : T(0);
         }

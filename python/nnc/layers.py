@@ -663,8 +663,15 @@ def _indices(fn, idx, V, name="idx", ndim=None):
         raise ValueError(f"{fn}: {name} must be {ndim}-D (N, T), got shape {idx.shape}")
     # One pass instead of min() and max(): seen as unsigned integers of the
     # same width, negative indices are huge, so max() >= V catches both ends.
-    as_unsigned = idx.view(idx.dtype.str.replace("i", "u")) if idx.dtype.kind == "i" else idx
-    if idx.size and as_unsigned.max() >= V:
+    # Not when V exceeds the dtype's largest value (int8 indices into 500
+    # rows: -10 is 246 unsigned): then only negative indices can be out of
+    # range, and min() < 0 finds them.
+    if idx.dtype.kind == "i" and V > np.iinfo(idx.dtype).max:
+        out_of_range = idx.size and idx.min() < 0
+    else:
+        as_unsigned = idx.view(idx.dtype.str.replace("i", "u")) if idx.dtype.kind == "i" else idx
+        out_of_range = idx.size and as_unsigned.max() >= V
+    if out_of_range:
         where = tuple(int(i) for i in np.argwhere((idx < 0) | (idx >= V))[0])
         raise IndexError(f"{fn}: {name}{list(where)} = {idx[where]} is out of range for V={V} "
                          f"rows; indices must lie in [0, {V})")

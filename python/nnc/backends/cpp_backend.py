@@ -26,14 +26,17 @@ _preload_openblas()
 from .. import _nnc  # noqa: E402
 
 
+# x is reshaped to (N, D) with D = w.shape[0], not -1, which NumPy cannot
+# resolve for an empty batch.
+
 def affine_forward(x, w, b):
-    out = _nnc.affine_forward(x.reshape(x.shape[0], -1), w, b)
+    out = _nnc.affine_forward(x.reshape(x.shape[0], w.shape[0]), w, b)
     return out, (x, w, b)
 
 
 def affine_backward(dout, cache):
     x, w, b = cache
-    dx, dw, db = _nnc.affine_backward(dout, x.reshape(x.shape[0], -1), w)
+    dx, dw, db = _nnc.affine_backward(dout, x.reshape(x.shape[0], w.shape[0]), w)
     return dx.reshape(x.shape), dw, db
 
 
@@ -263,8 +266,9 @@ def rmsprop(w, dw, config):
 
 
 def adam(w, dw, config):
-    beta1, beta2, t = config["beta1"], config["beta2"], config["t"] + 1
-    # The bias corrections are the reference's own Python expressions.
+    beta1, beta2, t = float(config["beta1"]), float(config["beta2"]), config["t"] + 1
+    # The bias corrections are the reference's own Python expressions (in
+    # Python floats, as the reference takes the hyperparameters).
     _nnc.adam(w, config["m"], config["v"], dw, float(config["learning_rate"]), float(beta1),
               float(beta2), float(config["epsilon"]), float(1 - beta1 ** t), float(1 - beta2 ** t))
     config["t"] = t
@@ -339,4 +343,4 @@ def conv_nhwc_backward_weights(dout, cache):
 
 def affine_backward_weights(dout, cache):
     x, w, b = cache
-    return _nnc.affine_backward_weights(dout, x.reshape(x.shape[0], -1))
+    return _nnc.affine_backward_weights(dout, x.reshape(x.shape[0], w.shape[0]))

@@ -1,17 +1,29 @@
 """The NumPy reference backend: the ground truth the native backend is
-tested against. Plain vectorized NumPy; caches are plain tuples."""
+tested against. Plain vectorized NumPy; caches are plain tuples.
+
+Two rules keep its results those of the native backend for every input:
+hyperparameters are used as Python floats (a NumPy float64 eps or learning
+rate would otherwise turn float32 arithmetic into float64, NumPy's promotion
+of array and NumPy scalar), and results are arrays, also of 0-d inputs
+(a ufunc of a 0-d array gives a NumPy scalar; ``_a`` turns it back).
+"""
 import numpy as np
 
+_a = np.asarray
+
+
+# x is reshaped to (N, D) with D = w.shape[0], not -1, which NumPy cannot
+# resolve for an empty batch.
 
 def affine_forward(x, w, b):
-    out = x.reshape(x.shape[0], -1) @ w + b
+    out = x.reshape(x.shape[0], w.shape[0]) @ w + b
     return out, (x, w, b)
 
 
 def affine_backward(dout, cache):
     x, w, b = cache
     dx = (dout @ w.T).reshape(x.shape)
-    dw = x.reshape(x.shape[0], -1).T @ dout
+    dw = x.reshape(x.shape[0], w.shape[0]).T @ dout
     db = dout.sum(axis=0)
     return dx, dw, db
 
@@ -21,8 +33,8 @@ def affine_backward(dout, cache):
 
 def batchnorm_forward(x, gamma, beta, bn_param):
     mode = bn_param["mode"]
-    eps = bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
+    eps = float(bn_param.get("eps", 1e-5))
+    momentum = float(bn_param.get("momentum", 0.9))
     D = x.shape[1]
     running_mean = bn_param.get("running_mean")
     running_var = bn_param.get("running_var")
@@ -102,7 +114,7 @@ def batchnorm_backward_alt(dout, cache):
 
 
 def layernorm_forward(x, gamma, beta, ln_param):
-    eps = ln_param.get("eps", 1e-5)
+    eps = float(ln_param.get("eps", 1e-5))
     mu = x.mean(axis=1, keepdims=True)
     xmu = x - mu
     var = (xmu ** 2).mean(axis=1, keepdims=True)
@@ -140,7 +152,7 @@ def spatial_batchnorm_backward(dout, cache):
 
 
 def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
-    eps = gn_param.get("eps", 1e-5)
+    eps = float(gn_param.get("eps", 1e-5))
     N, C, H, W = x.shape
     xg = x.reshape(N, G, -1)
     mu = xg.mean(axis=2, keepdims=True)
@@ -425,7 +437,7 @@ def max_pool_backward_fast(dout, cache):
 # --- activations, dropout, losses, optimizers (family: elem) ---
 
 def relu_forward(x):
-    return np.maximum(0, x), (x,)
+    return _a(np.maximum(0, x)), (x,)
 
 
 def relu_backward(dout, cache):
@@ -434,25 +446,25 @@ def relu_backward(dout, cache):
 
 
 def tanh_forward(x):
-    out = np.tanh(x)
+    out = _a(np.tanh(x))
     return out, (out,)
 
 
 def tanh_backward(dout, cache):
     (out,) = cache
-    return dout * (1 - out ** 2)
+    return _a(dout * (1 - out ** 2))
 
 
 def sigmoid_forward(x):
     # exp(-|x|) <= 1 never overflows; for x < 0, sigmoid(x) = z / (1 + z).
     z = np.exp(-np.abs(x))
-    out = np.where(x >= 0, 1, z) / (1 + z)
+    out = _a(np.where(x >= 0, 1, z) / (1 + z))
     return out, (out,)
 
 
 def sigmoid_backward(dout, cache):
     (out,) = cache
-    return dout * out * (1 - out)
+    return _a(dout * out * (1 - out))
 
 
 def dropout_forward(x, dropout_param):
@@ -511,41 +523,44 @@ def mse_loss(x, y):
 # return new arrays and store new state arrays in config.
 
 def sgd(w, dw, config):
-    w -= config["learning_rate"] * dw
+    w -= float(config["learning_rate"]) * dw
     return w, config
 
 
 def sgd_momentum(w, dw, config):
-    v = config["momentum"] * config["velocity"] - config["learning_rate"] * dw
-    next_w = w + v
+    lr, mu = float(config["learning_rate"]), float(config["momentum"])
+    v = _a(mu * config["velocity"] - lr * dw)
+    next_w = _a(w + v)
     config["velocity"] = v
     return next_w, config
 
 
 def sgd_nesterov_momentum(w, dw, config):
-    mu = config["momentum"]
+    lr, mu = float(config["learning_rate"]), float(config["momentum"])
     v_old = config["velocity"]
-    v = mu * v_old - config["learning_rate"] * dw
-    next_w = w + v + mu * (v - v_old)
+    v = _a(mu * v_old - lr * dw)
+    next_w = _a(w + v + mu * (v - v_old))
     config["velocity"] = v
     return next_w, config
 
 
 def rmsprop(w, dw, config):
-    decay = config["decay_rate"]
-    cache = decay * config["cache"] + (1 - decay) * dw ** 2
-    next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
+    lr, decay, eps = (float(config[k]) for k in ("learning_rate", "decay_rate", "epsilon"))
+    cache = _a(decay * config["cache"] + (1 - decay) * dw ** 2)
+    next_w = _a(w - lr * dw / (np.sqrt(cache) + eps))
     config["cache"] = cache
     return next_w, config
 
 
 def adam(w, dw, config):
-    beta1, beta2, t = config["beta1"], config["beta2"], config["t"] + 1
-    m = beta1 * config["m"] + (1 - beta1) * dw
-    mt = m / (1 - beta1 ** t)
-    v = beta2 * config["v"] + (1 - beta2) * (dw ** 2)
-    vt = v / (1 - beta2 ** t)
-    next_w = w - config["learning_rate"] * mt / (np.sqrt(vt) + config["epsilon"])
+    lr, beta1, beta2, eps = (float(config[k]) for k in ("learning_rate", "beta1", "beta2",
+                                                        "epsilon"))
+    t = config["t"] + 1
+    m = _a(beta1 * config["m"] + (1 - beta1) * dw)
+    mt = m / float(1 - beta1 ** t)   # float: t may be a NumPy integer
+    v = _a(beta2 * config["v"] + (1 - beta2) * (dw ** 2))
+    vt = v / float(1 - beta2 ** t)
+    next_w = _a(w - lr * mt / (np.sqrt(vt) + eps))
     config["m"], config["v"], config["t"] = m, v, t
     return next_w, config
 
@@ -561,7 +576,8 @@ def embedding_backward(dout, cache):
     D = dout.shape[-1]
     dW = np.zeros((V, D), dtype=dout.dtype)
     # np.add.at adds unbuffered, in index order, so repeated indices all count
-    np.add.at(dW, idx.reshape(-1), dout.reshape(-1, D))
+    # (reshape by idx.size, not -1, which is ambiguous when D == 0)
+    np.add.at(dW, idx.reshape(-1), dout.reshape(idx.size, D))
     return dW
 
 
@@ -574,7 +590,7 @@ def bce_loss(x, y):
     q = z / (1 + z)
     pos = x >= 0
     loss = np.sum(np.where(pos, x * (1 - y), -x * y) + np.log1p(z), dtype=np.float64) / n
-    dx = np.where(pos, (1 - y) - q, q - y) / n
+    dx = _a(np.where(pos, (1 - y) - q, q - y) / n)
     return float(loss), dx.astype(x.dtype, copy=False)
 
 # --- ops of the object-layer API (nnc.nn): gelu, leaky_relu, bce, NHWC conv and pool ---
@@ -588,13 +604,13 @@ def gelu_forward(x):
     # and keeps x**3 from overflowing.
     xc = np.clip(x, -1e4, 1e4)
     t = np.tanh(_GELU_C * (xc + _GELU_A * xc ** 3))
-    return 0.5 * x * (1 + t), (xc, t)
+    return _a(0.5 * x * (1 + t)), (xc, t)
 
 
 def gelu_backward(dout, cache):
     xc, t = cache
     du = _GELU_C * (1 + 3 * _GELU_A * xc ** 2)
-    return dout * (0.5 * (1 + t) + 0.5 * xc * (1 - t ** 2) * du)
+    return _a(dout * (0.5 * (1 + t) + 0.5 * xc * (1 - t ** 2) * du))
 
 
 def leaky_relu_forward(x, negative_slope):
@@ -691,4 +707,4 @@ def max_pool_nhwc_backward(dout, cache):
 
 def affine_backward_weights(dout, cache):
     x, w, b = cache
-    return x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)
+    return x.reshape(x.shape[0], w.shape[0]).T @ dout, dout.sum(axis=0)
