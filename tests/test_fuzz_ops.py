@@ -606,7 +606,7 @@ def conv_cases(draw, nhwc):
     inputs = dict(x=arr(draw, xs, main), w=arr(draw, ws, main, scale=0.3),
                   b=arr(draw, bs, main), conv_param=cp)
     return Case(op, inputs, ("x", "w", "b", "conv_param"), draw(pick(*bwds)), draw(douts()),
-                algo=draw(pick("auto", "im2col", "winograd")))
+                algo=draw(pick("auto", "im2col", "winograd", "direct")))
 
 
 @st.composite
