@@ -436,8 +436,8 @@ def test_python_m_nnc_without_arguments_prints_the_build_info():
     info = nnc.build_info()
     shown = lines[1:1 + len(info)]
     assert [line[:15] for line in shown] == [f"  {k:12s} " for k in info]
-    # the buffer cache's fill differs between processes, and the child sees
-    # OMP_WAIT_POLICY in its environment (nnc set it here); the rest is the same
+    # the buffer cache's fill and the OpenMP libraries mapped (torch's, if a test
+    # imported it here) differ between processes; the rest is the same
     differ = ("buffer_cache", "omp_runtimes")
     assert [line for line in shown if not line.startswith(tuple(f"  {k}" for k in differ))] == \
         [f"  {k:12s} {v}" for k, v in info.items() if k not in differ]

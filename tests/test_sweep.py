@@ -34,8 +34,13 @@ def fc_spec(**kw):
 
 
 def computed(records):
-    """The records without where and when each trial ran."""
-    return [{k: v for k, v in r.items() if k not in sw.RUN_FIELDS} for r in records]
+    """The records without where and when each trial ran (and which OpenMP
+    libraries that process had mapped: torch's, if a test imported it here)."""
+    out = [{k: v for k, v in r.items() if k not in sw.RUN_FIELDS} for r in records]
+    for r in out:
+        if r.get("build_info"):
+            r["build_info"] = {k: v for k, v in r["build_info"].items() if k != "omp_runtimes"}
+    return out
 
 
 def jsonl_trials(out):

@@ -14,11 +14,8 @@ def _openmp_info():
     import nnc
 
     from . import _openmp
-    policy = os.environ.get("OMP_WAIT_POLICY")
     return {"loaded": _openmp.loaded_runtimes(), "before_nnc": list(nnc._OPENMP_BEFORE),
-            "wait_policy": policy,
-            "wait_policy_set_by": "environment" if nnc._USER_WAIT_POLICY is not None
-            else "nnc" if policy is not None else None}
+            "wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def build_info():
@@ -26,8 +23,8 @@ def build_info():
     num_threads, buffer_cache (its limit and the bytes it holds), backends
     (and cpp_error when the extension did not load), and omp_runtimes: the
     OpenMP libraries in the process ('loaded'), those loaded before ``import
-    nnc`` ('before_nnc', which never saw nnc's OMP_WAIT_POLICY), the
-    'wait_policy' and who set it ('wait_policy_set_by': 'environment' or 'nnc')."""
+    nnc`` ('before_nnc', which never saw nnc's OMP_WAIT_POLICY) and the
+    'wait_policy' in the environment (nnc's PASSIVE unless the user chose)."""
     nat = _native()
     info = {"version": __version__, "backends": available_backends(),
             "omp_runtimes": _openmp_info()}
