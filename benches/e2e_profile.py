@@ -143,12 +143,12 @@ def micro(data, model):
     out["eval draw X[mask] of 1000 (float64)"] = best_of(lambda: X[emask], 10)
     out["eval draw X[mask] of 1000 (float32)"] = best_of(lambda: X32[emask], 10)
     out["eval cast of 100 images"] = best_of(lambda: X[:100].astype(np.float32))
-    out["_reg_loss (sum w*w, 3 weights)"] = best_of(
+    out["_reg_loss (sum w*w over W1, W2, W3)"] = best_of(
         lambda: _reg_loss(p, reg, ("W1", "W2", "W3")))
     out["  same with np.vdot(w.ravel(), w.ravel())"] = best_of(
         lambda: 0.5 * reg * sum(float(np.vdot(p[n].ravel(), p[n].ravel()))
                                 for n in ("W1", "W2", "W3")))
-    out["grad + reg * w (3 weights, new arrays)"] = best_of(
+    out["grad + reg * w (W2 8192x100, new arrays)"] = best_of(
         lambda: [g2 + reg * W2 for _ in range(1)])
     out["  same in place: g += reg * w"] = best_of(lambda: np.add(g2, reg * W2, out=g2))
     c = e2e.CONFIG["convnet"]
