@@ -3,6 +3,8 @@ reference and (when installed) PyTorch on the CPU.
 
     python -m nnc.bench --quick                 # under a minute
     python -m nnc.bench --filter conv --dtype float32 --json out.json --plot out.png
+    python -m nnc.bench --e2e [--data DIR] [--epochs N] [--no-torch] [--json FILE]
+                                                # whole trainings on CIFAR-10 vs PyTorch
 """
 import argparse
 import json
@@ -121,10 +123,29 @@ def main(argv=None):
     p.add_argument("--no-numpy", action="store_true", help="skip timing the numpy reference")
     p.add_argument("--json", metavar="FILE", help="write all records as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a matplotlib chart (PNG/SVG)")
+    e2e = p.add_argument_group("whole-run benchmark (nnc.bench.e2e)")
+    e2e.add_argument("--e2e", action="store_true",
+                     help="train the CIFAR-10 models end to end in nnc and PyTorch, each in "
+                          "its own process (--quick: 300 images, one epoch)")
+    e2e.add_argument("--data", metavar="DIR", default=None,
+                     help="the cifar-10-batches-py folder (default: $NNC_CIFAR10_DIR, the "
+                          "shared subset next to the repo, the nnc.datasets cache)")
+    e2e.add_argument("--epochs", type=int, default=None, help="epochs per model (default 5)")
+    e2e.add_argument("--repeat", type=int, default=1,
+                     help="alternate the libraries this many times; the table gives medians")
+    e2e.add_argument("--models", default=None,
+                     help="comma-separated subset of convnet,fcnet,nn_cnn")
+    e2e.add_argument("--numpy", action="store_true",
+                     help="also train on nnc's numpy backend (slow)")
+    e2e.add_argument("--channels-last", action="store_true",
+                     help="PyTorch's convs in channels_last (default NCHW)")
     args = p.parse_args(argv)
 
     if "cpp" not in nnc.available_backends():
         sys.exit("nnc.bench needs the cpp backend; build_info: %s" % nnc.build_info())
+    if args.e2e:
+        from .e2e import run
+        return run(args)
     if args.threads:
         nnc.set_num_threads(args.threads)
     threads = nnc.get_num_threads()
