@@ -44,8 +44,8 @@ def test_fma_peak_is_finite_and_positive(nat, name, iters):
 def test_float32_peak_exceeds_float64(one_thread):
     # Twice the lanes per vector. The best of several short runs each, one
     # thread: a busy machine slows single runs, not all of them.
-    f32 = roofline.fma_peak(np.float32, reps=7, iters=1 << 18)
-    f64 = roofline.fma_peak(np.float64, reps=7, iters=1 << 18)
+    f32 = roofline.fma_peak(np.float32, budget=0.05, iters=1 << 16)
+    f64 = roofline.fma_peak(np.float64, budget=0.05, iters=1 << 16)
     assert _sane(f32) and _sane(f64)
     assert f32 > f64
 
@@ -117,7 +117,7 @@ def test_python_measurements_and_cache(monkeypatch):
 
     # measure() runs once per thread count; small sizes keep the test short
     monkeypatch.setattr(roofline, "_cache", {})
-    monkeypatch.setattr(roofline, "FMA_ITERS", 1 << 12)
+    monkeypatch.setattr(roofline, "FMA_BUDGET", 0.01)
     monkeypatch.setattr(roofline, "stream_elements", lambda: 1 << 16)
     calls = []
     real = roofline.fma_peak

@@ -7,8 +7,8 @@ measured by nnc's own microbenchmarks (cpp/roofline.cpp):
   that together are four times the last-level cache, bytes read + written
   (write-allocate not counted, as STREAM and the bench's GB/s count them).
 
-Each is the best of a few runs: a ceiling, so a moment when other processes
-hold a core must not lower it. ``measure()`` runs them once per thread count
+Each is the best of several runs: a ceiling, so a moment when other
+processes hold a core must not lower it. ``measure()`` runs them once per thread count
 and keeps the result for the rest of the process.
 
     python -m nnc.bench.roofline               # at 1 thread and at nnc's thread count
@@ -19,14 +19,17 @@ import glob
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
-# Per thread: 2**22 iterations of 16 FMAs, about 13 ms at 2.6 GHz with
-# AVX-512. Short runs, many of them: on a shared machine the best of many
-# short windows finds one where every thread had its core.
-FMA_ITERS = 1 << 22
-FMA_REPS = 12
+# Per thread and run: 2**17 iterations of 16 FMAs, about 0.4 ms at 2.9 GHz
+# with AVX-512; runs for FMA_BUDGET seconds per dtype. Short runs, many of
+# them: on the shared 2-core machine, at a load of 7, runs of 13 ms never got
+# past 55% of the peak that runs of 0.1-0.8 ms reached (1 thread: 100 against
+# 185 GFLOP/s), and only short runs found moments when both threads had a core.
+FMA_ITERS = 1 << 17
+FMA_BUDGET = 0.25
 STREAM_REPS = 5
 # Arrays are at least this large, whatever the cache size says: a VM can
 # report no L3, or the host's, which other guests share.
@@ -41,15 +44,20 @@ def _nnc():
     return _nnc
 
 
-def fma_peak(dtype, reps=FMA_REPS, iters=FMA_ITERS):
+def fma_peak(dtype, budget=FMA_BUDGET, iters=FMA_ITERS, min_reps=5):
     """GFLOP/s of float32 or float64 FMAs on every thread of nnc's pool at
-    once (2 flops per lane per FMA), the best of ``reps`` runs."""
+    once (2 flops per lane per FMA): the best run of ``iters`` iterations
+    per thread over ``budget`` seconds (at least ``min_reps`` runs)."""
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     fn = _nnc().fma_peak_f32 if dt == np.float32 else _nnc().fma_peak_f64
-    fn(max(1, iters // 8))   # wakes the pool's threads and the wide vector units
-    return max(fn(iters) for _ in range(reps))
+    fn(iters)   # wakes the pool's threads and the wide vector units
+    best, reps, end = 0.0, 0, time.perf_counter() + budget
+    while reps < min_reps or time.perf_counter() < end:
+        best = max(best, fn(iters))
+        reps += 1
+    return best
 
 
 def last_level_cache_bytes():
@@ -115,7 +123,8 @@ def measure(quick=False):
     roof = {
         "threads": threads,
         "simd": nat.simd_isa(),
-        "peak_gflops": {d: fma_peak(d, reps=FMA_REPS // scale) for d in ("float32", "float64")},
+        "peak_gflops": {d: fma_peak(d, budget=FMA_BUDGET / scale)
+                        for d in ("float32", "float64")},
         "stream_gbytes_per_s": {"copy": bw["copy"], "triad": bw["triad"]},
         "stream_array_mb": bw["array_mb"],
         "quick": quick,
