@@ -2,7 +2,9 @@
 measured by nnc's own microbenchmarks (cpp/roofline.cpp):
 
 - the FMA peak of nnc's thread pool in float32 and float64: every thread runs
-  independent register-resident FMA chains on the widest vectors the CPU has;
+  independent register-resident FMA chains on the widest vectors the CPU has,
+  and the threads' own rates add up (what the pool does when each thread has
+  a core);
 - the STREAM copy (a = b) and triad (a = b + s c) bandwidth, float64 arrays
   that together are four times the last-level cache, bytes read + written
   (write-allocate not counted, as STREAM and the bench's GB/s count them).
@@ -25,9 +27,9 @@ import numpy as np
 
 # Per thread and run: 2**17 iterations of 16 FMAs, about 0.4 ms at 2.9 GHz
 # with AVX-512; runs for FMA_BUDGET seconds per dtype. Short runs, many of
-# them: on the shared 2-core machine, at a load of 7, runs of 13 ms never got
-# past 55% of the peak that runs of 0.1-0.8 ms reached (1 thread: 100 against
-# 185 GFLOP/s), and only short runs found moments when both threads had a core.
+# them: on the shared 2-core machine at a load of 7, the best 12 ms run got
+# 103 GFLOP/s (float32, 1 thread) where runs of 0.7-3 ms got 177-178: short
+# runs find the moments when a thread has its core.
 FMA_ITERS = 1 << 17
 FMA_BUDGET = 0.25
 STREAM_REPS = 5
@@ -46,8 +48,9 @@ def _nnc():
 
 def fma_peak(dtype, budget=FMA_BUDGET, iters=FMA_ITERS, min_reps=5):
     """GFLOP/s of float32 or float64 FMAs on every thread of nnc's pool at
-    once (2 flops per lane per FMA): the best run of ``iters`` iterations
-    per thread over ``budget`` seconds (at least ``min_reps`` runs)."""
+    once (2 flops per lane per FMA, the threads' own rates added up): the
+    best run of ``iters`` iterations per thread over ``budget`` seconds (at
+    least ``min_reps`` runs)."""
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
