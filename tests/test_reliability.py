@@ -4,7 +4,6 @@ for a non-finite loss, and checkpoints that survive SIGKILL.
 
 The memory and kill tests run their loops in a subprocess, so a crash, a
 sanitizer report (tools/sanitize.sh) or a hang fails the test, not pytest."""
-import json
 import os
 import random
 import signal
