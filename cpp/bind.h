@@ -228,5 +228,6 @@ void bind_optim(nb::module_& m);
 void bind_conv_nhwc(nb::module_& m);
 void bind_pool_nhwc(nb::module_& m);   // in pool.cpp
 void bind_embedding(nb::module_& m);
+void bind_roofline(nb::module_& m);   // microbenchmarks, not ops
 
 }  // namespace nnc

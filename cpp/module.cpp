@@ -48,4 +48,5 @@ NB_MODULE(_nnc, m) {
     bind_conv_nhwc(m);
     bind_pool_nhwc(m);
     bind_embedding(m);
+    bind_roofline(m);
 }

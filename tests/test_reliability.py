@@ -4,7 +4,6 @@ for a non-finite loss, and checkpoints that survive SIGKILL.
 
 The memory and kill tests run their loops in a subprocess, so a crash, a
 sanitizer report (tools/sanitize.sh) or a hang fails the test, not pytest."""
-import json
 import os
 import random
 import signal
@@ -101,6 +100,10 @@ VALID = {
     "adam": (f(9), f(9), f(9) ** 2, f(9), 0.1, 0.9, 0.99, 1e-8, 0.1, 0.01),
     "set_num_threads": (2,),
     "set_buffer_cache": (256 << 20,),
+    "fma_peak_f32": (1 << 10,),
+    "fma_peak_f64": (1 << 10,),
+    "stream_copy": (np.zeros(64), f(64), 3),
+    "stream_triad": (np.zeros(64), f(64), f(64), 3.0, 3),
 }
 if hasattr(_nnc, "conv_nhwc_forward"):   # the channels-last and embedding bindings
     xh, wh = f(2, 6, 6, 4), f(3, 3, 4, 3)

@@ -15,6 +15,7 @@ import numpy as np
 
 import nnc
 
+from . import roofline
 from .harness import bench_case, gemm_roofline, validate
 from .suite import CASES, OPS
 
@@ -61,9 +62,26 @@ def _fmt_ms(r):
     return f"{r['median_ms']:.3g}±{100 * r['spread']:.0f}%"
 
 
-def _table(records, roof):
+def add_fractions(rec, peak, gemm, bw):
+    """The record's GFLOP/s as percentages of its dtype's FMA peak
+    (pct_peak) and OpenBLAS GEMM rate (pct_gemm), its GB/s as a percentage
+    of the stream triad bandwidth (pct_bw), where it has them."""
+    g = rec.get("gflops")
+    if g:
+        rec["pct_peak"] = 100 * g / peak[rec["dtype"]]
+        rec["pct_gemm"] = 100 * g / gemm[rec["dtype"]]
+    if rec.get("gbytes_per_s"):
+        rec["pct_bw"] = 100 * rec["gbytes_per_s"] / bw
+    return rec
+
+
+def _pct(r, key):
+    return f"{r[key]:.0f}" if key in r else "-"
+
+
+def _table(records):
     cols = ["case", "dtype", "kind", "numpy ms", "cpp ms", "torch ms", "x numpy", "x torch",
-            "GFLOP/s", "%roof", "GB/s", "cpp MB", "torch MB", "check"]
+            "GFLOP/s", "%peak", "%gemm", "GB/s", "%bw", "cpp MB", "torch MB", "check"]
     rows = []
     for r in records:
         cpp, tor = r.get("cpp") or {}, r.get("torch") or {}
@@ -72,9 +90,8 @@ def _table(records, roof):
             r["case"], r["dtype"], r["kind"], _fmt_ms(r.get("numpy")), _fmt_ms(cpp), _fmt_ms(tor),
             f"{r['speedup_vs_numpy']:.1f}" if "speedup_vs_numpy" in r else "-",
             f"{r['speedup_vs_torch']:.2f}" if "speedup_vs_torch" in r else "-",
-            f"{g:.1f}" if g else "-",
-            f"{100 * g / roof[r['dtype']]:.0f}" if g and r["kind"] == "fwd" else "-",
-            f"{r['gbytes_per_s']:.1f}" if "gbytes_per_s" in r else "-",
+            f"{g:.1f}" if g else "-", _pct(r, "pct_peak"), _pct(r, "pct_gemm"),
+            f"{r['gbytes_per_s']:.1f}" if "gbytes_per_s" in r else "-", _pct(r, "pct_bw"),
             f"{cpp['peak_extra_mb']:.1f}" if cpp.get("peak_extra_mb") is not None else "-",
             f"{tor['peak_extra_mb']:.1f}" if tor.get("peak_extra_mb") is not None else "-",
             r.get("check", "-"),
@@ -86,7 +103,7 @@ def _table(records, roof):
     return "\n".join(out)
 
 
-def _plot(records, roof, path):
+def _plot(records, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,9 +120,12 @@ def _plot(records, roof, path):
     axes[0].set_xscale("log")
     axes[0].set_xlabel("speedup of nnc cpp (x, log scale)")
     axes[0].legend()
-    frac = [100 * r["gflops"] / roof[r["dtype"]] if r.get("gflops") else np.nan for r in records]
-    axes[1].barh(y, frac, color="tab:green")
-    axes[1].set_xlabel("% of measured GEMM roofline")
+    for key, off, name, color in (("pct_peak", -0.2, "of the FMA peak", "tab:green"),
+                                  ("pct_gemm", 0.2, "of OpenBLAS's GEMM", "tab:olive")):
+        axes[1].barh(y + off, [r.get(key, np.nan) for r in records], height=0.4, label=name,
+                     color=color)
+    axes[1].set_xlabel("% of the measured GFLOP/s limits")
+    axes[1].legend()
     axes[0].set_yticks(y, labels, fontsize=7)
     axes[0].invert_yaxis()
     fig.tight_layout()
@@ -163,8 +183,11 @@ def main(argv=None):
           f" | torch {torch.__version__ if torch else 'not installed'}")
     imp = import_overhead_ms()
     print(f"import nnc adds {imp:.1f} ms on top of import numpy (median of 5 fresh interpreters)")
-    roof = {d: gemm_roofline(DTYPES[d], n=1024 if args.quick else 2048) for d in dtypes}
-    print("GEMM roofline: " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in roof.items()))
+    roof = roofline.measure(quick=args.quick)
+    gemm = {d: gemm_roofline(DTYPES[d], n=1024 if args.quick else 2048) for d in dtypes}
+    print(f"limits ({threads} threads): {roofline.describe(roof)} | OpenBLAS GEMM "
+          + ", ".join(f"{d} {g:.0f}" for d, g in gemm.items()) + " GFLOP/s")
+    peak, bw = roof["peak_gflops"], roof["stream_gbytes_per_s"]["triad"]
 
     jobs = []
     for c in cases:
@@ -189,21 +212,24 @@ def main(argv=None):
                 checked[key] = f"error {type(e).__name__}"
         rec = bench_case(c, DTYPES[d], k, impls, budget, min_reps)
         rec["check"] = checked[key]
-        records.append(rec)
+        records.append(add_fractions(rec, peak, gemm, bw))
     _progress(len(jobs), len(jobs), "done")
 
-    print(_table(records, roof))
+    print(_table(records))
     print(f"({time.time() - t0:.0f} s; 'x numpy'/'x torch': how many times faster nnc cpp is; "
-          f"%roof: forward GFLOP/s over the {'/'.join(dtypes)} GEMM roofline; 3x3 stride-1 "
+          f"%peak: GFLOP/s over the dtype's measured FMA peak, %gemm: over OpenBLAS's large "
+          f"GEMM, %bw: GB/s over the stream triad (bytes read + written, write-allocate not "
+          f"counted); fwdbwd counts 3x the forward's FLOPs and 2.5x its bytes; 3x3 stride-1 "
           f"convs run Winograd, so their GFLOP/s count the direct method's FLOPs)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"build_info": info, "threads": threads, "roofline_gflops": roof,
-                       "import_ms": imp,
+            json.dump({"build_info": info, "threads": threads, "gemm_gflops": gemm,
+                       "peak_gflops": peak, "stream_gbytes_per_s": roof["stream_gbytes_per_s"],
+                       "stream_array_mb": roof["stream_array_mb"], "import_ms": imp,
                        "torch": torch.__version__ if torch else None, "records": records}, f,
                       indent=1)
     if args.plot:
-        _plot(records, roof, args.plot)
+        _plot(records, args.plot)
     return 1 if any(v.startswith("FAIL") for v in checked.values()) else 0
 
 
