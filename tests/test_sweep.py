@@ -33,13 +33,19 @@ def fc_spec(**kw):
     return sw.Spec("fcnet", DATA, **args)
 
 
+# What build_info says of the process rather than of the build: the bytes
+# its output-buffer cache holds (earlier tests in this process leave some)
+# and the OpenMP libraries it has mapped (torch's, if a test imported it).
+PROCESS_FIELDS = ("buffer_cache", "omp_runtimes")
+
+
 def computed(records):
-    """The records without where and when each trial ran (and which OpenMP
-    libraries that process had mapped: torch's, if a test imported it here)."""
+    """The records without where and when each trial ran."""
     out = [{k: v for k, v in r.items() if k not in sw.RUN_FIELDS} for r in records]
     for r in out:
         if r.get("build_info"):
-            r["build_info"] = {k: v for k, v in r["build_info"].items() if k != "omp_runtimes"}
+            r["build_info"] = {k: v for k, v in r["build_info"].items()
+                               if k not in PROCESS_FIELDS}
     return out
 
 
