@@ -517,46 +517,42 @@ void bind_conv(nb::module_& m) {
     }, nb::arg("x"), nb::arg("w"), nb::arg("b"), nb::arg("stride"), nb::arg("pad"),
        nb::arg("algo") = 0,
        "out (N, F, Hout, Wout) = conv(x (N, C, H, W), w (F, C, HH, WW)) + b (F): "
-       "cross-correlation with zero padding; algo: 0 auto, 1 im2col, 2 winograd");
+       "cross-correlation with zero padding; algo: 0 auto, 1 im2col, 2 winograd, 3 direct");
 
-    m.def("conv_backward", [](In dout, In x, In w, i64 stride, i64 pad, int algo) {
-        const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
-        const ConvShape s = conv_shape(x, w, stride, pad);
-        const ConvAlgo a = conv_algo_arg(algo);
-        check_shape(dout, "dout", {s.N, s.F, s.Hout, s.Wout});
-        return dispatch(dt, [&](auto t) {
-            using T = decltype(t);
-            auto dx = new_array<T>({s.N, s.C, s.H, s.W});
-            auto dw = new_array<T>({s.F, s.C, s.HH, s.WW});
-            auto db = new_array<T>({s.F});
-            {
-                nb::gil_scoped_release nogil;
-                conv_backward(dx.data(), dw.data(), db.data(), ptr<T>(dout), ptr<T>(x), ptr<T>(w),
-                              s, a);
-            }
-            return nb::make_tuple(dx, dw, db);
-        });
-    }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
-       nb::arg("algo") = 0, "(dx, dw, db) of conv_forward with the same algo");
-
-    m.def("conv_backward_weights", [](In dout, In x, In w, i64 stride, i64 pad, int algo) {
-        const DType dt = float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
-        const ConvShape s = conv_shape(x, w, stride, pad);
-        const ConvAlgo a = conv_algo_arg(algo);
-        check_shape(dout, "dout", {s.N, s.F, s.Hout, s.Wout});
-        return dispatch(dt, [&](auto t) {
-            using T = decltype(t);
-            auto dw = new_array<T>({s.F, s.C, s.HH, s.WW});
-            auto db = new_array<T>({s.F});
-            {
-                nb::gil_scoped_release nogil;
-                conv_backward(static_cast<T*>(nullptr), dw.data(), db.data(), ptr<T>(dout),
-                              ptr<T>(x), ptr<T>(w), s, a);
-            }
-            return nb::make_tuple(dw, db);
-        });
-    }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
-       nb::arg("algo") = 0, "(dw, db) of conv_forward with the same algo, without dx");
+    // (dx, dw, db), and for a network's first layer (dw, db) without dx
+    for (const bool with_dx : {true, false}) {
+        const char* name = with_dx ? "conv_backward" : "conv_backward_weights";
+        m.def(name, [with_dx](In dout, In x, In w, i64 stride, i64 pad, int algo) {
+            const DType dt =
+                float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
+            const ConvShape s = conv_shape(x, w, stride, pad);
+            const ConvAlgo a = conv_algo_arg(algo);
+            check_shape(dout, "dout", {s.N, s.F, s.Hout, s.Wout});
+            return dispatch(dt, [&](auto t) {
+                using T = decltype(t);
+                auto dw = new_array<T>({s.F, s.C, s.HH, s.WW});
+                auto db = new_array<T>({s.F});
+                if (!with_dx) {
+                    {
+                        nb::gil_scoped_release nogil;
+                        conv_backward(static_cast<T*>(nullptr), dw.data(), db.data(),
+                                      ptr<T>(dout), ptr<T>(x), ptr<T>(w), s, a);
+                    }
+                    return nb::make_tuple(dw, db);
+                }
+                auto dx = new_array<T>({s.N, s.C, s.H, s.W});
+                {
+                    nb::gil_scoped_release nogil;
+                    conv_backward(dx.data(), dw.data(), db.data(), ptr<T>(dout), ptr<T>(x),
+                                  ptr<T>(w), s, a);
+                }
+                return nb::make_tuple(dx, dw, db);
+            });
+        }, nb::arg("dout"), nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"),
+           nb::arg("algo") = 0,
+           with_dx ? "(dx, dw, db) of conv_forward with the same algo"
+                   : "(dw, db) of conv_forward with the same algo, without dx");
+    }
 
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const ConvShape s = conv_shape(x, w, stride, pad);
