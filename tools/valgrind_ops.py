@@ -33,20 +33,20 @@ def registry_ops(dtype):
         if op.is_step and name.endswith("_step"):
             continue   # whole training steps: the Solver epoch below covers them
         shape = op.test_shapes[min(1, len(op.test_shapes) - 1)]
-        if name == "conv":   # a 3x3 stride-1 case, through im2col and through Winograd
-            from nnc import _nnc
+        if name == "conv":   # a 3x3 stride-1 case through im2col, Winograd and the direct forward
+            import nnc
+            from nnc import _nnc, _settings
 
-            for force, path in (("0", "im2col"), ("1", "winograd")):
-                os.environ["NNC_CONV_WINOGRAD"] = force
-                try:
+            for algo, paths in (("im2col", ("im2col", "im2col")),
+                                ("winograd", ("winograd", "winograd")),
+                                ("direct", ("direct", "im2col"))):
+                with nnc.conv_algorithm(algo):
                     inp = op.make(shape, dtype, 0)
                     cp = inp["conv_param"]
-                    assert _nnc.conv_paths(inp["x"], inp["w"], cp["stride"], cp["pad"]) == (
-                        path, path), path
-                    check("conv " + path, dtype, lambda: op.make(shape, dtype, 0),
+                    assert _nnc.conv_paths(inp["x"], inp["w"], cp["stride"], cp["pad"],
+                                           _settings._conv_algo_code()) == paths, algo
+                    check("conv " + algo, dtype, lambda: op.make(shape, dtype, 0),
                           lambda inp: run_op(op, inp))
-                finally:
-                    del os.environ["NNC_CONV_WINOGRAD"]
             continue
         check(name, dtype, lambda: op.make(shape, dtype, 0), lambda inp: run_op(op, inp))
 
