@@ -5,7 +5,6 @@ reference, then one Solver epoch on tiny data. Prints one line per op.
 
     python tools/valgrind_ops.py    # also runs without valgrind, in seconds
 """
-import os
 import sys
 import warnings
 
@@ -34,7 +33,6 @@ def registry_ops(dtype):
             continue   # whole training steps: the Solver epoch below covers them
         shape = op.test_shapes[min(1, len(op.test_shapes) - 1)]
         if name == "conv":   # a 3x3 stride-1 case through im2col, Winograd and the direct forward
-            import nnc
             from nnc import _nnc, _settings
 
             for algo, paths in (("im2col", ("im2col", "im2col")),
