@@ -318,6 +318,148 @@ void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvS
         conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s);
 }
 
+// ---- direct dw, stride 1, few input channels ----
+//
+// dw[f, t] = sum_{n, oh, ow} dout[n, f, oh, ow] * xpad[n, c, oh + kh, ow + kw]
+// for tap t = (c, kh, kw). im2col's dw GEMM is (F x P) . (P x taps) per
+// image, and with few channels the column matrix it builds and OpenBLAS
+// packs again costs more than the multiply. Here dout of one image is
+// transposed to (P, Fp), so each pixel gives one vector run of filters;
+// TB taps x FB filters of dw are an outer product held in registers over
+// all P pixels, with each input value broadcast straight from the padded
+// plane. No column matrix, and dw is loaded and stored once per image.
+
+// The same images, shapes and threads as direct_applies's forward.
+bool direct_dw_applies(const ConvShape& s, ConvAlgo algo) { return direct_applies(s, algo); }
+
+// dwT[t, f] += the taps [t0, t1) of one image; gT (P, Fp) its transposed
+// dout, xp its padded planes (C, Hp, Lp). A few output rows at a time, so
+// their part of gT stays in L1 while every tap block reads it.
+template <class T, int TB, int FB>
+NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const ConvShape& s, i64 Hp,
+                                i64 Lp, i64 Fp, i64 t0, i64 t1) {
+    const i64 kk = s.HH * s.WW;
+    const i64 rows = std::max<i64>(1, 16384 / (i64)sizeof(T) / (s.Wout * FB));
+    for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
+        const i64 oh1 = std::min(s.Hout, oh0 + rows);
+        for (i64 f0 = 0; f0 < Fp; f0 += FB) {
+            for (i64 tb = t0; tb < t1; tb += TB) {
+                // Offsets of the block's taps in xp; a short last block
+                // repeats its first tap, and those sums are dropped.
+                i64 off[TB];
+                for (int k = 0; k < TB; k++) {
+                    const i64 t = tb + k < t1 ? tb + k : tb, c = t / kk, kh = t % kk / s.WW;
+                    off[k] = (c * Hp + kh) * Lp + t % s.WW;
+                }
+                T acc[TB][FB];
+                for (int k = 0; k < TB; k++)
+#pragma omp simd
+                    for (int j = 0; j < FB; j++) acc[k][j] = T(0);
+                for (i64 oh = oh0; oh < oh1; oh++) {
+                    const T* xr = xp + oh * Lp;
+                    const T* g = gT + oh * s.Wout * Fp + f0;
+                    for (i64 ow = 0; ow < s.Wout; ow++, g += Fp) {
+#pragma GCC unroll 32
+                        for (int k = 0; k < TB; k++) {
+                            const T xv = xr[off[k] + ow];
+#pragma omp simd
+                            for (int j = 0; j < FB; j++) acc[k][j] += xv * g[j];
+                        }
+                    }
+                }
+                const int nk = (int)std::min<i64>(TB, t1 - tb);
+                for (int k = 0; k < nk; k++)
+#pragma omp simd
+                    for (int j = 0; j < FB; j++) dwT[(tb + k) * Fp + f0 + j] += acc[k][j];
+            }
+        }
+    }
+}
+
+// gT (P, Fp) = dout_n (F, P) transposed, the columns past F zero. Pixel by
+// pixel, so the stores are contiguous and the loads (one per filter row,
+// all rows' lines in L1) vectorize as gathers.
+template <class T>
+NNC_CLONES void transpose_dout(T* gT, const T* g, i64 F, i64 P, i64 Fp) {
+    for (i64 p = 0; p < P; p++) {
+        T* d = gT + p * Fp;
+#pragma omp simd
+        for (i64 f = 0; f < F; f++) d[f] = g[f * P + p];
+        for (i64 f = F; f < Fp; f++) d[f] = T(0);
+    }
+}
+
+template <class T, int TB, int FB>
+void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s) {
+    const i64 Hp = s.H + 2 * s.pad, Lp = s.W + 2 * s.pad, plane = s.C * Hp * Lp;
+    const i64 taps = s.C * s.HH * s.WW, P = s.Hout * s.Wout, Fp = (s.F + FB - 1) / FB * FB;
+    const i64 tblocks = (taps + TB - 1) / TB;
+    const int nt = threads();
+    // With at least as many images as threads, each thread sums its images
+    // into its own dwT; else the threads split the tap blocks of every image.
+    const bool by_image = s.N >= nt;
+    const i64 per_thread = plane + P * Fp + taps * Fp;
+    std::unique_ptr<T[]> work(new T[(size_t)(nt * per_thread)]);
+#pragma omp parallel num_threads(nt)
+    {
+        const int me = omp_get_thread_num();
+        T* xp = work.get() + (size_t)me * per_thread;
+        T* gT = xp + plane;
+        T* dwT = gT + P * Fp;
+        fill_value(xp, plane, T(0));
+        fill_value(dwT, taps * Fp, T(0));
+        const i64 t0 = by_image ? 0 : std::min(taps, me * ((tblocks + nt - 1) / nt) * TB);
+        const i64 t1 = by_image ? taps : std::min(taps, t0 + ((tblocks + nt - 1) / nt) * TB);
+        const i64 n0 = by_image ? s.N * me / nt : 0, n1 = by_image ? s.N * (me + 1) / nt : s.N;
+        for (i64 n = n0; n < n1 && t0 < t1; n++) {
+            for (i64 c = 0; c < s.C; c++)
+                for (i64 h = 0; h < s.H; h++)
+                    std::copy(x + ((n * s.C + c) * s.H + h) * s.W,
+                              x + ((n * s.C + c) * s.H + h + 1) * s.W,
+                              xp + (c * Hp + h + s.pad) * Lp + s.pad);
+            transpose_dout(gT, dout + n * s.F * P, s.F, P, Fp);
+            direct_dw_image<T, TB, FB>(dwT, gT, xp, s, Hp, Lp, Fp, t0, t1);
+        }
+#pragma omp barrier
+        // dw[f, t] from the threads' dwT, in thread order (in double) when
+        // they split the images: the same bits every run.
+#pragma omp for schedule(static)
+        for (i64 f = 0; f < s.F; f++) {
+            for (i64 t = 0; t < taps; t++) {
+                if (!by_image) {
+                    const int owner = (int)(t / TB / ((tblocks + nt - 1) / nt));
+                    dw[f * taps + t] = work[(size_t)owner * per_thread + plane + P * Fp + t * Fp + f];
+                    continue;
+                }
+                double acc = 0.0;
+                for (int u = 0; u < nt; u++)
+                    acc += (double)work[(size_t)u * per_thread + plane + P * Fp + t * Fp + f];
+                dw[f * taps + t] = (T)acc;
+            }
+        }
+    }
+}
+
+// Blocks for the widest vectors the CPU has: TB x FB accumulators of 24 of
+// the 32 512-bit registers or 12 of the 16 256-bit ones; filter blocks one
+// vector wide when two would be mostly padding.
+template <class T>
+void conv_dw_direct(T* dw, const T* dout, const T* x, const ConvShape& s) {
+    constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
+    const auto narrow = [&](int v) { return s.F <= v || (s.F + v - 1) / v % 2 == 1; };
+    if (__builtin_cpu_supports("avx512f")) {
+        if (narrow(V512))
+            conv_dw_direct_blocked<T, 24, V512>(dw, dout, x, s);
+        else
+            conv_dw_direct_blocked<T, 12, 2 * V512>(dw, dout, x, s);
+    } else {
+        if (narrow(V256))
+            conv_dw_direct_blocked<T, 12, V256>(dw, dout, x, s);
+        else
+            conv_dw_direct_blocked<T, 6, 2 * V256>(dw, dout, x, s);
+    }
+}
+
 // out[n,f] = b[f] + sum_{c,kh,kw} w[f,c,kh,kw] * xpad[n,c,oh*stride+kh,ow*stride+kw]
 // (cross-correlation, zero padding): im2col + GEMM, a tile of output rows at a time,
 // Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd_applies says when), or
@@ -388,6 +530,12 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
         conv_dw_winograd(dw, dout, x, s);
         return;
     }
+    // dw by the direct kernel: the im2col loops below then only build dx.
+    const bool dw_direct = direct_dw_applies(s, algo);
+    if (dw_direct) {
+        conv_dw_direct(dw, dout, x, s);
+        if (!dx) return;
+    }
     if (s.N >= nt) {
         // Work items are whole images (a thread owns its dx_n), tile by tile.
         const i64 rows = tile_rows<T>(s, 1);
@@ -408,9 +556,11 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
                 for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
                     const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
                     const T* g = dout + n * F * P + oh0 * s.Wout;
-                    im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
-                    // dw += dout_tile @ col^T; then col is reused for dcol = w^T @ dout_tile
-                    gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw_part, K);
+                    if (!dw_direct) {
+                        im2col(col, cols, x + n * CHW, s, 0, s.C, oh0, oh1, scratch);
+                        // dw += dout_tile @ col^T; then col is reused for dcol = w^T @ dout_tile
+                        gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw_part, K);
+                    }
                     if (!dxn) continue;
                     gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
                     col2im(dxn, col, cols, s, 0, s.C, oh0, oh1, scratch);
@@ -418,6 +568,7 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
             }
             blas_set_threads_local(prev);
         }
+        if (dw_direct) return;
         // Partial sums in thread order, in double: the same bits every run.
 #pragma omp parallel for num_threads(nt) schedule(static) if (F * K > 32768)
         for (i64 i = 0; i < F * K; i++) {
@@ -434,18 +585,20 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     const i64 col_size = K * rows * s.Wout;
     std::unique_ptr<T[]> work(new T[(size_t)(col_size + nt * scratch_per_thread)]);
     T* col = work.get();
-    fill_value(dw, F * K, T(0));
+    if (!dw_direct) fill_value(dw, F * K, T(0));
     for (i64 n = 0; n < s.N; n++) {
         T* dxn = dx ? dx + n * CHW : nullptr;
         if (dxn) fill_value(dxn, CHW, T(0));
         for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
             const i64 oh1 = std::min(s.Hout, oh0 + rows), cols = (oh1 - oh0) * s.Wout;
             const T* g = dout + n * F * P + oh0 * s.Wout;
+            if (!dw_direct) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-            for (i64 c = 0; c < s.C; c++)
-                im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
-                       col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
-            gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw, K);
+                for (i64 c = 0; c < s.C; c++)
+                    im2col(col, cols, x + n * CHW, s, c, c + 1, oh0, oh1,
+                           col + col_size + (size_t)omp_get_thread_num() * scratch_per_thread);
+                gemm<T>(false, true, F, K, cols, T(1), g, P, col, cols, T(1), dw, K);
+            }
             if (!dxn) continue;
             gemm<T>(true, false, K, cols, F, T(1), w, K, g, P, T(0), col, cols);
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -560,10 +713,12 @@ void bind_conv(nb::module_& m) {
         return nb::make_tuple(winograd_applies(s, a)  ? "winograd"
                               : direct_applies(s, a) ? "direct"
                                                      : "im2col",
-                              winograd_backward_applies(s, a) ? "winograd" : "im2col");
+                              winograd_backward_applies(s, a) ? "winograd"
+                              : direct_dw_applies(s, a)        ? "direct"
+                                                               : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
        "(forward, backward): the path, 'winograd', 'direct' or 'im2col', that conv_forward "
-       "and conv_backward (dx and dw) take for these shapes and algo (0 auto, 1 im2col, "
+       "and conv_backward (dw; dx is im2col unless 'winograd') take for these shapes and algo (0 auto, 1 im2col, "
        "2 winograd, 3 direct)");
 }
 

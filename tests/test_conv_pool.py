@@ -787,7 +787,7 @@ def test_conv_backward_weights_bad_input(backend):
                 fl.conv_backward_weights(out, cache)
 
 
-# --- the direct forward for few input channels (stride 1) ---
+# --- the direct forward and dw for few input channels (stride 1) ---
 
 DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
                 (10, 3, 32, 32, 16, 5, 5, 1, 2),   # the course's conv1
@@ -801,17 +801,20 @@ DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=lambda c: "x".join(map(str, c)))
 def test_direct_conv_matches_naive(case, dtype):
     """Filter counts that are not a multiple of the register block, output
-    rows narrower and wider than a block, pads 0-3, one image; the backward
-    of a direct forward is im2col's."""
+    rows narrower and wider than a block, tap counts that are not a multiple
+    of the tap block, pads 0-3, one image; dw is direct too, dx is im2col's."""
     from nnc import _nnc
     x, w, b, cp, dout = conv_data(case, dtype, seed=sum(case))
     ref = naive_conv_f64(x, w, b, cp, dout)
     with nnc.use_backend("cpp"), nnc.conv_algorithm("direct"):
-        assert _nnc.conv_paths(x, w, 1, cp["pad"], 3) == ("direct", "im2col")
+        assert _nnc.conv_paths(x, w, 1, cp["pad"], 3) == ("direct", "direct")
         out, cache = fl.conv_forward_fast(x, w, b, cp)
         grads = fl.conv_backward_fast(dout, cache)
         again = fl.conv_forward_fast(x, w, b, cp)[0]
+        dw_only = fl.conv_backward_weights(dout, cache)
     np.testing.assert_array_equal(out, again)   # the same bits every run
+    np.testing.assert_array_equal(dw_only[0], grads[1])
+    np.testing.assert_array_equal(dw_only[1], grads[2])
     for got, want in zip((out,) + grads, ref):
         assert got.dtype == dtype
         # dw sums 50*32*32 float32 products: an absolute floor scaled to the values
@@ -820,11 +823,38 @@ def test_direct_conv_matches_naive(case, dtype):
 
 
 @needs_cpp
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("case", [(5, 3, 32, 32, 32, 7, 7, 1, 3), (2, 2, 9, 40, 9, 3, 4, 1, 2),
+                                  (1, 3, 16, 16, 40, 5, 5, 1, 2)],
+                         ids=lambda c: "x".join(map(str, c)))
+def test_direct_dw_threads_split_images_or_taps(case, threads):
+    """With at least as many images as threads each thread sums its own images
+    (added in thread order); with fewer, the threads split the tap blocks. Both
+    give im2col's dw to the last few bits, and the same bits on every call."""
+    x, w, b, cp, dout = conv_data(case, np.float64, seed=7)
+    before = nnc.get_num_threads()
+    nnc.set_num_threads(threads)
+    try:
+        with nnc.use_backend("cpp"):
+            _, cache = fl.conv_forward_fast(x, w, b, cp)
+            with nnc.conv_algorithm("direct"):
+                dw, db = fl.conv_backward_weights(dout, cache)
+                again, _ = fl.conv_backward_weights(dout, cache)
+            with nnc.conv_algorithm("im2col"):
+                dw_ref, db_ref = fl.conv_backward_weights(dout, cache)
+    finally:
+        nnc.set_num_threads(before)
+    np.testing.assert_array_equal(dw, again)
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-12, atol=1e-12 * np.abs(dw_ref).max())
+    np.testing.assert_array_equal(db, db_ref)
+
+
+@needs_cpp
 def test_direct_conv_is_auto_for_few_channels():
     from nnc import _nnc
     shape = lambda N, C, H, F, k: (np.empty((N, C, H, H)), np.empty((F, C, k, k)))  # noqa: E731
-    assert _nnc.conv_paths(*shape(50, 3, 32, 32, 7), 1, 3) == ("direct", "im2col")
-    assert _nnc.conv_paths(*shape(10, 4, 32, 16, 5), 1, 2) == ("direct", "im2col")
+    assert _nnc.conv_paths(*shape(50, 3, 32, 32, 7), 1, 3) == ("direct", "direct")
+    assert _nnc.conv_paths(*shape(10, 4, 32, 16, 5), 1, 2) == ("direct", "direct")
     assert _nnc.conv_paths(*shape(10, 3, 32, 16, 5), 2, 2) == ("im2col", "im2col")  # stride 2
     assert _nnc.conv_paths(*shape(10, 8, 32, 16, 5), 1, 2) == ("im2col", "im2col")  # C = 8
     assert _nnc.conv_paths(*shape(10, 3, 8, 16, 5), 1, 2) == ("im2col", "im2col")   # Wout 8
