@@ -239,10 +239,11 @@ bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     return algo == ConvAlgo::direct || (s.C <= 4 && s.Wout >= 16 && s.HH * s.WW >= 9);
 }
 
-template <class T, int FB, int OWB>
+// KW > 0: the kernel is KW wide, and its row of taps is unrolled.
+template <class T, int FB, int OWB, int KW>
 NNC_CLONES void direct_rows(T* out, const T* xp, const T* wp, const T* b, const ConvShape& s,
                             i64 Hp, i64 Lp, i64 n, i64 oh0, i64 oh1) {
-    const i64 P = s.Hout * s.Wout, taps = s.C * s.HH * s.WW;
+    const i64 P = s.Hout * s.Wout, taps = s.C * s.HH * s.WW, WW = KW > 0 ? KW : s.WW;
     for (i64 oh = oh0; oh < oh1; oh++) {
         for (i64 f0 = 0; f0 < s.F; f0 += FB) {
             const T* wb = wp + (f0 / FB) * taps * FB;
@@ -256,7 +257,8 @@ NNC_CLONES void direct_rows(T* out, const T* xp, const T* wp, const T* b, const 
                 for (i64 c = 0; c < s.C; c++) {
                     for (i64 kh = 0; kh < s.HH; kh++) {
                         const T* xr = xp + ((n * s.C + c) * Hp + oh + kh) * Lp + ow0;
-                        for (i64 kw = 0; kw < s.WW; kw++, wt += FB) {
+#pragma GCC unroll 8
+                        for (i64 kw = 0; kw < WW; kw++, wt += FB) {
                             const T* xv = xr + kw;
 #pragma GCC unroll 16
                             for (int i = 0; i < FB; i++) {
@@ -301,8 +303,14 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
 #pragma omp for schedule(static)
         for (i64 item = 0; item < s.N * per_image; item++) {
             const i64 n = item / per_image, oh0 = item % per_image * rows;
-            direct_rows<T, FB, OWB>(out, xp.data(), wp.data(), b, s, Hp, Lp, n, oh0,
-                                    std::min(s.Hout, oh0 + rows));
+            const i64 oh1 = std::min(s.Hout, oh0 + rows);
+            const T *xd = xp.data(), *wd = wp.data();
+            switch (s.WW) {  // the common widths with the tap row unrolled
+                case 3: direct_rows<T, FB, OWB, 3>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1); break;
+                case 5: direct_rows<T, FB, OWB, 5>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1); break;
+                case 7: direct_rows<T, FB, OWB, 7>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1); break;
+                default: direct_rows<T, FB, OWB, 0>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1);
+            }
         }
     }
 }
