@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace nnc {
@@ -11,19 +12,48 @@ static CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
 namespace {
 thread_local bool t_blas_single = false;  // this thread asked for single-threaded GEMMs
 
-// Below this many multiply-adds a GEMM runs on one thread. OpenBLAS threads
-// much smaller products, and on a machine whose cores are shared its workers
-// (asleep after OPENBLAS_THREAD_TIMEOUT) wake late: the ThreeLayerConvNet
-// hidden layer (50, 8192) x (8192, 100), 41M multiply-adds, took 1.5-150 ms
-// on 2 threads against 0.9-1.2 ms on one, and made a whole 2-thread CIFAR
-// run 2.6x PyTorch's time. The 1024^3 affine (1G) still gains 1.9x from 2.
+// From this many multiply-adds on, OpenBLAS threads a GEMM itself. It
+// threads much smaller products too, but on a machine whose cores are shared
+// its workers (asleep after OPENBLAS_THREAD_TIMEOUT) wake late: the
+// ThreeLayerConvNet hidden layer (50, 8192) x (8192, 100), 41M multiply-adds,
+// took 1.5-150 ms on 2 threads against 0.9-1.2 ms on one, and made a whole
+// 2-thread CIFAR run 2.6x PyTorch's time. The 1024^3 affine (1G) gains 1.9x
+// from OpenBLAS's 2 threads.
 constexpr double kThreadedGemmMin = double(1 << 27);
 
+// Between kSplitGemmMin and kThreadedGemmMin, nnc splits the GEMM itself:
+// one single-threaded OpenBLAS GEMM per nnc thread, over the rows or columns
+// of C, on nnc's OpenMP pool, whose workers wake in microseconds. Measured
+// side by side at 2 threads, that made the affine layers of the seeds'
+// models (e.g. (50, 8192) x (8192, 100)) 1.4-1.8x faster than one thread.
+// Below kSplitGemmMin the GEMM runs on the calling thread.
+constexpr double kSplitGemmMin = double(1 << 21);
+
+// C[M, N] = op(A) op(B): call(m0, m1, n0, n1) computes the block of C in
+// rows [m0, m1) and columns [n0, n1), single-threaded.
 template <class F>
-void maybe_single(i64 M, i64 N, i64 K, F&& call) {
-    if (t_blas_single || (double)M * (double)N * (double)K >= kThreadedGemmMin) return call();
+void run_gemm(i64 M, i64 N, i64 K, F&& call) {
+    const double macs = (double)M * (double)N * (double)K;
+    if (t_blas_single || macs >= kThreadedGemmMin) return call(0, M, 0, N);
     const int prev = blas_set_threads_local(1);
-    call();
+    const int nt = threads();
+    // Split the longer side of C, in blocks of 16 so the kernels' tiles stay whole.
+    const i64 side = M >= N ? M : N, blocks = (side + 15) / 16;
+    if (nt < 2 || macs < kSplitGemmMin || blocks < nt) {
+        call(0, M, 0, N);
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            const int me = omp_get_thread_num();
+            const int inner = blas_set_threads_local(1);
+            const i64 a = blocks * me / nt * 16, b = std::min(side, blocks * (me + 1) / nt * 16);
+            if (M >= N)
+                call(a, b, 0, N);
+            else
+                call(0, M, a, b);
+            blas_set_threads_local(inner);
+        }
+    }
     blas_set_threads_local(prev);
 }
 }  // namespace
@@ -31,18 +61,24 @@ void maybe_single(i64 M, i64 N, i64 K, F&& call) {
 template <>
 void gemm<float>(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
                  const float* B, i64 ldb, float beta, float* C, i64 ldc) {
-    maybe_single(M, N, K, [&] {
-        scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha,
-                          A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    run_gemm(M, N, K, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
+        if (m1 <= m0 || n1 <= n0) return;
+        scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)(m1 - m0), (blasint)(n1 - n0),
+                          (blasint)K, alpha, ta ? A + m0 : A + m0 * lda, (blasint)lda,
+                          tb ? B + n0 * ldb : B + n0, (blasint)ldb, beta, C + m0 * ldc + n0,
+                          (blasint)ldc);
     });
 }
 
 template <>
 void gemm<double>(bool ta, bool tb, i64 M, i64 N, i64 K, double alpha, const double* A, i64 lda,
                   const double* B, i64 ldb, double beta, double* C, i64 ldc) {
-    maybe_single(M, N, K, [&] {
-        scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)M, (blasint)N, (blasint)K, alpha,
-                          A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    run_gemm(M, N, K, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
+        if (m1 <= m0 || n1 <= n0) return;
+        scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)(m1 - m0), (blasint)(n1 - n0),
+                          (blasint)K, alpha, ta ? A + m0 : A + m0 * lda, (blasint)lda,
+                          tb ? B + n0 * ldb : B + n0, (blasint)ldb, beta, C + m0 * ldc + n0,
+                          (blasint)ldc);
     });
 }
 
