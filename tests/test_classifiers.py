@@ -386,7 +386,10 @@ def test_first_layer_skips_the_input_gradient(backend, monkeypatch):
     d1, _, _ = lu.affine_relu_backward(d2, c2)
     dx, dW1, db1 = lu.conv_relu_pool_backward(d1, c1)
     assert dx.shape == X.shape
-    np.testing.assert_array_equal(grads["W1"], dW1 + 0.1 * p["W1"])
+    # the L2 term is added in place by sgd with learning rate -reg (fused on cpp)
+    from nnc.optim import sgd
+    np.testing.assert_array_equal(grads["W1"], sgd(dW1.copy(), p["W1"], {"learning_rate": -0.1})[0])
+    np.testing.assert_allclose(grads["W1"], dW1 + 0.1 * p["W1"], rtol=1e-15, atol=1e-17)
     np.testing.assert_array_equal(grads["b1"], db1)
 
     for normalization in (None, "batchnorm", "layernorm"):
@@ -399,3 +402,22 @@ def test_first_layer_skips_the_input_gradient(backend, monkeypatch):
     counts = _count_calls(monkeypatch, backend, ["affine_backward", "affine_backward_weights"])
     two.loss(rng.standard_normal((4, 12)), rng.integers(0, 3, 4))
     assert counts == {"affine_backward": 1, "affine_backward_weights": 1}
+
+
+def test_reg_grad_is_added_in_place_or_to_a_copy(backend):
+    """_add_reg_grad adds reg * W to the backward's own gradient arrays in place;
+    a gradient it may not write (read-only, strided, another dtype) gets a new
+    array instead, and the weights are never written."""
+    from nnc.classifiers.fc_net import _add_reg_grad
+    rng = np.random.default_rng(3)
+    params = {"W": rng.standard_normal((5, 7)), "V": rng.standard_normal((4, 6))}
+    saved = {k: v.copy() for k, v in params.items()}
+    g_w = rng.standard_normal((5, 7))
+    g_v = np.asfortranarray(rng.standard_normal((4, 6)))
+    grads = {"W": g_w, "V": g_v}
+    want = {k: grads[k] + 0.25 * params[k] for k in grads}
+    _add_reg_grad(grads, params, 0.25, ("W", "V"))
+    assert grads["W"] is g_w and grads["V"] is not g_v
+    for k in grads:
+        np.testing.assert_allclose(grads[k], want[k], rtol=1e-15, atol=1e-16)
+        np.testing.assert_array_equal(params[k], saved[k])

@@ -6,7 +6,7 @@ from ..layer_utils import *  # noqa: F401,F403  (CS231n's cnn.py star-imports la
 from ..layer_utils import (_conv_pool_relu_backward, _conv_pool_relu_forward,  # fast_layers,
                            _conv_weights, affine_relu_backward, affine_relu_forward)  # layer_utils)
 from ..layers import affine_backward, affine_forward, softmax_loss
-from .fc_net import _dim, _float_dtype, _nonneg, _reg_loss
+from .fc_net import _add_reg_grad, _dim, _float_dtype, _nonneg, _reg_loss
 
 __all__ = ["ThreeLayerConvNet"] + _layer_utils.__all__
 
@@ -105,6 +105,5 @@ class ThreeLayerConvNet:
         dout1, grads["W2"], grads["b2"] = affine_relu_backward(dout2, cache2)
         # the images' gradient is not needed: dw and db only
         _, grads["W1"], grads["b1"] = _conv_pool_relu_backward(dout1, cache1, _conv_weights)
-        for w in ("W1", "W2", "W3"):
-            grads[w] = grads[w] + self.reg * self.params[w]
+        _add_reg_grad(grads, self.params, self.reg, ("W1", "W2", "W3"))
         return loss, grads

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _checks as ck
 from .. import layer_utils as _layer_utils
+from ..optim import sgd
 from ..layer_utils import *  # noqa: F401,F403  (CS231n's fc_net.py star-imports layers and
 from ..layer_utils import (_affine_norm_relu_backward, _affine_relu_backward,  # layer_utils)
                            _affine_weights, affine_bn_relu_forward, affine_ln_relu_forward,
@@ -47,6 +48,21 @@ def _reg_loss(params, reg, names):
     # a dot product reads each weight once; np.sum(w * w) first writes w * w
     # out, which for a ThreeLayerConvNet's W2 (8192 x 100) is 6x slower
     return 0.5 * reg * sum(np.vdot(params[n].ravel(), params[n].ravel()) for n in names)
+
+
+def _add_reg_grad(grads, params, reg, names):
+    """grads[n] += reg * params[n] for the named weights: the gradient of
+    _reg_loss. The gradients are the backward ops' fresh arrays, so they are
+    updated in place, by optim.sgd with learning rate -reg: on the cpp backend
+    one pass, where grads[n] + reg * params[n] makes two passes and two
+    temporaries (3.3 MB each for a ThreeLayerConvNet's W2). On the numpy
+    backend both give the same bits."""
+    for n in names:
+        g, w = grads[n], params[n]
+        if g.dtype == w.dtype and g.flags.c_contiguous and g.flags.writeable:
+            sgd(g, w, {"learning_rate": -reg})
+        else:
+            grads[n] = g + reg * w
 
 
 class TwoLayerNet:
@@ -99,8 +115,7 @@ class TwoLayerNet:
         dh, grads["W2"], grads["b2"] = affine_backward(dscores, cache2)
         # the inputs' gradient is not needed: dw and db only
         _, grads["W1"], grads["b1"] = _affine_relu_backward(dh, cache1, _affine_weights)
-        grads["W1"] = grads["W1"] + self.reg * W1
-        grads["W2"] = grads["W2"] + self.reg * W2
+        _add_reg_grad(grads, self.params, self.reg, ("W1", "W2"))
         return loss, grads
 
 
@@ -256,6 +271,5 @@ class FullyConnectedNet:
             grads[f"W{i}"], grads[f"b{i}"] = dW, db
             if self.normalization is not None:
                 grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
-        for w in weights:
-            grads[w] = grads[w] + self.reg * self.params[w]
+        _add_reg_grad(grads, self.params, self.reg, weights)
         return loss, grads

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..layers import (affine_backward, affine_forward, embedding_backward, embedding_forward,
                       sigmoid_backward, sigmoid_forward, softmax, softmax_loss)
-from .fc_net import _dim, _float_dtype, _nonneg, _reg_loss
+from .fc_net import _add_reg_grad, _dim, _float_dtype, _nonneg, _reg_loss
 
 _WEIGHTS = ("W_embed", "W1", "W2")
 
@@ -118,8 +118,7 @@ class WordModel:
             demb = np.ascontiguousarray(np.broadcast_to(de[:, np.newaxis, :], emb_shape))
         grads["W_embed"] = embedding_backward(demb, c_emb)
         if self.reg:
-            for w in _WEIGHTS:
-                grads[w] = grads[w] + self.reg * self.params[w]
+            _add_reg_grad(grads, self.params, self.reg, _WEIGHTS)
         return loss, grads
 
     def predict_proba(self, X):
