@@ -228,9 +228,10 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
 // held in registers: for every tap (c, kh, kw), one run of OWB input values
 // (contiguous, since the stride is 1) is multiplied by FB filter weights and
 // added to the FB x OWB accumulators, FB*OWB multiply-adds for OWB loads and
-// FB broadcasts. The input is copied once into zero-padded planes whose rows
-// are long enough for the last block to read past Wout without bounds
-// checks; the filters are repacked so the FB weights of a tap are adjacent.
+// FB broadcasts. Each work item (a run of output rows) first copies the input
+// rows it reads into a zero-padded window whose rows are long enough for the
+// last block to read past Wout without bounds checks; the filters are
+// repacked so the FB weights of a tap are adjacent.
 
 // Few channels, and a row wide enough to fill a block: where im2col's
 // column matrix costs about as much as its GEMM (conv1 on RGB images).
@@ -239,10 +240,32 @@ bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     return algo == ConvAlgo::direct || (s.C <= 4 && s.Wout >= 16 && s.HH * s.WW >= 9);
 }
 
-// KW > 0: the kernel is KW wide, and its row of taps is unrolled.
+// xw (C, R, Lp) = rows [oh0, oh0 + R) (padded numbering) of image xn (C, H,
+// W) with zero padding: the window of input rows that output rows [oh0, oh0 +
+// R - HH + 1) read.
+template <class T>
+NNC_CLONES void fill_window(T* xw, const T* xn, const ConvShape& s, i64 Lp, i64 oh0, i64 R) {
+    for (i64 c = 0; c < s.C; c++) {
+        for (i64 r = 0; r < R; r++) {
+            T* row = xw + (c * R + r) * Lp;
+            const i64 ih = oh0 + r - s.pad;
+            if (ih < 0 || ih >= s.H) {
+                std::fill(row, row + Lp, T(0));
+                continue;
+            }
+            std::fill(row, row + s.pad, T(0));
+            std::copy(xn + (c * s.H + ih) * s.W, xn + (c * s.H + ih + 1) * s.W, row + s.pad);
+            std::fill(row + s.pad + s.W, row + Lp, T(0));
+        }
+    }
+}
+
+// Output rows [oh0, oh1) of one image, out_n (F, Hout, Wout), from its window
+// xw (C, R, Lp) (fill_window at oh0). KW > 0: the kernel is KW wide, and its
+// row of taps is unrolled.
 template <class T, int FB, int OWB, int KW>
-NNC_CLONES void direct_rows(T* out, const T* xp, const T* wp, const T* b, const ConvShape& s,
-                            i64 Hp, i64 Lp, i64 n, i64 oh0, i64 oh1) {
+NNC_CLONES void direct_rows(T* out_n, const T* xw, i64 R, const T* wp, const T* b,
+                            const ConvShape& s, i64 Lp, i64 oh0, i64 oh1) {
     const i64 P = s.Hout * s.Wout, taps = s.C * s.HH * s.WW, WW = KW > 0 ? KW : s.WW;
     for (i64 oh = oh0; oh < oh1; oh++) {
         for (i64 f0 = 0; f0 < s.F; f0 += FB) {
@@ -256,7 +279,7 @@ NNC_CLONES void direct_rows(T* out, const T* xp, const T* wp, const T* b, const 
                 const T* wt = wb;
                 for (i64 c = 0; c < s.C; c++) {
                     for (i64 kh = 0; kh < s.HH; kh++) {
-                        const T* xr = xp + ((n * s.C + c) * Hp + oh + kh) * Lp + ow0;
+                        const T* xr = xw + (c * R + oh - oh0 + kh) * Lp + ow0;
 #pragma GCC unroll 8
                         for (i64 kw = 0; kw < WW; kw++, wt += FB) {
                             const T* xv = xr + kw;
@@ -271,7 +294,7 @@ NNC_CLONES void direct_rows(T* out, const T* xp, const T* wp, const T* b, const 
                 }
                 const int nw = (int)std::min<i64>(OWB, s.Wout - ow0);
                 for (int i = 0; i < nf; i++) {
-                    T* o = out + (n * s.F + f0 + i) * P + oh * s.Wout + ow0;
+                    T* o = out_n + (f0 + i) * P + oh * s.Wout + ow0;
                     for (int j = 0; j < nw; j++) o[j] = acc[i][j];
                 }
             }
@@ -281,35 +304,36 @@ NNC_CLONES void direct_rows(T* out, const T* xp, const T* wp, const T* b, const 
 
 template <class T, int FB, int OWB>
 void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
-    // Padded planes: Hp rows of Lp >= (Wout rounded up to OWB) + WW - 1 values.
-    const i64 Hp = s.H + 2 * s.pad;
+    // Window rows of Lp >= (Wout rounded up to OWB) + WW - 1 values, so the
+    // last block of a row reads its zeros without bounds checks.
     const i64 Lp = (s.Wout + OWB - 1) / OWB * OWB + s.WW - 1;
     const i64 taps = s.C * s.HH * s.WW, fblocks = (s.F + FB - 1) / FB;
-    std::vector<T> xp((size_t)(s.N * s.C * Hp * Lp), T(0));
     std::vector<T> wp((size_t)(fblocks * taps * FB), T(0));  // [fblock][c][kh][kw][FB]
     for (i64 f = 0; f < s.F; f++)
         for (i64 t = 0; t < taps; t++) wp[((f / FB) * taps + t) * FB + f % FB] = w[f * taps + t];
     const int nt = threads();
+    // Work items: runs of output rows of one image, a few per thread, each
+    // with its own window of input rows (in L1/L2 while its rows are
+    // computed). Dynamic: a thread that starts late (a sleeping worker on a
+    // shared machine) takes fewer items; each item's outputs are its own.
+    const i64 rows = std::max<i64>(1, std::min<i64>(s.Hout, s.N * s.Hout / (4 * nt)));
+    const i64 per_image = (s.Hout + rows - 1) / rows, R_max = rows + s.HH - 1;
+    std::vector<T> windows((size_t)(nt * s.C * R_max * Lp));
 #pragma omp parallel num_threads(nt)
     {
-#pragma omp for schedule(static)
-        for (i64 nc = 0; nc < s.N * s.C; nc++)
-            for (i64 h = 0; h < s.H; h++)
-                std::copy(x + (nc * s.H + h) * s.W, x + (nc * s.H + h + 1) * s.W,
-                          xp.data() + (nc * Hp + h + s.pad) * Lp + s.pad);
-        // Work items: runs of output rows of one image, a few per thread.
-        const i64 rows = std::max<i64>(1, std::min<i64>(s.Hout, s.N * s.Hout / (4 * nt)));
-        const i64 per_image = (s.Hout + rows - 1) / rows;
-#pragma omp for schedule(static)
+        T* xw = windows.data() + (size_t)omp_get_thread_num() * s.C * R_max * Lp;
+#pragma omp for schedule(dynamic)
         for (i64 item = 0; item < s.N * per_image; item++) {
             const i64 n = item / per_image, oh0 = item % per_image * rows;
-            const i64 oh1 = std::min(s.Hout, oh0 + rows);
-            const T *xd = xp.data(), *wd = wp.data();
+            const i64 oh1 = std::min(s.Hout, oh0 + rows), R = oh1 - oh0 + s.HH - 1;
+            fill_window(xw, x + n * s.C * s.H * s.W, s, Lp, oh0, R);
+            T* out_n = out + n * s.F * s.Hout * s.Wout;
+            const T* wd = wp.data();
             switch (s.WW) {  // the common widths with the tap row unrolled
-                case 3: direct_rows<T, FB, OWB, 3>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1); break;
-                case 5: direct_rows<T, FB, OWB, 5>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1); break;
-                case 7: direct_rows<T, FB, OWB, 7>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1); break;
-                default: direct_rows<T, FB, OWB, 0>(out, xd, wd, b, s, Hp, Lp, n, oh0, oh1);
+                case 3: direct_rows<T, FB, OWB, 3>(out_n, xw, R, wd, b, s, Lp, oh0, oh1); break;
+                case 5: direct_rows<T, FB, OWB, 5>(out_n, xw, R, wd, b, s, Lp, oh0, oh1); break;
+                case 7: direct_rows<T, FB, OWB, 7>(out_n, xw, R, wd, b, s, Lp, oh0, oh1); break;
+                default: direct_rows<T, FB, OWB, 0>(out_n, xw, R, wd, b, s, Lp, oh0, oh1);
             }
         }
     }
