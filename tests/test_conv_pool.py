@@ -662,6 +662,38 @@ def test_cpp_conv_concurrent_calls_match_serial(N):
 
 
 @needs_cpp
+@pytest.mark.parametrize("shape", [(50, 8192, 100), (100, 3072, 100), (256, 512, 512),
+                                   (10, 2048, 128), (7, 300, 1000)])
+def test_split_gemms_give_one_threads_bits(shape):
+    """GEMMs of 2^21 to 2^27 multiply-adds are split over nnc's threads, one
+    single-threaded GEMM per block of C's rows or columns (cpp/blas.cpp): at 2
+    threads the affine layer gives the same bits as at 1, run after run."""
+    from nnc.layers import affine_backward, affine_forward
+    N, D, M = shape
+    rng = np.random.default_rng(sum(shape))
+    x, w = rng.standard_normal((N, D)), rng.standard_normal((D, M))
+    b, dout = rng.standard_normal(M), rng.standard_normal((N, M))
+    previous = nnc.get_num_threads()
+    results = {}
+    try:
+        with nnc.use_backend("cpp"):
+            for n in (1, 2, 2):
+                nnc.set_num_threads(n)
+                out, cache = affine_forward(x, w, b)
+                results.setdefault(n, []).append((out,) + tuple(affine_backward(dout, cache)))
+    finally:
+        nnc.set_num_threads(previous)
+    for got in results[2]:
+        for g, want in zip(got, results[1][0]):
+            np.testing.assert_array_equal(g, want)
+    with nnc.use_backend("numpy"):
+        out, cache = affine_forward(x, w, b)
+        ref = (out,) + tuple(affine_backward(dout, cache))
+    for g, want in zip(results[1][0], ref):
+        np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+@needs_cpp
 def test_cpp_conv_is_deterministic_and_thread_count_independent():
     x, w, b, cp, dout = conv_data((9, 5, 10, 10, 6, 3, 3, 1, 1), np.float32, seed=7)
     previous = nnc.get_num_threads()
