@@ -12,13 +12,9 @@ spends its time (issue 15), on the cpp backend, in this process.
    (nnc's layers, dispatch and checks, NumPy glue: batch indexing, the
    float64 -> float32 cast of the batch, the regularization terms).
 3. Micro-measurements of the per-step NumPy work the Solver flow adds
-   (with the shapes of this run), and of the first conv layer's dx, which the
-   model discards: what the cheap fixes in solver/classifiers would save.
-4. --whatif R: the run with the cheap fixes applied by patching (in this
-   process only; nnc's files are unchanged) against the unchanged run,
-   R rounds in turns: the first conv's dx skipped (conv_backward_weights),
-   and the data cast to float32 once instead of per batch.
-5. --cprofile: cProfile's top entries of one run.
+   (with the shapes of this run), and of the first conv layer's backward
+   with and without dx (the model computes it without).
+4. --cprofile: cProfile's top entries of one run.
 
 ``--plain`` runs one uninstrumented training and exits (for py-spy:
 ``py-spy record -r 250 -f raw -o out.txt -- python benches/e2e_profile.py --plain``).
@@ -33,45 +29,8 @@ import time
 import numpy as np
 
 import nnc
-from nnc import _nnc
+from nnc.bench.kernel_timer import KernelTimer
 from nnc.bench import e2e
-
-
-class Timers:
-    """Wraps the binding's functions and a few Python callables with wall
-    timers; ``phase`` says where a kernel's time goes ('step' or 'eval')."""
-
-    def __init__(self):
-        self.kernel = {"step": 0.0, "eval": 0.0}
-        self.per_kernel = {}
-        self.calls = {"step": 0, "eval": 0}
-        self.phase = "step"
-        self.saved = {}
-
-    def __enter__(self):
-        self.saved = {n: getattr(_nnc, n) for n in dir(_nnc)
-                      if not n.startswith("_") and callable(getattr(_nnc, n))}
-        for name, fn in self.saved.items():
-            setattr(_nnc, name, self._wrap(name, fn))
-        return self
-
-    def _wrap(self, name, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                dt = time.perf_counter() - t0
-                self.kernel[self.phase] += dt
-                self.calls[self.phase] += 1
-                key = (self.phase, name)
-                self.per_kernel[key] = self.per_kernel.get(key, 0.0) + dt
-        return wrapper
-
-    def __exit__(self, *exc):
-        for name, fn in self.saved.items():
-            setattr(_nnc, name, fn)
 
 
 def _timed(fn, acc, key, on_enter=None, on_exit=None):
@@ -164,62 +123,6 @@ def micro(data, model):
     return {k: 1e3 * v for k, v in out.items()}
 
 
-def _conv_relu_pool_backward_no_dx(dout, cache):
-    """conv_relu_pool_backward without the input gradient, which
-    ThreeLayerConvNet.loss discards: conv_backward_weights instead of
-    conv_backward_fast."""
-    from nnc.fast_layers import conv_backward_weights, max_pool_backward_fast
-    from nnc.layers import relu_backward
-
-    conv_cache, relu_cache, pool_cache = cache
-    da = relu_backward(max_pool_backward_fast(dout, pool_cache), relu_cache)
-    dw, db = conv_backward_weights(da, conv_cache)
-    return None, dw, db
-
-
-def whatif(data, epochs, rounds):
-    """Wall time of the run unchanged, with the first conv's dx skipped, and
-    with that and the data cast to float32 once up front (instead of every
-    batch and every accuracy pass casting float64 -> float32), in turns."""
-    from nnc.classifiers import cnn
-
-    data32 = dict(data, X_train=data["X_train"].astype(np.float32),
-                  X_val=data["X_val"].astype(np.float32))
-    orig = cnn.conv_relu_pool_backward
-    variants = [("unchanged", data, False), ("conv1 without dx", data, True),
-                ("conv1 without dx + float32 data", data32, True)]
-    times = {name: [] for name, _, _ in variants}
-    steps = {name: [] for name, _, _ in variants}
-    accs = {}
-    for _ in range(rounds):
-        for name, d, no_dx in variants:
-            _, solver = make_solver(d, epochs)
-            step = solver._step
-
-            def timed_step(step=step, out=steps[name]):
-                t0 = time.perf_counter()
-                step()
-                out.append(time.perf_counter() - t0)
-            solver._step = timed_step
-            cnn.conv_relu_pool_backward = _conv_relu_pool_backward_no_dx if no_dx else orig
-            try:
-                t0 = time.perf_counter()
-                solver.train()
-                times[name].append(time.perf_counter() - t0)
-            finally:
-                cnn.conv_relu_pool_backward = orig
-            accs[name] = (solver.train_acc_history[-1], solver.val_acc_history[-1])
-    base = float(np.median(times["unchanged"]))
-    base_step = float(np.median(steps["unchanged"]))
-    print(f"4. what the cheap fixes save ({rounds} rounds in turns; whole-run medians, and the "
-          "median training step, which preemption by other processes moves less):")
-    for name, ts in times.items():
-        m, ms = float(np.median(ts)), float(np.median(steps[name]))
-        print(f"   {name:32s} run {m:6.2f} s x{m / base:.2f}; step {1e3 * ms:6.2f} ms "
-              f"x{ms / base_step:.2f}  (runs {', '.join(f'{t:.1f}' for t in ts)}; final "
-              f"train/val acc {accs[name][0]:.3f}/{accs[name][1]:.3f})")
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None)
@@ -228,9 +131,6 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--cprofile", action="store_true")
     p.add_argument("--plain", action="store_true")
-    p.add_argument("--whatif", type=int, default=0, metavar="R",
-                   help="also time the cheap fixes (applied by patching, in this process only) "
-                        "against the unchanged run, R rounds in turns")
     args = p.parse_args()
     if args.threads:
         nnc.set_num_threads(args.threads)
@@ -259,7 +159,7 @@ def main():
     # instrumented: loss called from check_accuracy is timed apart
     model, solver = make_solver(data, args.epochs)
     acc = {}
-    with Timers() as tm:
+    with KernelTimer() as tm:
         in_eval = [False]
 
         def to_eval():
@@ -284,16 +184,16 @@ def main():
         per_step = []   # (wall, kernel time) of each training step
 
         def timed_step():
-            k0, t0 = tm.kernel["step"], time.perf_counter()
+            k0, t0 = tm.seconds["step"], time.perf_counter()
             step()
-            per_step.append((time.perf_counter() - t0, tm.kernel["step"] - k0))
+            per_step.append((time.perf_counter() - t0, tm.seconds["step"] - k0))
         solver._step = _timed(timed_step, acc, "step")
         t0 = time.perf_counter()
         solver.train()
         wall = time.perf_counter() - t0
     ev, st = acc["eval"], acc["step"]
     upd_k = sum(v for (ph, n), v in tm.per_kernel.items() if ph == "step" and n == "adam")
-    loss_k = tm.kernel["step"] - upd_k
+    loss_k = tm.seconds["step"] - upd_k
     rest = wall - ev - st
     print(f"2. instrumented: {wall:.2f} s (the wrappers cost well under 1%; the rest of any "
           "difference from 1. is other processes)")
@@ -307,8 +207,8 @@ def main():
         ("  _step itself: batch draw and indexing, loss bookkeeping",
          st - acc["loss"] - acc["update"]),
         ("accuracy passes (check_accuracy)", ev),
-        ("  forwards: native kernels", tm.kernel["eval"]),
-        ("  forwards: Python around them (incl. the cast)", acc["eval_loss"] - tm.kernel["eval"]),
+        ("  forwards: native kernels", tm.seconds["eval"]),
+        ("  forwards: Python around them (incl. the cast)", acc["eval_loss"] - tm.seconds["eval"]),
         ("  draw of 1000 train images, argmax, hstack", ev - acc["eval_loss"]),
         ("Solver loop, best-params copies", rest),
     ]
@@ -331,9 +231,6 @@ def main():
     for name, ms in micro(data, model).items():
         print(f"   {name:60s} {ms:8.3f}")
     print(f"   ({iters} steps; the Solver ran {len(solver.train_acc_history)} checks)")
-
-    if args.whatif:
-        whatif(data, args.epochs, args.whatif)
 
     if args.cprofile:
         import cProfile

@@ -12,14 +12,13 @@ and "outside" is everything else in the step. The wrappers add well under a
 microsecond per call; the step's time without them is printed too.
 """
 import argparse
-import functools
 import time
 
 import numpy as np
 
 import nnc
 import nnc.nn as nn
-from nnc import _nnc
+from nnc.bench.kernel_timer import KernelTimer
 
 
 def make_step(model_name, batch, dtype, seed=0):
@@ -49,39 +48,6 @@ def timed(step, reps):
     return np.array(times)
 
 
-class KernelTimer:
-    """Replaces every callable of nnc._nnc by a timing wrapper (restored on exit)."""
-
-    def __init__(self):
-        self.total = 0.0
-        self.calls = 0
-        self.per_name = {}
-
-    def __enter__(self):
-        self.saved = {n: getattr(_nnc, n) for n in dir(_nnc)
-                      if not n.startswith("_") and callable(getattr(_nnc, n))}
-        for name, fn in self.saved.items():
-            setattr(_nnc, name, self._wrap(name, fn))
-        return self
-
-    def _wrap(self, name, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                dt = time.perf_counter() - t0
-                self.total += dt
-                self.calls += 1
-                self.per_name[name] = self.per_name.get(name, 0.0) + dt
-        return wrapper
-
-    def __exit__(self, *exc):
-        for name, fn in self.saved.items():
-            setattr(_nnc, name, fn)
-
-
 def profile(model_name="SmallConvolutionalNetwork", batch=10, dtype=np.float32, steps=200,
             warmup=20):
     """(median step ms without wrappers, median fraction of a step spent
@@ -96,12 +62,12 @@ def profile(model_name="SmallConvolutionalNetwork", batch=10, dtype=np.float32, 
         fractions, per_step, calls = [], [], 0
         with KernelTimer() as kt:
             for _ in range(steps):
-                kt.total, kt.per_name, kt.calls = 0.0, {}, 0
+                kt.reset()
                 t0 = time.perf_counter()
                 step()
-                fractions.append(1.0 - kt.total / (time.perf_counter() - t0))
-                per_step.append(dict(kt.per_name))
-                calls = kt.calls
+                fractions.append(1.0 - kt.seconds["step"] / (time.perf_counter() - t0))
+                per_step.append({name: t for (_, name), t in kt.per_kernel.items()})
+                calls = kt.calls["step"]
     per = {n: 1e3 * float(np.median([p.get(n, 0.0) for p in per_step])) for n in per_step[0]}
     per = dict(sorted(per.items(), key=lambda kv: -kv[1]))
     return 1e3 * np.median(plain), float(np.median(fractions)), calls, per

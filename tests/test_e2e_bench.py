@@ -90,3 +90,32 @@ def test_torch_models_compute_what_nnc_computes(model):
     with torch.no_grad():
         got = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-5 * float(np.abs(ref).max()))
+
+
+@needs_cpp
+def test_kernel_timer_counts_binding_calls_per_phase_and_restores_them():
+    """benches/e2e_profile.py and nn_step_profile.py split a step into kernel time and
+    Python around it with this timer."""
+    from nnc import _nnc
+    from nnc.bench.kernel_timer import KernelTimer
+    from nnc.layers import relu_forward
+
+    original = _nnc.relu_forward
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    with nnc_cpp(), KernelTimer() as kt:
+        assert _nnc.relu_forward is not original
+        relu_forward(x)
+        kt.phase = "eval"
+        relu_forward(x)
+        relu_forward(x)
+    assert _nnc.relu_forward is original
+    assert dict(kt.calls) == {"step": 1, "eval": 2}
+    assert set(kt.per_kernel) == {("step", "relu_forward"), ("eval", "relu_forward")}
+    assert kt.seconds["eval"] == kt.per_kernel[("eval", "relu_forward")] > 0
+    kt.reset()
+    assert not kt.calls and not kt.seconds
+
+
+def nnc_cpp():
+    import nnc
+    return nnc.use_backend("cpp")
