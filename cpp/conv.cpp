@@ -295,7 +295,12 @@ NNC_CLONES void direct_rows(T* out_n, const T* xw, i64 R, const T* wp, const T* 
                 const int nw = (int)std::min<i64>(OWB, s.Wout - ow0);
                 for (int i = 0; i < nf; i++) {
                     T* o = out_n + (f0 + i) * P + oh * s.Wout + ow0;
-                    for (int j = 0; j < nw; j++) o[j] = acc[i][j];
+                    if (nw == OWB) {  // whole vectors, not a scalar loop
+#pragma omp simd
+                        for (int j = 0; j < OWB; j++) o[j] = acc[i][j];
+                    } else {
+                        for (int j = 0; j < nw; j++) o[j] = acc[i][j];
+                    }
                 }
             }
         }

@@ -26,11 +26,13 @@
 //
 // 3x3 filters with stride 1 take the Winograd F(2x2, 3x3) path below
 // instead (2.25x fewer FLOPs), when the caller's ConvAlgo and the size rule
-// of winograd.cpp say so.
+// of winograd.cpp say so. Stride-1 forwards with at most 4 input channels
+// take the direct kernel below.
 #include <algorithm>
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "bind.h"
 #include "blas.h"
@@ -618,10 +620,149 @@ bool wino_backward_applies(const NhwcConv& s, ConvAlgo algo) {
            winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
 }
 
+// ---- direct forward, stride 1, few input channels (C <= 4) ----
+//
+// A first layer on RGB images has K = HH*WW*C small, and the column matrix
+// costs as much to build as the GEMM that reads it (the course's 5x5 RGB conv
+// 1 took twice PyTorch's time through im2col). Here each block of PB output
+// pixels of one row x FB filters is held in registers: for every tap (kh, kw,
+// c), the FB weights w[kh, kw, c, f0:] (contiguous in w's layout) are loaded
+// once and multiplied by PB input values broadcast from a zero-padded window
+// of the rows the block reads. In channels-last order the taps (kw, c) of one
+// kh are one contiguous run of the window row, so with C a template
+// parameter every broadcast is at a fixed offset from one pointer.
+
+// Auto: at least 8 output columns and 9 taps. ConvAlgo::direct forces it for
+// any stride-1 shape with C <= 4, but no more channels (C is a template
+// parameter of the kernel).
+bool nhwc_direct_applies(const NhwcConv& s, ConvAlgo algo) {
+    if (s.stride != 1 || s.C > 4 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd)
+        return false;
+    return algo == ConvAlgo::direct || (s.Wo >= 8 && s.HH * s.WW >= 9);
+}
+
+// Window rows [oh0, oh0 + R) (padded numbering) of image xn (H, W, C), each
+// Lp pixels of C values, zero outside the image.
+template <class T>
+NNC_CLONES void fill_window_nhwc(T* xw, const T* xn, const NhwcConv& s, i64 Lp, i64 oh0,
+                                 i64 R) {
+    const i64 C = s.C, len = Lp * C;
+    for (i64 r = 0; r < R; r++) {
+        T* row = xw + r * len;
+        const i64 ih = oh0 + r - s.pad;
+        if (ih < 0 || ih >= s.H) {
+            std::fill(row, row + len, T(0));
+            continue;
+        }
+        std::fill(row, row + s.pad * C, T(0));
+        std::copy(xn + ih * s.W * C, xn + (ih + 1) * s.W * C, row + s.pad * C);
+        std::fill(row + (s.pad + s.W) * C, row + len, T(0));
+    }
+}
+
+// Output rows [oh0, oh1) of one image, out_n (Ho, Wo, F), from its window xw
+// (fill_window_nhwc at oh0); wp is w with F padded to Fp (a multiple of FB).
+template <class T, int C, int FB, int PB>
+NNC_CLONES void direct_rows_nhwc(T* out_n, const T* xw, const T* wp, const T* b,
+                                 const NhwcConv& s, i64 Lp, i64 Fp, i64 oh0, i64 oh1) {
+    const i64 run = s.WW * C;  // taps (kw, c) of one kh
+    for (i64 oh = oh0; oh < oh1; oh++) {
+        for (i64 ow0 = 0; ow0 < s.Wo; ow0 += PB) {
+            const int np = (int)std::min<i64>(PB, s.Wo - ow0);
+            for (i64 f0 = 0; f0 < Fp; f0 += FB) {
+                const int nf = (int)std::min<i64>(FB, s.F - f0);
+                T acc[PB][FB];
+                for (int k = 0; k < PB; k++)
+#pragma omp simd
+                    for (int j = 0; j < FB; j++) acc[k][j] = j < nf ? b[f0 + j] : T(0);
+                for (i64 kh = 0; kh < s.HH; kh++) {
+                    const T* xr = xw + ((oh - oh0 + kh) * Lp + ow0) * C;
+                    const T* wt = wp + kh * run * Fp + f0;
+                    for (i64 t = 0; t < run; t++, wt += Fp) {
+#pragma GCC unroll 32
+                        for (int k = 0; k < PB; k++) {
+                            const T xv = xr[k * C + t];
+#pragma omp simd
+                            for (int j = 0; j < FB; j++) acc[k][j] += xv * wt[j];
+                        }
+                    }
+                }
+                for (int k = 0; k < np; k++) {
+                    T* o = out_n + (oh * s.Wo + ow0 + k) * s.F + f0;
+                    if (nf == FB) {  // whole vectors: the scalar loop cost a third of the time
+#pragma omp simd
+                        for (int j = 0; j < FB; j++) o[j] = acc[k][j];
+                    } else {
+                        for (int j = 0; j < nf; j++) o[j] = acc[k][j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+template <class T, int C, int FB, int PB>
+void direct_forward_nhwc_blocked(T* out, const T* x, const T* w, const T* b, const NhwcConv& s) {
+    // Window rows of Lp >= (Wo rounded up to PB) + WW - 1 pixels, so a last
+    // block reads zeros past Wo without bounds checks.
+    const i64 Lp = (s.Wo + PB - 1) / PB * PB + s.WW - 1, Fp = (s.F + FB - 1) / FB * FB;
+    const i64 taps = s.HH * s.WW * C;
+    std::vector<T> wp((size_t)(taps * Fp), T(0));
+    for (i64 t = 0; t < taps; t++) std::copy(w + t * s.F, w + (t + 1) * s.F, wp.data() + t * Fp);
+    const int nt = threads();
+    // Work items: runs of output rows of one image, a few per thread, each
+    // with its own window; dynamic, as the NCHW direct forward.
+    const i64 rows = std::max<i64>(1, std::min<i64>(s.Ho, s.N * s.Ho / (4 * nt)));
+    const i64 per_image = (s.Ho + rows - 1) / rows, win = (rows + s.HH - 1) * Lp * C;
+    std::vector<T> windows((size_t)(nt * win));
+#pragma omp parallel num_threads(nt)
+    {
+        T* xw = windows.data() + (size_t)omp_get_thread_num() * win;
+#pragma omp for schedule(dynamic)
+        for (i64 item = 0; item < s.N * per_image; item++) {
+            const i64 n = item / per_image, oh0 = item % per_image * rows;
+            const i64 oh1 = std::min(s.Ho, oh0 + rows);
+            fill_window_nhwc(xw, x + n * s.H * s.W * C, s, Lp, oh0, oh1 - oh0 + s.HH - 1);
+            direct_rows_nhwc<T, C, FB, PB>(out + n * s.Ho * s.Wo * s.F, xw, wp.data(), b, s, Lp,
+                                           Fp, oh0, oh1);
+        }
+    }
+}
+
+// 16 accumulators: PB pixels x FB filters, FB one vector or two (when F
+// fills two without much padding), for 512-bit or 256-bit vectors.
+template <class T, int C>
+void direct_forward_nhwc_c(T* out, const T* x, const T* w, const T* b, const NhwcConv& s) {
+    constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
+    const auto narrow = [&](int v) { return s.F <= v || (s.F + v - 1) / v % 2 == 1; };
+    if (__builtin_cpu_supports("avx512f")) {
+        if (narrow(V512))
+            direct_forward_nhwc_blocked<T, C, V512, 16>(out, x, w, b, s);
+        else
+            direct_forward_nhwc_blocked<T, C, 2 * V512, 8>(out, x, w, b, s);
+    } else {
+        if (narrow(V256))
+            direct_forward_nhwc_blocked<T, C, V256, 8>(out, x, w, b, s);
+        else
+            direct_forward_nhwc_blocked<T, C, 2 * V256, 4>(out, x, w, b, s);
+    }
+}
+
+template <class T>
+void direct_forward_nhwc(T* out, const T* x, const T* w, const T* b, const NhwcConv& s) {
+    switch (s.C) {
+        case 1: return direct_forward_nhwc_c<T, 1>(out, x, w, b, s);
+        case 2: return direct_forward_nhwc_c<T, 2>(out, x, w, b, s);
+        case 3: return direct_forward_nhwc_c<T, 3>(out, x, w, b, s);
+        default: return direct_forward_nhwc_c<T, 4>(out, x, w, b, s);
+    }
+}
+
 template <class T>
 void conv_nhwc_forward(T* out, const T* x, const T* w, const T* b, const NhwcConv& s,
                        ConvAlgo algo) {
     if (wino_forward_applies(s, algo)) return wino_forward(out, x, w, b, s);
+    if (nhwc_direct_applies(s, algo)) return direct_forward_nhwc(out, x, w, b, s);
     im2col_forward(out, x, w, b, s);
 }
 
@@ -723,11 +864,14 @@ void bind_conv_nhwc(nb::module_& m) {
     m.def("conv_nhwc_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const NhwcConv s = conv_shape(x, w, stride, pad);
         const ConvAlgo a = conv_algo_arg(algo);
-        return nb::make_tuple(wino_forward_applies(s, a) ? "winograd" : "im2col",
+        return nb::make_tuple(wino_forward_applies(s, a)   ? "winograd"
+                              : nhwc_direct_applies(s, a) ? "direct"
+                                                          : "im2col",
                               wino_backward_applies(s, a) ? "winograd" : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
-       "(forward, backward): 'winograd' or 'im2col', the path conv_nhwc_forward and "
-       "conv_nhwc_backward take for these shapes and algo (0 auto, 1 im2col, 2 winograd)");
+       "(forward, backward): 'winograd', 'direct' (forward only) or 'im2col', the path "
+       "conv_nhwc_forward and conv_nhwc_backward take for these shapes and algo (0 auto, "
+       "1 im2col, 2 winograd, 3 direct)");
 }
 
 }  // namespace nnc

@@ -565,10 +565,48 @@ def test_conv_nhwc_paths_by_size():
     shape = lambda N, H, C, k, F: (np.empty((N, H, H, C)), np.empty((k, k, C, F)))  # noqa: E731
     assert _nnc.conv_nhwc_paths(*shape(10, 16, 16, 3, 32), 1, 1) == ("winograd", "winograd")
     assert _nnc.conv_nhwc_paths(*shape(64, 32, 64, 3, 64), 1, 1) == ("winograd", "winograd")
-    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 5, 16), 1, 2) == ("im2col", "im2col")
-    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 3, 64), 1, 1) == ("im2col", "im2col")
+    # few input channels, stride 1: the direct forward (the backward stays im2col's)
+    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 5, 16), 1, 2) == ("direct", "im2col")
+    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 3, 64), 1, 1) == ("direct", "im2col")
+    assert _nnc.conv_nhwc_paths(*shape(10, 32, 8, 5, 16), 1, 2) == ("im2col", "im2col")  # C = 8
+    assert _nnc.conv_nhwc_paths(*shape(10, 6, 3, 5, 16), 1, 2) == ("im2col", "im2col")   # Wo = 6
+    # 'direct' reaches any stride-1 shape with C <= 4 (the kernel is compiled per C), no other
+    assert _nnc.conv_nhwc_paths(*shape(10, 6, 3, 5, 16), 1, 2, 3) == ("direct", "im2col")
+    assert _nnc.conv_nhwc_paths(*shape(10, 32, 8, 5, 16), 1, 2, 3) == ("im2col", "im2col")
     assert _nnc.conv_nhwc_paths(*shape(10, 16, 16, 3, 32), 2, 1) == ("im2col", "im2col")
     assert _nnc.conv_nhwc_paths(*shape(1, 4, 16, 3, 32), 1, 1) == ("im2col", "im2col")  # 4 tiles
+
+
+NHWC_DIRECT_SHAPES = [(10, 32, 32, 3, 5, 5, 16, 1, 2),   # the course's conv1
+                      (3, 17, 19, 1, 3, 3, 5, 1, 1), (2, 9, 40, 2, 3, 4, 9, 1, 2),
+                      (4, 12, 12, 4, 7, 7, 40, 1, 3), (2, 16, 16, 3, 3, 3, 33, 1, 1),
+                      (1, 5, 21, 3, 5, 2, 17, 1, 0), (2, 3, 8, 3, 3, 3, 4, 1, 0)]  # Wo 6: forced
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", NHWC_DIRECT_SHAPES, ids=lambda c: "x".join(map(str, c)))
+def test_conv_nhwc_direct_matches_reference(shape, dtype):
+    """The direct NHWC forward under 'direct': filter counts that fill one, two
+    or a part of a register block, output rows shorter than a pixel block and
+    with a tail, pads 0-3, 1-4 channels; the same bits on every call and at
+    every thread count (each output pixel is one thread's sum)."""
+    from nnc import _nnc
+    args = conv_inputs(shape, dtype, seed=sum(shape))
+    assert _nnc.conv_nhwc_paths(args[0], args[1], 1, shape[8], 3) == ("direct", "im2col")
+    ref = run_conv("numpy", *args)
+    before = nnc.get_num_threads()
+    outs = []
+    try:
+        with nnc.conv_algorithm("direct"):
+            for threads in (1, 2, 3):
+                nnc.set_num_threads(threads)
+                outs.append(run_conv("cpp", *args))
+    finally:
+        nnc.set_num_threads(before)
+    assert_outputs_close(ref, outs[0], dtype, atol32=1e-4)
+    for got in outs[1:]:
+        np.testing.assert_array_equal(got[0], outs[0][0])
 
 
 @needs_cpp
