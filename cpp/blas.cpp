@@ -58,28 +58,28 @@ void run_gemm(i64 M, i64 N, i64 K, F&& call) {
 }
 }  // namespace
 
+// One (sub-)GEMM per block of C, through cblas_sgemm or cblas_dgemm.
+template <class T, class Cblas>
+void gemm_blocks(Cblas cblas, bool ta, bool tb, i64 M, i64 N, i64 K, T alpha, const T* A,
+                 i64 lda, const T* B, i64 ldb, T beta, T* C, i64 ldc) {
+    run_gemm(M, N, K, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
+        if (m1 <= m0 || n1 <= n0) return;
+        cblas(CblasRowMajor, tr(ta), tr(tb), (blasint)(m1 - m0), (blasint)(n1 - n0), (blasint)K,
+              alpha, ta ? A + m0 : A + m0 * lda, (blasint)lda, tb ? B + n0 * ldb : B + n0,
+              (blasint)ldb, beta, C + m0 * ldc + n0, (blasint)ldc);
+    });
+}
+
 template <>
 void gemm<float>(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
                  const float* B, i64 ldb, float beta, float* C, i64 ldc) {
-    run_gemm(M, N, K, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
-        if (m1 <= m0 || n1 <= n0) return;
-        scipy_cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)(m1 - m0), (blasint)(n1 - n0),
-                          (blasint)K, alpha, ta ? A + m0 : A + m0 * lda, (blasint)lda,
-                          tb ? B + n0 * ldb : B + n0, (blasint)ldb, beta, C + m0 * ldc + n0,
-                          (blasint)ldc);
-    });
+    gemm_blocks(scipy_cblas_sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
 void gemm<double>(bool ta, bool tb, i64 M, i64 N, i64 K, double alpha, const double* A, i64 lda,
                   const double* B, i64 ldb, double beta, double* C, i64 ldc) {
-    run_gemm(M, N, K, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
-        if (m1 <= m0 || n1 <= n0) return;
-        scipy_cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (blasint)(m1 - m0), (blasint)(n1 - n0),
-                          (blasint)K, alpha, ta ? A + m0 : A + m0 * lda, (blasint)lda,
-                          tb ? B + n0 * ldb : B + n0, (blasint)ldb, beta, C + m0 * ldc + n0,
-                          (blasint)ldc);
-    });
+    gemm_blocks(scipy_cblas_dgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // OpenBLAS's pthreads build has no per-thread count: its

@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -35,6 +36,17 @@ def _restore_backend():
     before = nnc.get_backend()
     yield
     nnc.set_backend(before)
+
+
+@contextlib.contextmanager
+def native_threads(n):
+    """nnc's thread count set to n inside the block, and set back after it."""
+    before = nnc.get_num_threads()
+    nnc.set_num_threads(n)
+    try:
+        yield
+    finally:
+        nnc.set_num_threads(before)
 
 
 def rel_error(x, y):

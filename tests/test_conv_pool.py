@@ -16,7 +16,7 @@ from nnc.gradient_check import eval_numerical_gradient_array
 from nnc.layers import (conv_backward_naive, conv_forward_naive, max_pool_backward_naive,
                         max_pool_forward_naive)
 
-from conftest import BACKENDS, needs_cpp, rel_error
+from conftest import BACKENDS, native_threads, needs_cpp, rel_error
 from conftest import tol as conftest_tol
 
 DTYPES = [np.float32, np.float64]
@@ -673,16 +673,12 @@ def test_split_gemms_give_one_threads_bits(shape):
     rng = np.random.default_rng(sum(shape))
     x, w = rng.standard_normal((N, D)), rng.standard_normal((D, M))
     b, dout = rng.standard_normal(M), rng.standard_normal((N, M))
-    previous = nnc.get_num_threads()
     results = {}
-    try:
-        with nnc.use_backend("cpp"):
-            for n in (1, 2, 2):
-                nnc.set_num_threads(n)
+    with nnc.use_backend("cpp"):
+        for n in (1, 2, 2):
+            with native_threads(n):
                 out, cache = affine_forward(x, w, b)
                 results.setdefault(n, []).append((out,) + tuple(affine_backward(dout, cache)))
-    finally:
-        nnc.set_num_threads(previous)
     for got in results[2]:
         for g, want in zip(got, results[1][0]):
             np.testing.assert_array_equal(g, want)
@@ -864,18 +860,13 @@ def test_direct_dw_threads_split_images_or_taps(case, threads):
     (added in thread order); with fewer, the threads split the tap blocks. Both
     give im2col's dw to the last few bits, and the same bits on every call."""
     x, w, b, cp, dout = conv_data(case, np.float64, seed=7)
-    before = nnc.get_num_threads()
-    nnc.set_num_threads(threads)
-    try:
-        with nnc.use_backend("cpp"):
-            _, cache = fl.conv_forward_fast(x, w, b, cp)
-            with nnc.conv_algorithm("direct"):
-                dw, db = fl.conv_backward_weights(dout, cache)
-                again, _ = fl.conv_backward_weights(dout, cache)
-            with nnc.conv_algorithm("im2col"):
-                dw_ref, db_ref = fl.conv_backward_weights(dout, cache)
-    finally:
-        nnc.set_num_threads(before)
+    with native_threads(threads), nnc.use_backend("cpp"):
+        _, cache = fl.conv_forward_fast(x, w, b, cp)
+        with nnc.conv_algorithm("direct"):
+            dw, db = fl.conv_backward_weights(dout, cache)
+            again, _ = fl.conv_backward_weights(dout, cache)
+        with nnc.conv_algorithm("im2col"):
+            dw_ref, db_ref = fl.conv_backward_weights(dout, cache)
     np.testing.assert_array_equal(dw, again)
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-12, atol=1e-12 * np.abs(dw_ref).max())
     np.testing.assert_array_equal(db, db_ref)

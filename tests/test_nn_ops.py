@@ -11,7 +11,7 @@ import nnc
 from nnc import fast_layers as fl
 from nnc import layers as L
 
-from conftest import ALL_BACKENDS, DTYPES, needs_cpp, num_grad, rel_error, tol
+from conftest import ALL_BACKENDS, DTYPES, native_threads, needs_cpp, num_grad, rel_error, tol
 
 # --- golden values (section 4 of ../shared/spec/golden-values.md) ---
 
@@ -595,15 +595,11 @@ def test_conv_nhwc_direct_matches_reference(shape, dtype):
     args = conv_inputs(shape, dtype, seed=sum(shape))
     assert _nnc.conv_nhwc_paths(args[0], args[1], 1, shape[8], 3) == ("direct", "im2col")
     ref = run_conv("numpy", *args)
-    before = nnc.get_num_threads()
     outs = []
-    try:
-        with nnc.conv_algorithm("direct"):
-            for threads in (1, 2, 3):
-                nnc.set_num_threads(threads)
+    with nnc.conv_algorithm("direct"):
+        for threads in (1, 2, 3):
+            with native_threads(threads):
                 outs.append(run_conv("cpp", *args))
-    finally:
-        nnc.set_num_threads(before)
     assert_outputs_close(ref, outs[0], dtype, atol32=1e-4)
     for got in outs[1:]:
         np.testing.assert_array_equal(got[0], outs[0][0])
