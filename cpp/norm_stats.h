@@ -222,8 +222,11 @@ struct Affine {
 template <class T>
 Affine<T> affine_for(double mean, double rstd, double gamma, double beta) {
     const T m = T(mean);
-    const double scale = gamma * rstd;
-    return {m, T(scale), T(beta - (mean - (double)m) * scale)};
+    const double scale = gamma * rstd, dropped = mean - (double)m;
+    // An infinite rstd (eps = 0 and a zero variance) with nothing dropped
+    // must leave beta, not 0 * inf = NaN, so that out is +-Inf away from the
+    // mean (and NaN at it), as gamma * (x - mean) / sqrt(var + eps) + beta.
+    return {m, T(scale), T(dropped == 0.0 ? beta : beta - dropped * scale)};
 }
 
 // dx = a * dout + b * (x - m) + c for one group, from its sums of dout (sg)
@@ -241,9 +244,12 @@ struct DxMap {
 template <class T>
 DxMap<T> dx_map(double mean, double rstd, double w, double sg, double sgt, double M, bool train) {
     const T m = T(mean);
-    const double off = ((double)m - mean) * rstd;
+    // (the guards: an infinite rstd, eps = 0 and a zero variance, times a
+    // zero must not make NaN where the reference's terms are 0)
+    const double off = (double)m == mean ? 0.0 : ((double)m - mean) * rstd;
     const double sum_gxhat = rstd * sgt + off * sg;
-    const double mean_g = train ? sg / M : 0.0, mean_gx = train ? sum_gxhat / M : 0.0;
+    if (!train) return {m, T(w), T(0), T(0), sum_gxhat};  // constant statistics: dx = w * dout
+    const double mean_g = sg / M, mean_gx = sum_gxhat / M;
     return {m, T(w), T(-w * mean_gx * rstd), T(-w * (mean_g + mean_gx * off)), sum_gxhat};
 }
 

@@ -983,3 +983,33 @@ def test_cpp_batchnorm_dx_columns_sum_to_zero_in_float64(N):
             _, cache = L.batchnorm_forward(x, g, b, {"mode": "train"})
             sums[backend] = np.abs(L.batchnorm_backward(dout, cache)[0].sum(axis=0)).max()
     assert sums["cpp"] <= max(2 * sums["numpy"], 1e-14)
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spatial", [False, True])
+def test_eps_zero_with_zero_running_var_gives_the_references_infinities(dtype, spatial):
+    """Test mode with running_var = 0 and eps = 0 divides by zero: out is +-Inf
+    away from the running mean and NaN at it, dx = dout * gamma * Inf, on both
+    backends alike (cpp used to fold 0 * Inf = NaN into every value)."""
+    rng = np.random.default_rng(5)
+    shape = (4, 3, 2, 2) if spatial else (4, 3)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(4, -1)[0, 0] = 0.0   # at the running mean (0): NaN
+    C = 3
+    gamma, beta = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    forward = L.spatial_batchnorm_forward if spatial else L.batchnorm_forward
+    backward = L.spatial_batchnorm_backward if spatial else L.batchnorm_backward
+    got = {}
+    for b in ("numpy", "cpp"):
+        bn = {"mode": "test", "eps": 0.0, "running_mean": np.zeros(C, dtype),
+              "running_var": np.zeros(C, dtype)}
+        with nnc.use_backend(b), np.errstate(all="ignore"):
+            out, cache = forward(x, gamma, beta, bn)
+            dx = backward(dout, cache)[0]
+        got[b] = (out, dx)
+    for ref, cpp in zip(got["numpy"], got["cpp"]):
+        np.testing.assert_array_equal(np.isnan(cpp), np.isnan(ref))
+        np.testing.assert_array_equal(cpp, ref)  # the same infinities (NaN equal NaN)
+    assert np.isinf(got["cpp"][0]).sum() == x.size - 1
