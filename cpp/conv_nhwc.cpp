@@ -758,6 +758,141 @@ void direct_forward_nhwc(T* out, const T* x, const T* w, const T* b, const NhwcC
     }
 }
 
+// ---- direct dw, stride 1, few input channels (a first layer's weights) ----
+//
+// dw[kh, kw, c, f] = sum_{n, oh, ow} xpad[n, oh + kh, ow + kw, c] * dout[n, oh, ow, f].
+// dout is channels-last, so each pixel's filters are one vector run (the
+// NCHW dw has to transpose dout first): TB taps x FB filters of dw are an
+// outer product held in registers over the pixels of a few output rows, with
+// each input value broadcast from the rows' zero-padded window.
+
+// dwp[t, f] (taps, Fp) += the sums over output rows [0, nrows) of the window
+// xw (fill_window_nhwc) and their dout rows g (nrows * Wo pixels of Fp). A
+// block is TB consecutive taps (kw, c) of one kh, so its broadcasts are at
+// fixed offsets from one pointer; a short last block reads on into the next
+// values (the window has TB of slack) and drops those sums.
+template <class T, int TB, int FB>
+NNC_CLONES void direct_dw_rows_nhwc(T* dwp, const T* xw, const T* g, const NhwcConv& s, i64 Lp,
+                                    i64 Fp, i64 nrows) {
+    const i64 C = s.C, run = s.WW * C, pitch = Lp * C;
+    for (i64 f0 = 0; f0 < Fp; f0 += FB) {
+        for (i64 kh = 0; kh < s.HH; kh++) {
+            for (i64 j0 = 0; j0 < run; j0 += TB) {
+                T acc[TB][FB];
+                for (int k = 0; k < TB; k++)
+#pragma omp simd
+                    for (int j = 0; j < FB; j++) acc[k][j] = T(0);
+                for (i64 oh = 0; oh < nrows; oh++) {
+                    const T* xr = xw + (oh + kh) * pitch + j0;
+                    const T* gr = g + oh * s.Wo * Fp + f0;
+                    for (i64 ow = 0; ow < s.Wo; ow++, xr += C, gr += Fp) {
+#pragma GCC unroll 32
+                        for (int k = 0; k < TB; k++) {
+                            const T xv = xr[k];
+#pragma omp simd
+                            for (int j = 0; j < FB; j++) acc[k][j] += xv * gr[j];
+                        }
+                    }
+                }
+                const int nk = (int)std::min<i64>(TB, run - j0);
+                T* d = dwp + (kh * run + j0) * Fp + f0;
+                for (int k = 0; k < nk; k++)
+#pragma omp simd
+                    for (int j = 0; j < FB; j++) d[k * Fp + j] += acc[k][j];
+            }
+        }
+    }
+}
+
+template <class T, int TB, int FB>
+void direct_dw_nhwc_blocked(T* dw, T* db, const T* dout, const T* x, const NhwcConv& s) {
+    const i64 Lp = s.W + 2 * s.pad, Fp = (s.F + FB - 1) / FB * FB, taps = s.HH * s.WW * s.C;
+    // Output rows per piece: their dout (Fp filters each) in 16 KB, so it
+    // stays in L1 while every tap block reads it.
+    const i64 rows = std::max<i64>(1, std::min<i64>(s.Ho, 16384 / (i64)sizeof(T) / (s.Wo * Fp)));
+    const i64 win = (rows + s.HH - 1) * Lp * s.C + TB, gsz = rows * s.Wo * Fp, part = taps * Fp;
+    const int nt = threads();
+    // Each thread sums its fixed share of the images into its own dw (and db,
+    // in double), added in thread order, in double: the same bits every run.
+    const i64 per = win + gsz + part;
+    std::unique_ptr<T[]> work(new T[(size_t)(nt * per)]);
+    std::vector<double> db_parts((size_t)(nt * s.F), 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+        const int me = omp_get_thread_num();
+        T* xw = work.get() + (size_t)me * per;
+        T* g = xw + win;
+        T* dwp = g + gsz;
+        double* dbp = db_parts.data() + (size_t)me * s.F;
+        std::fill(dwp, dwp + part, T(0));
+        std::fill(xw + win - TB, xw + win, T(0));  // the slack a short last block reads
+        for (i64 n = s.N * me / nt; n < s.N * (me + 1) / nt; n++) {
+            for (i64 oh0 = 0; oh0 < s.Ho; oh0 += rows) {
+                const i64 nr = std::min(rows, s.Ho - oh0);
+                fill_window_nhwc(xw, x + n * s.H * s.W * s.C, s, Lp, oh0, nr + s.HH - 1);
+                // dout rows with F padded to Fp (zeros); db's sums over the
+                // piece in T (a few hundred pixels), then into double
+                const T* src = dout + (n * s.Ho + oh0) * s.Wo * s.F;
+                for (i64 p = 0; p < nr * s.Wo; p++) {
+                    std::copy(src + p * s.F, src + (p + 1) * s.F, g + p * Fp);
+                    std::fill(g + p * Fp + s.F, g + (p + 1) * Fp, T(0));
+                }
+                for (i64 f0 = 0; f0 < Fp; f0 += FB) {
+                    T sum[FB] = {};
+                    for (i64 p = 0; p < nr * s.Wo; p++)
+#pragma omp simd
+                        for (int j = 0; j < FB; j++) sum[j] += g[p * Fp + f0 + j];
+                    for (int j = 0; j < FB && f0 + j < s.F; j++) dbp[f0 + j] += (double)sum[j];
+                }
+                direct_dw_rows_nhwc<T, TB, FB>(dwp, xw, g, s, Lp, Fp, nr);
+            }
+        }
+    }
+#pragma omp parallel for num_threads(nt) schedule(static) if (taps * s.F > 32768)
+    for (i64 i = 0; i < taps * s.F; i++) {
+        const i64 t = i / s.F, f = i % s.F;
+        double acc = 0.0;
+        for (int u = 0; u < nt; u++) acc += (double)work[(size_t)(u * per + win + gsz + t * Fp + f)];
+        dw[i] = (T)acc;
+    }
+    for (i64 f = 0; f < s.F; f++) {
+        double acc = 0.0;
+        for (int u = 0; u < nt; u++) acc += db_parts[(size_t)(u * s.F + f)];
+        db[f] = (T)acc;
+    }
+}
+
+// TB x FB accumulators: up to 24 of the 32 512-bit registers or 12 of the
+// 16 256-bit ones, filter blocks one vector wide when two would be mostly
+// padding. Of two tap-block lengths, the one that wastes fewer taps of a
+// row of WW*C (15 for a 5x5 RGB filter: 16 rather than 24).
+template <class T, int FB, int TB_SHORT, int TB_LONG>
+void direct_dw_nhwc_fb(T* dw, T* db, const T* dout, const T* x, const NhwcConv& s) {
+    const i64 run = s.WW * s.C;
+    const auto waste = [&](i64 tb) { return (run + tb - 1) / tb * tb - run; };
+    if (waste(TB_SHORT) < waste(TB_LONG))
+        direct_dw_nhwc_blocked<T, TB_SHORT, FB>(dw, db, dout, x, s);
+    else
+        direct_dw_nhwc_blocked<T, TB_LONG, FB>(dw, db, dout, x, s);
+}
+
+template <class T>
+void direct_dw_nhwc(T* dw, T* db, const T* dout, const T* x, const NhwcConv& s) {
+    constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
+    const auto narrow = [&](int v) { return s.F <= v || (s.F + v - 1) / v % 2 == 1; };
+    if (__builtin_cpu_supports("avx512f")) {
+        if (narrow(V512))
+            direct_dw_nhwc_fb<T, V512, 16, 24>(dw, db, dout, x, s);
+        else
+            direct_dw_nhwc_fb<T, 2 * V512, 8, 12>(dw, db, dout, x, s);
+    } else {
+        if (narrow(V256))
+            direct_dw_nhwc_fb<T, V256, 8, 12>(dw, db, dout, x, s);
+        else
+            direct_dw_nhwc_fb<T, 2 * V256, 4, 6>(dw, db, dout, x, s);
+    }
+}
+
 template <class T>
 void conv_nhwc_forward(T* out, const T* x, const T* w, const T* b, const NhwcConv& s,
                        ConvAlgo algo) {
@@ -771,7 +906,11 @@ void conv_nhwc_forward(T* out, const T* x, const T* w, const T* b, const NhwcCon
 template <class T>
 void conv_nhwc_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                         const NhwcConv& s, ConvAlgo algo) {
-    if (!wino_backward_applies(s, algo)) return im2col_backward(dx, dw, db, dout, x, w, s);
+    if (!wino_backward_applies(s, algo)) {
+        // a first layer's dw and db (no dx): the direct kernel where the forward is direct
+        if (!dx && nhwc_direct_applies(s, algo)) return direct_dw_nhwc(dw, db, dout, x, s);
+        return im2col_backward(dx, dw, db, dout, x, w, s);
+    }
     if (dx) wino_dx(dx, dout, w, s);
     wino_dw(dw, db, dout, x, s);
 }
@@ -871,7 +1010,8 @@ void bind_conv_nhwc(nb::module_& m) {
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
        "(forward, backward): 'winograd', 'direct' (forward only) or 'im2col', the path "
        "conv_nhwc_forward and conv_nhwc_backward take for these shapes and algo (0 auto, "
-       "1 im2col, 2 winograd, 3 direct)");
+       "1 im2col, 2 winograd, 3 direct); conv_nhwc_backward_weights (dw, db without dx) "
+       "takes the direct kernel where the forward does");
 }
 
 }  // namespace nnc

@@ -587,21 +587,29 @@ NHWC_DIRECT_SHAPES = [(10, 32, 32, 3, 5, 5, 16, 1, 2),   # the course's conv1
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", NHWC_DIRECT_SHAPES, ids=lambda c: "x".join(map(str, c)))
 def test_conv_nhwc_direct_matches_reference(shape, dtype):
-    """The direct NHWC forward under 'direct': filter counts that fill one, two
-    or a part of a register block, output rows shorter than a pixel block and
-    with a tail, pads 0-3, 1-4 channels; the same bits on every call and at
-    every thread count (each output pixel is one thread's sum)."""
+    """The direct NHWC forward and dw under 'direct': filter counts that fill
+    one, two or a part of a register block, output rows shorter than a pixel
+    block and with a tail, rows of taps (WW*C) shorter and longer than a tap
+    block, pads 0-3, 1-4 channels. The forward gives the same bits on every
+    call and at every thread count (each output pixel is one thread's sum);
+    dw and db the same bits on every call (each thread sums fixed images)."""
     from nnc import _nnc
-    args = conv_inputs(shape, dtype, seed=sum(shape))
-    assert _nnc.conv_nhwc_paths(args[0], args[1], 1, shape[8], 3) == ("direct", "im2col")
-    ref = run_conv("numpy", *args)
+    x, w, b, cp, dout = conv_inputs(shape, dtype, seed=sum(shape))
+    assert _nnc.conv_nhwc_paths(x, w, 1, shape[8], 3) == ("direct", "im2col")
+    ref = run_conv("numpy", x, w, b, cp, dout)
     outs = []
-    with nnc.conv_algorithm("direct"):
+    with nnc.conv_algorithm("direct"), nnc.use_backend("cpp"):
         for threads in (1, 2, 3):
             with native_threads(threads):
-                outs.append(run_conv("cpp", *args))
-    assert_outputs_close(ref, outs[0], dtype, atol32=1e-4)
-    for got in outs[1:]:
+                out, cache = fl.conv_nhwc_forward(x, w, b, cp)
+                dw_db = fl.conv_nhwc_backward_weights(dout, cache)
+                again = fl.conv_nhwc_backward_weights(dout, cache)
+            for g, a in zip(dw_db, again):
+                np.testing.assert_array_equal(g, a)
+            outs.append((out,) + tuple(dw_db))
+    for got in outs:
+        # out, dw, db against the reference's out, dx, dw, db
+        assert_outputs_close((ref[0],) + tuple(ref[2:]), got, dtype, atol32=1e-4)
         np.testing.assert_array_equal(got[0], outs[0][0])
 
 
