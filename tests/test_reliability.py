@@ -487,3 +487,17 @@ def test_checkpoints_survive_sigkill(tmp_path):
     mode = os.stat(tmp_path / "plain.npz").st_mode
     assert os.stat(tmp_path / "ck_epoch_0.npz").st_mode == mode
     print(f"{KILLS} kills, {mid_write} inside a write, {newest + 1} checkpoints written")
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="native extension not built")
+def test_the_valgrind_workload_runs_without_valgrind():
+    """CI runs tools/valgrind_ops.py under memcheck as its last stage; its
+    own checks (each op against the reference, the conv paths it forces) must
+    hold first, here, in seconds."""
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "tools" / "valgrind_ops.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "valgrind_ops.py: all ops ran" in proc.stdout
+    assert "ok conv_nhwc direct forward and dw float64" in proc.stdout

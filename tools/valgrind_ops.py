@@ -37,7 +37,7 @@ def registry_ops(dtype):
 
             for algo, paths in (("im2col", ("im2col", "im2col")),
                                 ("winograd", ("winograd", "winograd")),
-                                ("direct", ("direct", "im2col"))):
+                                ("direct", ("direct", "direct"))):
                 with nnc.conv_algorithm(algo):
                     inp = op.make(shape, dtype, 0)
                     cp = inp["conv_param"]
@@ -80,6 +80,23 @@ def other_ops(dtype):
         param["mode"] = "test"
         return layers.batchnorm_forward(inp, np.ones(7, dtype), np.zeros(7, dtype), param)[:1]
     check("batchnorm test mode", dtype, lambda: x.copy(), bn_test)
+
+    # the direct kernels of a first layer (C <= 4): dw without dx, NCHW and NHWC
+    from nnc import fast_layers as fl
+    cp = {"stride": 1, "pad": 2}
+    xc, wc, bc, gc = arr(3, 3, 9, 19), arr(5, 3, 5, 5), arr(5), arr(3, 5, 9, 19)
+
+    def nchw_weights(inp):
+        out, cache = fl.conv_forward_fast(*inp, cp)
+        return (out,) + tuple(fl.conv_backward_weights(gc, cache))
+    check("conv direct dw", dtype, lambda: (xc.copy(), wc.copy(), bc.copy()), nchw_weights)
+    xh, wh, bh, gh = arr(3, 9, 19, 3), arr(5, 5, 3, 17), arr(17), arr(3, 9, 19, 17)
+
+    def nhwc_weights(inp):
+        out, cache = fl.conv_nhwc_forward(*inp, cp)
+        return (out,) + tuple(fl.conv_nhwc_backward_weights(gh, cache))
+    check("conv_nhwc direct forward and dw", dtype, lambda: (xh.copy(), wh.copy(), bh.copy()),
+          nhwc_weights)
 
 
 def solver_epoch():
