@@ -366,8 +366,6 @@ void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvS
 // all P pixels, with each input value broadcast straight from the padded
 // plane. No column matrix, and dw is loaded and stored once per image.
 
-// The same images, shapes and threads as direct_applies's forward.
-bool direct_dw_applies(const ConvShape& s, ConvAlgo algo) { return direct_applies(s, algo); }
 
 // dwT[t, f] += the taps [t0, t1) of one image; gT (P, Fp) its transposed
 // dout, xp its padded planes (C, Hp, Lp). A few output rows at a time, so
@@ -568,7 +566,7 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
         return;
     }
     // dw by the direct kernel: the im2col loops below then only build dx.
-    const bool dw_direct = direct_dw_applies(s, algo);
+    const bool dw_direct = direct_applies(s, algo);  // the same rule as the forward
     if (dw_direct) {
         conv_dw_direct(dw, dout, x, s);
         if (!dx) return;
@@ -751,7 +749,7 @@ void bind_conv(nb::module_& m) {
                               : direct_applies(s, a) ? "direct"
                                                      : "im2col",
                               winograd_backward_applies(s, a) ? "winograd"
-                              : direct_dw_applies(s, a)        ? "direct"
+                              : direct_applies(s, a)           ? "direct"
                                                                : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
        "(forward, backward): the path, 'winograd', 'direct' or 'im2col', that conv_forward "

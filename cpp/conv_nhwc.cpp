@@ -964,7 +964,7 @@ void bind_conv_nhwc(nb::module_& m) {
     }, nb::arg("x"), nb::arg("w"), nb::arg("b"), nb::arg("stride"), nb::arg("pad"),
        nb::arg("algo") = 0,
        "out (N, Ho, Wo, F) = conv(x (N, H, W, C), w (HH, WW, C, F)) + b (F): cross-correlation "
-       "with zero padding, output sizes rounded down; algo: 0 auto, 1 im2col, 2 winograd (3, direct, means im2col here)");
+       "with zero padding, output sizes rounded down; algo: 0 auto, 1 im2col, 2 winograd, 3 direct");
 
     for (const bool with_dx : {true, false}) {
         const char* name = with_dx ? "conv_nhwc_backward" : "conv_nhwc_backward_weights";
