@@ -240,6 +240,17 @@ bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     return algo == ConvAlgo::direct || (s.C <= 4 && s.Wout >= 16 && s.HH * s.WW >= 9);
 }
 
+// dw by the direct kernel (conv_dw_direct, below), whatever path the forward
+// and dx take: with auto, for stride 1 and C*F up to 2048, where it beat both
+// im2col and Winograd on the measured shapes (benches/README.md, "The direct
+// dw beyond the first layer"), and for at least 48 taps, below which the
+// transpose of dout costs more than the outer product saves (a 3x3 RGB conv).
+bool direct_dw_applies(const ConvShape& s, ConvAlgo algo) {
+    if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
+    return algo == ConvAlgo::direct ||
+           (s.HH * s.WW >= 9 && s.C * s.HH * s.WW >= 48 && s.C * s.F <= 2048);
+}
+
 // xw (C, R, Lp) = rows [oh0, oh0 + R) (padded numbering) of image xn (C, H,
 // W) with zero padding: the window of input rows that output rows [oh0, oh0 +
 // R - HH + 1) read.
@@ -551,7 +562,8 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
 }
 
 // dx (N,C,H,W), dw (F,C,HH,WW), db (F) of conv_forward; overwrites all three.
-// dx and dw by Winograd when winograd_backward_applies(s, algo). dx null:
+// dx by Winograd when winograd_backward_applies(s, algo), else im2col; dw by
+// the direct kernel when direct_dw_applies, else as dx. dx null:
 // dw and db only, for a network's first layer, whose input gradient nothing
 // uses; that skips the dcol GEMM and col2im, about half of the backward.
 template <class T>
@@ -560,17 +572,15 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     bias_grad(db, dout, s.N, F, P);
+    // dw by the direct kernel: the loops below then only build dx.
+    const bool dw_direct = direct_dw_applies(s, algo);
+    if (dw_direct) conv_dw_direct(dw, dout, x, s);
     if (winograd_backward_applies(s, algo)) {
         if (dx) conv_dx_winograd(dx, dout, w, s);
-        conv_dw_winograd(dw, dout, x, s);
+        if (!dw_direct) conv_dw_winograd(dw, dout, x, s);
         return;
     }
-    // dw by the direct kernel: the im2col loops below then only build dx.
-    const bool dw_direct = direct_applies(s, algo);  // the same rule as the forward
-    if (dw_direct) {
-        conv_dw_direct(dw, dout, x, s);
-        if (!dx) return;
-    }
+    if (dw_direct && !dx) return;
     if (s.N >= nt) {
         // Work items are whole images (a thread owns its dx_n), tile by tile.
         const i64 rows = tile_rows<T>(s, 1);
@@ -745,16 +755,18 @@ void bind_conv(nb::module_& m) {
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const ConvShape s = conv_shape(x, w, stride, pad);
         const ConvAlgo a = conv_algo_arg(algo);
+        const bool wino_bwd = winograd_backward_applies(s, a);
         return nb::make_tuple(winograd_applies(s, a)  ? "winograd"
                               : direct_applies(s, a) ? "direct"
                                                      : "im2col",
-                              winograd_backward_applies(s, a) ? "winograd"
-                              : direct_applies(s, a)           ? "direct"
-                                                               : "im2col");
+                              wino_bwd ? "winograd" : "im2col",
+                              direct_dw_applies(s, a) ? "direct"
+                              : wino_bwd              ? "winograd"
+                                                      : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
-       "(forward, backward): the path, 'winograd', 'direct' or 'im2col', that conv_forward "
-       "and conv_backward (dw; dx is im2col unless 'winograd') take for these shapes and algo (0 auto, 1 im2col, "
-       "2 winograd, 3 direct)");
+       "(forward, dx, dw): the path, 'winograd', 'direct' or 'im2col', that conv_forward "
+       "and conv_backward take for these shapes and algo (0 auto, 1 im2col, 2 winograd, "
+       "3 direct)");
 }
 
 }  // namespace nnc

@@ -185,10 +185,10 @@ void forward_pixels(T* out, T* col, const T* x, const T* wb, const NhwcConv& s, 
     }
 }
 
-// dx of images [n0, n1) and their share of [dw; db], accumulated into dwb.
 // dx of images [n0, n1) and their share of [dw; db], accumulated into dwb;
 // wt is w^T (F, K), so that the dcol GEMM is an NN one (which OpenBLAS's
-// small-matrix kernels take). dx null: the weight gradients only.
+// small-matrix kernels take). dx null: the weight gradients only; dwb null:
+// dx only.
 template <class T>
 void backward_images(T* dx, T* dwb, T* col, const T* dout, const T* x, const T* wt,
                      const NhwcConv& s, i64 n0, i64 n1, i64 R) {
@@ -197,8 +197,10 @@ void backward_images(T* dx, T* dwb, T* col, const T* dout, const T* x, const T* 
     for (i64 q = n0 * P; q < n1 * P; q += R) {
         const i64 m = std::min(R, n1 * P - q);
         const T* g = dout + q * F;
-        im2col_nhwc(col, x, s, q, m);
-        gemm<T>(true, false, K + 1, F, m, T(1), col, K + 1, g, F, T(1), dwb, F);  // [dw; db] += col^T g
+        if (dwb) {
+            im2col_nhwc(col, x, s, q, m);
+            gemm<T>(true, false, K + 1, F, m, T(1), col, K + 1, g, F, T(1), dwb, F);  // [dw; db] += col^T g
+        }
         if (!dx) continue;
         gemm<T>(false, false, m, K, F, T(1), g, F, wt, K, T(0), col, K);          // dcol = g w^T
         col2im_nhwc(dx, col, s, q, m);
@@ -227,6 +229,7 @@ void im2col_forward(T* out, const T* x, const T* w, const T* b, const NhwcConv& 
     }
 }
 
+// dw null: dx only (db too is left alone).
 template <class T>
 void im2col_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                      const NhwcConv& s) {
@@ -243,12 +246,13 @@ void im2col_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
         for (i64 f = 0; f < s.F; f++) wt_buf[f * K + k] = w[k * s.F + f];
     const T* wt = wt_buf.get();
     // per thread: a column tile with im2col's slack, then [dw; db]
-    const i64 colsz = Rt * (K + 1) + kChunk, per = colsz + KF;
+    const i64 colsz = Rt * (K + 1) + kChunk, per = colsz + (dw ? KF : 0);
     std::unique_ptr<T[]> work(new T[(size_t)(nt * per)]);
     if (nt == 1) {
-        T* dwb = work.get() + colsz;
-        std::fill(dwb, dwb + KF, T(0));
+        T* dwb = dw ? work.get() + colsz : nullptr;
+        if (dwb) std::fill(dwb, dwb + KF, T(0));
         backward_images(dx, dwb, work.get(), dout, x, wt, s, 0, s.N, Rt);
+        if (!dwb) return;
         std::copy(dwb, dwb + K * s.F, dw);
         std::copy(dwb + K * s.F, dwb + KF, db);
         return;
@@ -257,13 +261,14 @@ void im2col_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
     {
         const int t = omp_get_thread_num(), prev = blas_set_threads_local(1);
         T* col = work.get() + t * per;
-        T* dwb = col + colsz;
-        std::fill(dwb, dwb + KF, T(0));
+        T* dwb = dw ? col + colsz : nullptr;
+        if (dwb) std::fill(dwb, dwb + KF, T(0));
         const i64 n0 = s.N * t / nt, n1 = s.N * (t + 1) / nt;
         for (i64 n = n0; n < n1; n += images_per_tile)
             backward_images(dx, dwb, col, dout, x, wt, s, n, std::min(n1, n + images_per_tile), Rt);
         blas_set_threads_local(prev);
     }
+    if (!dw) return;
     // Partial sums in thread order, in double: the same bits every run.
 #pragma omp parallel for num_threads(nt) schedule(static) if (KF > 32768)
     for (i64 i = 0; i < KF; i++) {
@@ -641,6 +646,19 @@ bool nhwc_direct_applies(const NhwcConv& s, ConvAlgo algo) {
     return algo == ConvAlgo::direct || (s.Wo >= 8 && s.HH * s.WW >= 9);
 }
 
+// dw and db by the direct kernel (direct_dw_nhwc, below), any C, whatever
+// path the forward and dx take. With auto: a first layer's (where the
+// forward is direct), and for stride 1 and at least 48 taps where it beat
+// the other paths on the measured shapes (benches/README.md, "The direct dw
+// beyond the first layer"): C*F up to 2048 against im2col, and up to 512
+// against Winograd, whose NHWC dw is the faster one beyond that.
+bool nhwc_direct_dw_applies(const NhwcConv& s, ConvAlgo algo) {
+    if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
+    if (algo == ConvAlgo::direct || nhwc_direct_applies(s, algo)) return true;
+    const i64 limit = wino_backward_applies(s, algo) ? 512 : 2048;
+    return s.HH * s.WW >= 9 && s.C * s.HH * s.WW >= 48 && s.C * s.F <= limit;
+}
+
 // Window rows [oh0, oh0 + R) (padded numbering) of image xn (H, W, C), each
 // Lp pixels of C values, zero outside the image.
 template <class T>
@@ -758,7 +776,7 @@ void direct_forward_nhwc(T* out, const T* x, const T* w, const T* b, const NhwcC
     }
 }
 
-// ---- direct dw, stride 1, few input channels (a first layer's weights) ----
+// ---- direct dw, stride 1 (a first layer's weights, and few C*F) ----
 //
 // dw[kh, kw, c, f] = sum_{n, oh, ow} xpad[n, oh + kh, ow + kw, c] * dout[n, oh, ow, f].
 // dout is channels-last, so each pixel's filters are one vector run (the
@@ -906,11 +924,14 @@ void conv_nhwc_forward(T* out, const T* x, const T* w, const T* b, const NhwcCon
 template <class T>
 void conv_nhwc_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                         const NhwcConv& s, ConvAlgo algo) {
-    if (!wino_backward_applies(s, algo)) {
-        // a first layer's dw and db (no dx): the direct kernel where the forward is direct
-        if (!dx && nhwc_direct_applies(s, algo)) return direct_dw_nhwc(dw, db, dout, x, s);
-        return im2col_backward(dx, dw, db, dout, x, w, s);
+    const bool wino = wino_backward_applies(s, algo);
+    if (nhwc_direct_dw_applies(s, algo)) {
+        direct_dw_nhwc(dw, db, dout, x, s);
+        if (dx && wino) wino_dx(dx, dout, w, s);
+        else if (dx) im2col_backward(dx, (T*)nullptr, db, dout, x, w, s);
+        return;
     }
+    if (!wino) return im2col_backward(dx, dw, db, dout, x, w, s);
     if (dx) wino_dx(dx, dout, w, s);
     wino_dw(dw, db, dout, x, s);
 }
@@ -1003,15 +1024,18 @@ void bind_conv_nhwc(nb::module_& m) {
     m.def("conv_nhwc_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
         const NhwcConv s = conv_shape(x, w, stride, pad);
         const ConvAlgo a = conv_algo_arg(algo);
+        const bool wino_bwd = wino_backward_applies(s, a);
         return nb::make_tuple(wino_forward_applies(s, a)   ? "winograd"
                               : nhwc_direct_applies(s, a) ? "direct"
                                                           : "im2col",
-                              wino_backward_applies(s, a) ? "winograd" : "im2col");
+                              wino_bwd ? "winograd" : "im2col",
+                              nhwc_direct_dw_applies(s, a) ? "direct"
+                              : wino_bwd                   ? "winograd"
+                                                           : "im2col");
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
-       "(forward, backward): 'winograd', 'direct' (forward only) or 'im2col', the path "
-       "conv_nhwc_forward and conv_nhwc_backward take for these shapes and algo (0 auto, "
-       "1 im2col, 2 winograd, 3 direct); conv_nhwc_backward_weights (dw, db without dx) "
-       "takes the direct kernel where the forward does");
+       "(forward, dx, dw): the path, 'winograd', 'direct' or 'im2col', that conv_nhwc_forward "
+       "and conv_nhwc_backward take for these shapes and algo (0 auto, 1 im2col, "
+       "2 winograd, 3 direct)");
 }
 
 }  // namespace nnc

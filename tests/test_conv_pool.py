@@ -835,7 +835,7 @@ def test_direct_conv_matches_naive(case, dtype):
     x, w, b, cp, dout = conv_data(case, dtype, seed=sum(case))
     ref = naive_conv_f64(x, w, b, cp, dout)
     with nnc.use_backend("cpp"), nnc.conv_algorithm("direct"):
-        assert _nnc.conv_paths(x, w, 1, cp["pad"], 3) == ("direct", "direct")
+        assert _nnc.conv_paths(x, w, 1, cp["pad"], 3) == ("direct", "im2col", "direct")
         out, cache = fl.conv_forward_fast(x, w, b, cp)
         grads = fl.conv_backward_fast(dout, cache)
         again = fl.conv_forward_fast(x, w, b, cp)[0]
@@ -872,15 +872,58 @@ def test_direct_dw_threads_split_images_or_taps(case, threads):
     np.testing.assert_array_equal(db, db_ref)
 
 
+MIXED_CASES = [(2, 16, 10, 10, 16, 3, 3, 1, 1),   # Winograd's forward and dx, the direct dw
+               (4, 16, 16, 16, 32, 3, 3, 1, 1),   # the course's conv2 at batch 4
+               (3, 8, 9, 11, 7, 5, 5, 1, 2),      # im2col's forward and dx, the direct dw
+               (1, 6, 12, 13, 40, 3, 3, 1, 0)]    # one image: the threads split the taps
+
+
 @needs_cpp
-def test_direct_conv_is_auto_for_few_channels():
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", MIXED_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_direct_dw_beside_other_dx_paths(case, dtype):
+    """Auto's backward with the direct dw beside Winograd's or im2col's dx:
+    every output against the naive loops at 1 to 3 threads, dw and db the same
+    bits as conv_backward_weights, and as on every call."""
+    from nnc import _nnc
+    x, w, b, cp, dout = conv_data(case, dtype, seed=sum(case))
+    assert _nnc.conv_paths(x, w, 1, cp["pad"])[2] == "direct"
+    ref = naive_conv_f64(x, w, b, cp, dout)
+    for threads in (1, 2, 3):
+        with native_threads(threads), nnc.use_backend("cpp"), nnc.conv_algorithm("auto"):
+            out, cache = fl.conv_forward_fast(x, w, b, cp)
+            grads = fl.conv_backward_fast(dout, cache)
+            again = fl.conv_backward_fast(dout, cache)
+            dw_only = fl.conv_backward_weights(dout, cache)
+        for g, a in zip(grads, again):
+            np.testing.assert_array_equal(g, a)
+        np.testing.assert_array_equal(dw_only[0], grads[1])
+        np.testing.assert_array_equal(dw_only[1], grads[2])
+        for got, want in zip((out,) + grads, ref):
+            assert got.dtype == dtype
+            r = 1e-5 if dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(got, want, rtol=10 * r, atol=r * np.abs(want).max())
+
+
+@needs_cpp
+def test_direct_conv_paths_by_size():
+    """(forward, dx, dw): the direct forward for stride 1, C <= 4 and rows of
+    at least 16; the direct dw for stride 1, at least 48 taps and C*F up to
+    2048, whatever the forward and dx take."""
     from nnc import _nnc
     shape = lambda N, C, H, F, k: (np.empty((N, C, H, H)), np.empty((F, C, k, k)))  # noqa: E731
-    assert _nnc.conv_paths(*shape(50, 3, 32, 32, 7), 1, 3) == ("direct", "direct")
-    assert _nnc.conv_paths(*shape(10, 4, 32, 16, 5), 1, 2) == ("direct", "direct")
-    assert _nnc.conv_paths(*shape(10, 3, 32, 16, 5), 2, 2) == ("im2col", "im2col")  # stride 2
-    assert _nnc.conv_paths(*shape(10, 8, 32, 16, 5), 1, 2) == ("im2col", "im2col")  # C = 8
-    assert _nnc.conv_paths(*shape(10, 3, 8, 16, 5), 1, 2) == ("im2col", "im2col")   # Wout 8
-    assert _nnc.conv_paths(*shape(10, 3, 32, 16, 7), 1, 3, 1) == ("im2col", "im2col")
+    paths = _nnc.conv_paths
+    assert paths(*shape(50, 3, 32, 32, 7), 1, 3) == ("direct", "im2col", "direct")
+    assert paths(*shape(10, 4, 32, 16, 5), 1, 2) == ("direct", "im2col", "direct")
+    assert paths(*shape(10, 3, 32, 16, 3), 1, 1) == ("direct", "im2col", "im2col")  # 27 taps
+    assert paths(*shape(10, 3, 32, 16, 5), 2, 2) == ("im2col", "im2col", "im2col")  # stride 2
+    assert paths(*shape(10, 8, 32, 16, 5), 1, 2) == ("im2col", "im2col", "direct")  # C = 8
+    assert paths(*shape(10, 3, 8, 16, 5), 1, 2) == ("im2col", "im2col", "direct")   # Wout 8
+    # the course's conv2: Winograd's forward and dx, the direct dw
+    assert paths(*shape(100, 16, 16, 32, 3), 1, 1) == ("winograd", "winograd", "direct")
+    assert paths(*shape(64, 64, 32, 64, 3), 1, 1) == ("winograd", "winograd", "winograd")
+    assert paths(*shape(10, 64, 16, 64, 5), 1, 2) == ("im2col", "im2col", "im2col")  # C*F
+    assert paths(*shape(10, 3, 32, 16, 7), 1, 3, 1) == ("im2col", "im2col", "im2col")
+    assert paths(*shape(10, 16, 16, 32, 3), 1, 1, 2) == ("winograd", "winograd", "winograd")
     with pytest.raises(ValueError, match="algo must be"):
-        _nnc.conv_paths(*shape(10, 3, 32, 16, 7), 1, 3, 4)
+        paths(*shape(10, 3, 32, 16, 7), 1, 3, 4)

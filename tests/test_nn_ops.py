@@ -545,8 +545,8 @@ def test_conv_nhwc_winograd_matches_reference(shape, dtype):
     from nnc import _nnc
     args = conv_inputs(shape, dtype, seed=sum(shape))
     # algo 2: Winograd for every 3x3 stride-1 shape (dx: pad <= 2)
-    assert _nnc.conv_nhwc_paths(args[0], args[1], 1, shape[8], 2) == \
-        ("winograd", "winograd" if shape[8] <= 2 else "im2col")
+    bwd = "winograd" if shape[8] <= 2 else "im2col"
+    assert _nnc.conv_nhwc_paths(args[0], args[1], 1, shape[8], 2) == ("winograd", bwd, bwd)
     ref = run_conv("numpy", *args)
     with nnc.conv_algorithm("winograd"):
         got = run_conv("cpp", *args)
@@ -559,22 +559,32 @@ def test_conv_nhwc_winograd_matches_reference(shape, dtype):
 
 @needs_cpp
 def test_conv_nhwc_paths_by_size():
-    """The size rule of the NCHW kernel: Winograd for 3x3 stride-1 filters with
-    enough channels and tiles (the course's conv2, the deep conv), im2col else."""
+    """(forward, dx, dw). The size rule of the NCHW kernel: Winograd for 3x3
+    stride-1 filters with enough channels and tiles (the course's conv2, the
+    deep conv), im2col else; the direct forward for few input channels; the
+    direct dw for stride 1, at least 48 taps and C*F up to 512 (where
+    Winograd applies) or 2048 (where it does not)."""
     from nnc import _nnc
     shape = lambda N, H, C, k, F: (np.empty((N, H, H, C)), np.empty((k, k, C, F)))  # noqa: E731
-    assert _nnc.conv_nhwc_paths(*shape(10, 16, 16, 3, 32), 1, 1) == ("winograd", "winograd")
-    assert _nnc.conv_nhwc_paths(*shape(64, 32, 64, 3, 64), 1, 1) == ("winograd", "winograd")
-    # few input channels, stride 1: the direct forward (the backward stays im2col's)
-    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 5, 16), 1, 2) == ("direct", "im2col")
-    assert _nnc.conv_nhwc_paths(*shape(10, 32, 3, 3, 64), 1, 1) == ("direct", "im2col")
-    assert _nnc.conv_nhwc_paths(*shape(10, 32, 8, 5, 16), 1, 2) == ("im2col", "im2col")  # C = 8
-    assert _nnc.conv_nhwc_paths(*shape(10, 6, 3, 5, 16), 1, 2) == ("im2col", "im2col")   # Wo = 6
-    # 'direct' reaches any stride-1 shape with C <= 4 (the kernel is compiled per C), no other
-    assert _nnc.conv_nhwc_paths(*shape(10, 6, 3, 5, 16), 1, 2, 3) == ("direct", "im2col")
-    assert _nnc.conv_nhwc_paths(*shape(10, 32, 8, 5, 16), 1, 2, 3) == ("im2col", "im2col")
-    assert _nnc.conv_nhwc_paths(*shape(10, 16, 16, 3, 32), 2, 1) == ("im2col", "im2col")
-    assert _nnc.conv_nhwc_paths(*shape(1, 4, 16, 3, 32), 1, 1) == ("im2col", "im2col")  # 4 tiles
+    paths = _nnc.conv_nhwc_paths
+    assert paths(*shape(10, 16, 16, 3, 32), 1, 1) == ("winograd", "winograd", "direct")
+    assert paths(*shape(10, 16, 16, 3, 64), 1, 1) == ("winograd", "winograd", "winograd")
+    assert paths(*shape(64, 32, 64, 3, 64), 1, 1) == ("winograd", "winograd", "winograd")
+    # few input channels, stride 1: the direct forward and dw, im2col's dx
+    assert paths(*shape(10, 32, 3, 5, 16), 1, 2) == ("direct", "im2col", "direct")
+    assert paths(*shape(10, 32, 3, 3, 64), 1, 1) == ("direct", "im2col", "direct")
+    assert paths(*shape(10, 32, 8, 5, 16), 1, 2) == ("im2col", "im2col", "direct")  # C = 8
+    assert paths(*shape(10, 32, 64, 5, 64), 1, 2) == ("im2col", "im2col", "im2col")  # C*F
+    assert paths(*shape(10, 6, 3, 5, 16), 1, 2) == ("im2col", "im2col", "direct")   # Wo = 6
+    assert paths(*shape(10, 6, 1, 3, 16), 1, 1) == ("im2col", "im2col", "im2col")   # 9 taps
+    # 'direct' reaches any stride-1 shape with C <= 4 (the kernel is compiled per C), no
+    # other forward; the dw of any stride-1 shape
+    assert paths(*shape(10, 6, 3, 5, 16), 1, 2, 3) == ("direct", "im2col", "direct")
+    assert paths(*shape(10, 32, 8, 5, 16), 1, 2, 3) == ("im2col", "im2col", "direct")
+    assert paths(*shape(10, 32, 64, 3, 64), 1, 1, 3) == ("im2col", "im2col", "direct")
+    assert paths(*shape(10, 16, 16, 3, 32), 2, 1) == ("im2col", "im2col", "im2col")
+    assert paths(*shape(10, 16, 16, 3, 32), 2, 1, 3) == ("im2col", "im2col", "im2col")
+    assert paths(*shape(1, 4, 16, 3, 32), 1, 1) == ("im2col", "im2col", "direct")  # 4 tiles
 
 
 NHWC_DIRECT_SHAPES = [(10, 32, 32, 3, 5, 5, 16, 1, 2),   # the course's conv1
@@ -595,7 +605,7 @@ def test_conv_nhwc_direct_matches_reference(shape, dtype):
     dw and db the same bits on every call (each thread sums fixed images)."""
     from nnc import _nnc
     x, w, b, cp, dout = conv_inputs(shape, dtype, seed=sum(shape))
-    assert _nnc.conv_nhwc_paths(x, w, 1, shape[8], 3) == ("direct", "im2col")
+    assert _nnc.conv_nhwc_paths(x, w, 1, shape[8], 3) == ("direct", "im2col", "direct")
     ref = run_conv("numpy", x, w, b, cp, dout)
     outs = []
     with nnc.conv_algorithm("direct"), nnc.use_backend("cpp"):
@@ -611,6 +621,32 @@ def test_conv_nhwc_direct_matches_reference(shape, dtype):
         # out, dw, db against the reference's out, dx, dw, db
         assert_outputs_close((ref[0],) + tuple(ref[2:]), got, dtype, atol32=1e-4)
         np.testing.assert_array_equal(got[0], outs[0][0])
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 10, 10, 16, 3, 3, 16, 1, 1), (4, 16, 16, 16, 3, 3, 32, 1, 1),
+                                   (3, 9, 11, 8, 5, 5, 7, 1, 2), (1, 12, 13, 6, 3, 3, 40, 1, 0)],
+                         ids=lambda c: "x".join(map(str, c)))
+def test_conv_nhwc_direct_dw_beside_other_dx_paths(shape, dtype):
+    """Auto's backward with the direct dw beside Winograd's dx (the first two)
+    or im2col's: every output against the reference at 1 to 3 threads, dw and
+    db the same bits as conv_nhwc_backward_weights, and as on every call."""
+    from nnc import _nnc
+    x, w, b, cp, dout = conv_inputs(shape, dtype, seed=sum(shape))
+    assert _nnc.conv_nhwc_paths(x, w, 1, shape[8])[2] == "direct"
+    ref = run_conv("numpy", x, w, b, cp, dout)
+    for threads in (1, 2, 3):
+        with native_threads(threads), nnc.use_backend("cpp"), nnc.conv_algorithm("auto"):
+            out, cache = fl.conv_nhwc_forward(x, w, b, cp)
+            grads = fl.conv_nhwc_backward(dout, cache)
+            again = fl.conv_nhwc_backward(dout, cache)
+            dw_only = fl.conv_nhwc_backward_weights(dout, cache)
+        for g, a in zip(grads, again):
+            np.testing.assert_array_equal(g, a)
+        np.testing.assert_array_equal(dw_only[0], grads[1])
+        np.testing.assert_array_equal(dw_only[1], grads[2])
+        assert_outputs_close(ref, (out,) + tuple(grads), dtype, atol32=1e-4)
 
 
 @needs_cpp

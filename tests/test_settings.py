@@ -74,9 +74,9 @@ def test_conv_algorithm_reaches_the_kernel():
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 16, 8, 8)), rng.standard_normal((16, 16, 3, 3))
     b, cp = rng.standard_normal(16), {"stride": 1, "pad": 1}
-    assert _nnc.conv_paths(x, w, 1, 1, 1) == ("im2col", "im2col")
-    assert _nnc.conv_paths(x, w, 1, 1, 2) == ("winograd", "winograd")
-    assert _nnc.conv_paths(x, w, 1, 1, 3) == ("direct", "direct")
+    assert _nnc.conv_paths(x, w, 1, 1, 1) == ("im2col", "im2col", "im2col")
+    assert _nnc.conv_paths(x, w, 1, 1, 2) == ("winograd", "winograd", "winograd")
+    assert _nnc.conv_paths(x, w, 1, 1, 3) == ("direct", "im2col", "direct")
     with pytest.raises(ValueError, match="algo"):
         _nnc.conv_paths(x, w, 1, 1, 4)
     with nnc.use_backend("numpy"):

@@ -35,9 +35,9 @@ def registry_ops(dtype):
         if name == "conv":   # a 3x3 stride-1 case through im2col, Winograd and the direct forward
             from nnc import _nnc, _settings
 
-            for algo, paths in (("im2col", ("im2col", "im2col")),
-                                ("winograd", ("winograd", "winograd")),
-                                ("direct", ("direct", "direct"))):
+            for algo, paths in (("im2col", ("im2col",) * 3),
+                                ("winograd", ("winograd",) * 3),
+                                ("direct", ("direct", "im2col", "direct"))):
                 with nnc.conv_algorithm(algo):
                     inp = op.make(shape, dtype, 0)
                     cp = inp["conv_param"]
@@ -97,6 +97,26 @@ def other_ops(dtype):
         return (out,) + tuple(fl.conv_nhwc_backward_weights(gh, cache))
     check("conv_nhwc direct forward and dw", dtype, lambda: (xh.copy(), wh.copy(), bh.copy()),
           nhwc_weights)
+
+    # auto's mixed backward beyond a first layer: Winograd's dx, the direct dw
+    from nnc import _nnc
+    c1 = {"stride": 1, "pad": 1}
+    xm, wm, bm, gm = arr(2, 16, 10, 10), arr(16, 16, 3, 3), arr(16), arr(2, 16, 10, 10)
+    assert _nnc.conv_paths(xm, wm, 1, 1) == ("winograd", "winograd", "direct")
+    xq, wq, gq = xm.transpose(0, 2, 3, 1).copy(), wm.transpose(2, 3, 1, 0).copy(), \
+        gm.transpose(0, 2, 3, 1).copy()
+    assert _nnc.conv_nhwc_paths(xq, wq, 1, 1) == ("winograd", "winograd", "direct")
+
+    def mixed(inp):
+        out, cache = fl.conv_forward_fast(*inp, c1)
+        return (out,) + tuple(fl.conv_backward_fast(gm, cache))
+    check("conv winograd dx, direct dw", dtype, lambda: (xm.copy(), wm.copy(), bm.copy()), mixed)
+
+    def mixed_nhwc(inp):
+        out, cache = fl.conv_nhwc_forward(*inp, c1)
+        return (out,) + tuple(fl.conv_nhwc_backward(gq, cache))
+    check("conv_nhwc winograd dx, direct dw", dtype, lambda: (xq.copy(), wq.copy(), bm.copy()),
+          mixed_nhwc)
 
 
 def solver_epoch():
