@@ -841,9 +841,15 @@ def test_direct_conv_matches_naive(case, dtype):
         again = fl.conv_forward_fast(x, w, b, cp)[0]
         dw_only = fl.conv_backward_weights(dout, cache)
     np.testing.assert_array_equal(out, again)   # the same bits every run
+    assert_direct_outputs(out, grads, dw_only, ref, dtype)
+
+
+def assert_direct_outputs(out, grads, dw_only, ref, dtype):
+    """dw and db of conv_backward_weights the same bits as the backward's, and
+    (out, dx, dw, db) close to the naive loops' (ref)."""
     np.testing.assert_array_equal(dw_only[0], grads[1])
     np.testing.assert_array_equal(dw_only[1], grads[2])
-    for got, want in zip((out,) + grads, ref):
+    for got, want in zip((out,) + tuple(grads), ref):
         assert got.dtype == dtype
         # dw sums 50*32*32 float32 products: an absolute floor scaled to the values
         r = 1e-5 if dtype == np.float32 else 1e-12
@@ -897,12 +903,7 @@ def test_direct_dw_beside_other_dx_paths(case, dtype):
             dw_only = fl.conv_backward_weights(dout, cache)
         for g, a in zip(grads, again):
             np.testing.assert_array_equal(g, a)
-        np.testing.assert_array_equal(dw_only[0], grads[1])
-        np.testing.assert_array_equal(dw_only[1], grads[2])
-        for got, want in zip((out,) + grads, ref):
-            assert got.dtype == dtype
-            r = 1e-5 if dtype == np.float32 else 1e-12
-            np.testing.assert_allclose(got, want, rtol=10 * r, atol=r * np.abs(want).max())
+        assert_direct_outputs(out, grads, dw_only, ref, dtype)
 
 
 @needs_cpp

@@ -90,7 +90,8 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
 def test_winograd_matches_numpy(winograd, case, dtype):
     x, w, b, cp, dout = data(*case, dtype)
-    assert paths(x, w, cp["pad"]) == ("winograd", "winograd" if cp["pad"] <= 2 else "im2col")
+    bwd = "winograd" if cp["pad"] <= 2 else "im2col"
+    assert paths(x, w, cp["pad"]) == ("winograd", bwd, bwd)
     assert_close(native(x, w, b, cp, dout), reference(x, w, b, cp, dout), dtype)
 
 
@@ -98,7 +99,7 @@ def test_winograd_matches_numpy(winograd, case, dtype):
 def test_default_path_matches_numpy(dtype):
     """The deep conv's geometry takes Winograd without forcing."""
     x, w, b, cp, dout = data(4, 64, 16, 16, 64, 1, dtype)
-    assert paths(x, w, 1) == ("winograd", "winograd")
+    assert paths(x, w, 1) == ("winograd",) * 3
     assert_close(native(x, w, b, cp, dout), reference(x, w, b, cp, dout), dtype)
 
 
@@ -106,24 +107,27 @@ def test_paths():
     z = np.zeros
     deep_x, deep_w = z((64, 64, 32, 32), np.float32), z((64, 64, 3, 3), np.float32)
     with nnc.conv_algorithm("auto"):
-        assert paths(deep_x, deep_w, 1) == ("winograd", "winograd")
-        assert paths(deep_x, deep_w, 2) == ("winograd", "winograd")
-        assert paths(deep_x, deep_w, 3) == ("winograd", "im2col")  # dx would need pad -1
-        assert paths(deep_x, deep_w[:, :, :2], 1) == ("im2col", "im2col")  # 3x2 kernel
-        assert paths(z((64, 64, 31, 31)), z((64, 64, 3, 3)), 1, stride=2) == ("im2col", "im2col")
-        assert paths(z((64, 64, 32, 32)), z((64, 64, 5, 5)), 2) == ("im2col", "im2col")
+        # (forward, dx, dw)
+        assert paths(deep_x, deep_w, 1) == ("winograd",) * 3
+        assert paths(deep_x, deep_w, 2) == ("winograd",) * 3
+        assert paths(deep_x, deep_w, 3) == ("winograd", "im2col", "im2col")  # dx: pad -1
+        assert paths(deep_x, deep_w[:, :, :2], 1) == ("im2col",) * 3  # 3x2 kernel
+        assert paths(z((64, 64, 31, 31)), z((64, 64, 3, 3)), 1, stride=2) == ("im2col",) * 3
+        assert paths(z((64, 64, 32, 32)), z((64, 64, 5, 5)), 2) == ("im2col",) * 3
         # the size rule: few input channels, or many more filters than channels, or few tiles
-        # (with C <= 4 the forward is the direct kernel's, not Winograd's)
-        assert paths(z((64, 3, 32, 32)), z((64, 3, 3, 3)), 1) == ("direct", "direct")
-        assert paths(z((64, 8, 32, 32)), z((64, 8, 3, 3)), 1) == ("im2col", "im2col")
-        assert paths(z((64, 16, 32, 32)), z((16, 16, 3, 3)), 1) == ("winograd", "winograd")
-        assert paths(z((1, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("im2col", "im2col")
-        assert paths(z((2, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("winograd", "winograd")
+        # (with C <= 4 the forward is the direct kernel's, not Winograd's; with few C x F
+        # the dw is the direct kernel's, 27 taps excepted)
+        assert paths(z((64, 3, 32, 32)), z((64, 3, 3, 3)), 1) == ("direct", "im2col", "im2col")
+        assert paths(z((64, 8, 32, 32)), z((64, 8, 3, 3)), 1) == ("im2col", "im2col", "direct")
+        assert paths(z((64, 16, 32, 32)), z((16, 16, 3, 3)), 1) == ("winograd", "winograd",
+                                                                    "direct")
+        assert paths(z((1, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("im2col",) * 3
+        assert paths(z((2, 256, 8, 8)), z((256, 256, 3, 3)), 1) == ("winograd",) * 3
     with nnc.conv_algorithm("im2col"):
-        assert paths(deep_x, deep_w, 1) == ("im2col", "im2col")
+        assert paths(deep_x, deep_w, 1) == ("im2col",) * 3
     with nnc.conv_algorithm("winograd"):
-        assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 1) == ("winograd", "winograd")
-        assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 3) == ("winograd", "im2col")
+        assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 1) == ("winograd",) * 3
+        assert paths(z((1, 1, 1, 1)), z((1, 1, 3, 3)), 3) == ("winograd", "im2col", "im2col")
 
 
 def test_winograd_and_im2col_agree():
@@ -164,7 +168,7 @@ def test_winograd_gradient_check(winograd, pad):
     """Finite differences of the public conv_forward_fast (cpp backend, Winograd
     forward) against its backward (Winograd dx and dw), float64."""
     x, w, b, cp, dout = data(2, 3, 5, 7, 4, pad, np.float64, seed=11)
-    assert paths(x, w, pad) == ("winograd", "winograd")
+    assert paths(x, w, pad) == ("winograd",) * 3
     with nnc.use_backend("cpp"):
         _, cache = fl.conv_forward_fast(x, w, b, cp)
         dx, dw, db = fl.conv_backward_fast(dout, cache)
@@ -238,10 +242,10 @@ def test_memory_does_not_grow_with_batch():
         "from nnc import _nnc\n"
         "x = np.ones((128, 16, 32, 32), np.float32); w = np.ones((16, 16, 3, 3), np.float32)\n"
         "b = np.zeros(16, np.float32); dout = np.ones((128, 16, 32, 32), np.float32)\n"
-        "assert _nnc.conv_paths(x, w, 1, 1) == ('winograd', 'winograd')\n"
+        "assert _nnc.conv_paths(x, w, 1, 1, 2) == ('winograd',) * 3\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "out = _nnc.conv_forward(x, w, b, 1, 1)\n"
-        "dx, dw, db = _nnc.conv_backward(dout, x, w, 1, 1)\n"
+        "out = _nnc.conv_forward(x, w, b, 1, 1, 2)\n"
+        "dx, dw, db = _nnc.conv_backward(dout, x, w, 1, 1, 2)\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
     grown_mb = float(subprocess.run([sys.executable, "-c", code], check=True,
                                     capture_output=True, text=True).stdout)
