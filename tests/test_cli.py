@@ -563,6 +563,10 @@ def _run_cli(args, cwd):
                           text=True, timeout=300, cwd=cwd)
 
 
+def _first_loss(out):
+    return _history(out)["loss_history"][0]
+
+
 def _restores_best_val_acc(out):
     """best.npz (no pickles) gives back the reported validation accuracy exactly."""
     h = _history(out)
@@ -593,7 +597,16 @@ def test_nn_models_train_end_to_end(name, first, tmp_path):
     assert h["status"] == "finished" and len(h["loss_history"]) == 200 // 50
     assert len(h["test"]["confusion_matrix"]) == 10
     model, meta, data = _restores_best_val_acc(out)
-    assert data["X_val"].shape[1:] == (32, 32, 3) and meta["mean"].shape == (32, 32, 3)
+    assert data["X_val"].shape[1:] == (32, 32, 3)
+    # the CSCI566 preparation: each channel standardized by the training split's statistics
+    assert meta["mean"].shape == meta["std"].shape == (3,)
+    np.testing.assert_array_equal(meta["std"], data["std"])
+    np.testing.assert_allclose(data["X_train"].mean(axis=(0, 1, 2), dtype=np.float64), 0,
+                               atol=1e-5)
+    np.testing.assert_allclose(data["X_train"].std(axis=(0, 1, 2), dtype=np.float64), 1,
+                               rtol=1e-5)
+    # the first scores of an untrained net are small: the initial loss is about log(10)
+    assert abs(_first_loss(out) - np.log(10)) < 0.5
     assert first in model.params and model.params["fc2_w"].shape[1] == 10
     if importlib.util.find_spec("matplotlib") is not None:
         assert _history(out)["plots"] == list(PNG_SIZES)

@@ -506,20 +506,28 @@ def _prepare_words(cfg):
     return {"X_train": as_int(X[:num_train]), "y_train": as_int(y[:num_train]),
             "X_val": as_int(raw["X_val"][:num_val]), "y_val": as_int(raw["y_val"][:num_val]),
             "X_test": as_int(raw["X_test"]), "y_test": as_int(raw["y_test"]),
-            "mean": None, "source": source, "label_names": [str(w) for w in raw["words"]]}
+            "mean": None, "std": None, "source": source,
+            "label_names": [str(w) for w in raw["words"]]}
 
 
 def prepare_data(cfg):
-    """The splits a run trains on, as CS231n's get_CIFAR10_data makes them.
+    """The splits a run trains on, as the model's course makes them.
 
-    The first num_train training images are X_train, the next num_val X_val;
-    the mean image of X_train is subtracted from all three splits.
+    The first num_train training images are X_train, the next num_val X_val.
+    CS231n's models (NCHW; its get_CIFAR10_data): the mean image of X_train is
+    subtracted from all three splits. nnc.nn's (NHWC; the CSCI566 course's
+    CIFAR100_data): each channel is standardized with the mean and standard
+    deviation of X_train, which the course's init scales expect (mean-
+    subtracted pixels made TinyNet's first scores about 30 times too large,
+    and its training diverge).
 
     Returns a dict: 'X_train' (num_train, ...), 'y_train' (num_train,),
     'X_val' (num_val, ...), 'y_val', 'X_test' (N_test, ...), 'y_test', in
-    cfg['dtype'], plus 'mean' (the subtracted image), 'label_names' (C
-    strings) and 'source' (a description). Images are NCHW, or NHWC for the
-    models whose entry says so (nnc.nn's); --model word: see _prepare_words.
+    cfg['dtype'], plus 'mean' (the subtracted image, or for nnc.nn's models the
+    per-channel means (C,)), 'std' (None, or the per-channel deviations (C,)
+    the splits were divided by), 'label_names' (C strings) and 'source' (a
+    description). Images are NCHW, or NHWC for the models whose entry says so;
+    --model word: see _prepare_words.
     """
     entry = MODELS[cfg["model"]]
     if entry.get("data") == "words":
@@ -555,23 +563,33 @@ def prepare_data(cfg):
         raise UsageError(f"--num-train + --num-val = {num_train} + {num_val} = "
                          f"{num_train + num_val}, but the training data has {len(X)} images")
     dtype = np.dtype(cfg["dtype"])
-    mean = np.mean(X[:num_train], axis=0, dtype=np.float64)
-    split = lambda A: (np.asarray(A, dtype=np.float64) - mean).astype(dtype)  # noqa: E731
+    per_channel = entry.get("layout") == "NHWC" and np.ndim(X) == 4
+    if per_channel:   # X is NCHW here
+        mean = np.mean(X[:num_train], axis=(0, 2, 3), dtype=np.float64)
+        std = np.std(X[:num_train], axis=(0, 2, 3), dtype=np.float64)
+        if np.any(std == 0):
+            raise UsageError(f"--data {spec}: the training images have a constant channel "
+                             f"(std {std.tolist()}), which cannot be standardized")
+        shift, scale = mean.reshape(-1, 1, 1), std.reshape(-1, 1, 1)
+    else:
+        mean = np.mean(X[:num_train], axis=0, dtype=np.float64)
+        std, shift, scale = None, mean, 1.0
+    split = lambda A: ((np.asarray(A, dtype=np.float64) - shift) / scale).astype(dtype)  # noqa: E731
     data = {"X_train": split(X[:num_train]), "y_train": y[:num_train],
             "X_val": split(X[num_train:num_train + num_val]),
             "y_val": y[num_train:num_train + num_val],
             "X_test": split(raw["X_test"]),
             "y_test": np.asarray(raw["y_test"]).astype(np.int64),
-            "mean": mean.astype(dtype), "source": source}
+            "mean": mean.astype(dtype), "std": None if std is None else std.astype(dtype),
+            "source": source}
     num_classes = int(max(data["y_train"].max(), data["y_test"].max(initial=0))) + 1
     names = raw.get("label_names")
     if names is None or len(names) < num_classes:
         names = [str(i) for i in range(num_classes)]
     data["label_names"] = [str(n) for n in names]
-    if entry.get("layout") == "NHWC" and data["X_train"].ndim == 4:
+    if per_channel:
         for k in ("X_train", "X_val", "X_test"):
             data[k] = np.ascontiguousarray(data[k].transpose(0, 2, 3, 1))
-        data["mean"] = np.ascontiguousarray(data["mean"].transpose(1, 2, 0))
     return data
 
 
@@ -660,15 +678,16 @@ def load_model(path):
 
     Returns (model, meta): the model with the saved parameters (and batchnorm
     running statistics), and the file's metadata ('config', 'input_shape',
-    'num_classes', 'label_names', 'val_acc', 'epoch', ...; 'mean' is the
-    image the run subtracted from its inputs). NumPy's global random state is
-    left as it was.
+    'num_classes', 'label_names', 'val_acc', 'epoch', ...; 'mean' and 'std'
+    are what the run subtracted from its inputs and divided them by, as
+    prepare_data gives them). NumPy's global random state is left as it was.
     """
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta"]))
         params, bn_stats = _read_model_arrays(f)
-        if "data/mean" in f.files:
-            meta["mean"] = f["data/mean"]
+        for key in ("mean", "std"):
+            if "data/" + key in f.files:
+                meta[key] = f["data/" + key]
     state = np.random.get_state()
     try:
         model = _build(meta["config"], meta["input_shape"], meta["num_classes"])
@@ -775,8 +794,9 @@ class _Run:
                 "num_classes": self.num_classes, "label_names": self.data["label_names"],
                 "val_acc": val_acc, "epoch": self.solver.epoch, "iteration": self.iteration}
         arrays = _model_arrays(self.model.params, _bn_snapshot(self.model))
-        if self.data["mean"] is not None:
-            arrays["data/mean"] = self.data["mean"]
+        for key in ("mean", "std"):
+            if self.data.get(key) is not None:
+                arrays["data/" + key] = self.data[key]
         _save_npz(os.path.join(self.out, BEST), arrays, meta)
 
     def restore(self, path):
