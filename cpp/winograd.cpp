@@ -51,7 +51,7 @@
 namespace nnc {
 namespace {
 
-// Tiles transformed at once, a run of one tile row, from stack buffers.
+// Tiles transformed at once (a run), from stack buffers.
 constexpr i64 RUN = 64;
 // Tiles per block, and the most bytes one thread's V and M may take (see block_tiles).
 constexpr i64 kBlockTiles = 256;
@@ -89,14 +89,16 @@ i64 block_tiles(const ConvShape& s, i64 total, int threads) {
     return std::max<i64>(16, (b + 15) / 16 * 16);
 }
 
-// A run: len <= RUN tiles of one tile row, the transforms' unit of work.
-// Tiles (n, th, tw0 + i) for i < len, at column off + i of V and M.
+// The part of a run in one tile row (a segment): tiles (n, th, tw0 + i) for
+// i < len <= RUN, at column off + i of the range run_at was given. The input
+// and output transforms' runs (and dout_transform's) span tile rows and
+// images, and load or store them segment by segment.
 struct Run {
     i64 n, th, tw0, len, off;
 };
 
-// The run starting at tile t of the block [t0, t1). (The transforms loop
-// over runs themselves: a loop inside a lambda would not get NNC_CLONES.)
+// The segment starting at tile t of the range [t0, t1). (The transforms loop
+// over segments themselves: a loop inside a lambda would not get NNC_CLONES.)
 inline Run run_at(const Tiling& g, i64 t, i64 t0, i64 t1) {
     const i64 row = t / g.TW, tw0 = t % g.TW;
     return {row / g.TH, row % g.TH, tw0, std::min(std::min(t1 - t, g.TW - tw0), RUN), t - t0};
@@ -138,66 +140,70 @@ NNC_CLONES void filter_transform(T* U, i64 uplane, const T* w, i64 C, i64 f0, i6
     }
 }
 
-// ev[j], od[j] = padded columns 2j and 2j + 1 of the row xr, which starts at
-// column col0 of an x row of width W (0 where the column lies in the pad).
-template <class T>
-inline void load_edge(T* ev, T* od, const T* xr, i64 col0, i64 W, i64 j) {
-    const i64 col = col0 + 2 * j;
-    ev[j] = col >= 0 && col < W ? xr[2 * j] : T(0);
-    od[j] = col + 1 >= 0 && col + 1 < W ? xr[2 * j + 1] : T(0);
-}
-
 // V[k][c][t] = (B^T d B)[k] for channels [c0, c1) and the tiles of block
-// [t0, t1); x is the batch (N, C, H, W).
+// [t0, t1); x is the batch (N, C, H, W). The tiles go RUN at a time, across
+// tile rows and images, so that the transform's vectors are full even for
+// small images (a 16x16 image has tile rows of 8); the patches are loaded
+// one tile row (a segment, run_at) at a time.
 template <class T>
 NNC_CLONES void input_transform(T* V, const T* x, const ConvShape& s, const Tiling& g, i64 t0,
                                 i64 t1, i64 c0, i64 c1) {
     const i64 ldv = g.block, kstride = g.vplane;
-    for (i64 tile = t0; tile < t1;) {
-        const Run run = run_at(g, tile, t0, t1);
-        const i64 n = run.n, th = run.th, tw0 = run.tw0, len = run.len, off = run.off;
-        tile += len;
-        // A run's four input rows, split into even and odd padded columns:
-        // tile tw0 + t reads ev[t], od[t], ev[t+1], od[t+1] of each row.
-        alignas(64) T ev[4][RUN + 1], od[4][RUN + 1];
-        alignas(64) T db[4][4][RUN];  // d B of the run's tiles, [row][column][tile]
-        const i64 col0 = 2 * tw0 - s.pad;  // x column of ev[.][0]
-        // j in [j_lo, j_hi): both columns col0 + 2j and col0 + 2j + 1 lie in x
-        const i64 j_lo = std::min(len + 1, col0 >= 0 ? 0 : (1 - col0) / 2);
-        const i64 j_hi = std::max(j_lo, std::min(len + 1, s.W - 2 - col0 < 0
-                                                               ? 0 : (s.W - 2 - col0) / 2 + 1));
+    for (i64 r0 = t0; r0 < t1; r0 += RUN) {
+        const i64 r1 = std::min(t1, r0 + RUN), len = r1 - r0;
+        alignas(64) T d[4][4][RUN];   // the tiles' 4x4 patches, [row][column][tile]
+        alignas(64) T db[4][4][RUN];  // d B, [row][column][tile]
         for (i64 c = c0; c < c1; c++) {
-            const T* xc = x + (n * s.C + c) * s.H * s.W;
-            for (int i = 0; i < 4; i++) {
-                const i64 ih = 2 * th - s.pad + i;
-                if (ih < 0 || ih >= s.H) {
-                    std::fill(ev[i], ev[i] + len + 1, T(0));
-                    std::fill(od[i], od[i] + len + 1, T(0));
-                    continue;
-                }
-                const T* xr = xc + ih * s.W + col0;  // xr[j] is padded column 2*tw0 + j
-                for (i64 j = 0; j < j_lo; j++) load_edge(ev[i], od[i], xr, col0, s.W, j);
+            for (i64 tile = r0; tile < r1;) {
+                const Run seg = run_at(g, tile, r0, r1);
+                const i64 ls = seg.len, off = seg.off;
+                tile += ls;
+                const T* xc = x + (seg.n * s.C + c) * s.H * s.W;
+                const i64 col0 = 2 * seg.tw0 - s.pad;  // x column of the first patch's column 0
+                // t in [lo, hi): all four columns col0 + 2t ... col0 + 2t + 3 lie in x
+                const i64 lo = std::min(ls, col0 >= 0 ? 0 : (1 - col0) / 2);
+                const i64 hi = std::max(lo, std::min(ls, s.W - 4 - col0 < 0
+                                                             ? 0 : (s.W - 4 - col0) / 2 + 1));
+                for (int i = 0; i < 4; i++) {
+                    T *q0 = d[i][0] + off, *q1 = d[i][1] + off, *q2 = d[i][2] + off,
+                      *q3 = d[i][3] + off;
+                    const i64 ih = 2 * seg.th - s.pad + i;
+                    if (ih < 0 || ih >= s.H) {
+                        for (i64 t = 0; t < ls; t++) q0[t] = q1[t] = q2[t] = q3[t] = T(0);
+                        continue;
+                    }
+                    const T* xr = xc + ih * s.W + col0;  // xr[j]: padded column 2*tw0 + j
+                    T* q[4] = {q0, q1, q2, q3};
+                    const i64 edges[2][2] = {{0, lo}, {hi, ls}};  // tiles that reach the pad
+                    for (const auto& e : edges)
+                        for (i64 t = e[0]; t < e[1]; t++)
+                            for (int k = 0; k < 4; k++) {
+                                const i64 col = col0 + 2 * t + k;
+                                q[k][t] = col >= 0 && col < s.W ? xr[2 * t + k] : T(0);
+                            }
 #pragma omp simd
-                for (i64 j = j_lo; j < j_hi; j++) {
-                    ev[i][j] = xr[2 * j];
-                    od[i][j] = xr[2 * j + 1];
+                    for (i64 t = lo; t < hi; t++) {
+                        q0[t] = xr[2 * t];
+                        q1[t] = xr[2 * t + 1];
+                        q2[t] = xr[2 * t + 2];
+                        q3[t] = xr[2 * t + 3];
+                    }
                 }
-                for (i64 j = j_hi; j <= len; j++) load_edge(ev[i], od[i], xr, col0, s.W, j);
             }
             for (int i = 0; i < 4; i++) {  // d B: each row along the width
-                const T *e = ev[i], *o = od[i];
-                T *r0 = db[i][0], *r1 = db[i][1], *r2 = db[i][2], *r3 = db[i][3];
+                const T *e0 = d[i][0], *e1 = d[i][1], *e2 = d[i][2], *e3 = d[i][3];
+                T *r0p = db[i][0], *r1p = db[i][1], *r2p = db[i][2], *r3p = db[i][3];
 #pragma omp simd
                 for (i64 t = 0; t < len; t++) {
-                    r0[t] = e[t] - e[t + 1];
-                    r1[t] = o[t] + e[t + 1];
-                    r2[t] = e[t + 1] - o[t];
-                    r3[t] = o[t] - o[t + 1];
+                    r0p[t] = e0[t] - e2[t];
+                    r1p[t] = e1[t] + e2[t];
+                    r2p[t] = e2[t] - e1[t];
+                    r3p[t] = e1[t] - e3[t];
                 }
             }
             for (int j = 0; j < 4; j++) {  // B^T (d B): along the height
                 const T *d0 = db[0][j], *d1 = db[1][j], *d2 = db[2][j], *d3 = db[3][j];
-                T* v0 = V + j * kstride + c * ldv + off;
+                T* v0 = V + j * kstride + c * ldv + (r0 - t0);
                 T *v1 = v0 + 4 * kstride, *v2 = v0 + 8 * kstride, *v3 = v0 + 12 * kstride;
 #pragma omp simd
                 for (i64 t = 0; t < len; t++) {
@@ -217,13 +223,10 @@ template <class T>
 NNC_CLONES void output_transform(T* out, const T* M, const T* b, const ConvShape& s,
                                  const Tiling& g, i64 t0, i64 t1, i64 f0, i64 f1) {
     const i64 ldm = g.block, kstride = g.mplane;
-    for (i64 tile = t0; tile < t1;) {
-        const Run run = run_at(g, tile, t0, t1);
-        const i64 n = run.n, th = run.th, tw0 = run.tw0, len = run.len, off = run.off;
-        tile += len;
+    for (i64 r0 = t0; r0 < t1; r0 += RUN) {  // RUN tiles at a time, as input_transform
+        const i64 r1 = std::min(t1, r0 + RUN), len = r1 - r0, off = r0 - t0;
         alignas(64) T am[2][4][RUN];            // A^T m, [row][column][tile]
-        alignas(64) T y[2][2 * RUN];            // the run's two output rows
-        const i64 oh = 2 * th, ow = 2 * tw0, width = std::min(2 * len, s.Wout - ow);
+        alignas(64) T y[2][2 * RUN];            // the tiles' two output rows, tile after tile
         for (i64 f = f0; f < f1; f++) {
             for (int j = 0; j < 4; j++) {  // A^T m: along the height
                 const T* m0 = M + j * kstride + f * ldm + off;
@@ -245,9 +248,16 @@ NNC_CLONES void output_transform(T* out, const T* M, const T* b, const ConvShape
                     yp[2 * t + 1] = a1[t] - a2[t] - a3[t] + bias;
                 }
             }
-            T* o = out + ((n * s.F + f) * s.Hout + oh) * s.Wout + ow;
-            std::memcpy(o, y[0], (size_t)width * sizeof(T));
-            if (oh + 1 < s.Hout) std::memcpy(o + s.Wout, y[1], (size_t)width * sizeof(T));
+            for (i64 tile = r0; tile < r1;) {  // one tile row at a time
+                const Run seg = run_at(g, tile, r0, r1);
+                tile += seg.len;
+                const i64 oh = 2 * seg.th, ow = 2 * seg.tw0;
+                const i64 width = std::min(2 * seg.len, s.Wout - ow);
+                T* o = out + ((seg.n * s.F + f) * s.Hout + oh) * s.Wout + ow;
+                std::memcpy(o, y[0] + 2 * seg.off, (size_t)width * sizeof(T));
+                if (oh + 1 < s.Hout)
+                    std::memcpy(o + s.Wout, y[1] + 2 * seg.off, (size_t)width * sizeof(T));
+            }
         }
     }
 }
@@ -277,38 +287,42 @@ template <class T>
 NNC_CLONES void dout_transform(T* Gh, const T* dout, const ConvShape& s, const Tiling& g, i64 t0,
                                i64 t1, i64 f0, i64 f1) {
     const i64 ldg = g.block, kstride = g.mplane;
-    for (i64 tile = t0; tile < t1;) {
-        const Run run = run_at(g, tile, t0, t1);
-        const i64 n = run.n, th = run.th, tw0 = run.tw0, len = run.len, off = run.off;
-        tile += len;
+    for (i64 r0 = t0; r0 < t1; r0 += RUN) {  // RUN tiles at a time, as input_transform
+        const i64 r1 = std::min(t1, r0 + RUN), len = r1 - r0, off = r0 - t0;
         alignas(64) T ev[2][RUN], od[2][RUN];  // the tiles' even and odd columns, per row
         alignas(64) T ga[2][4][RUN];           // g A^T, [row][column][tile]
-        const i64 ow = 2 * tw0, full = std::min(len, (s.Wout - ow) / 2);  // tiles 2 pixels wide
         for (i64 f = f0; f < f1; f++) {
-            for (int p = 0; p < 2; p++) {
-                const i64 oh = 2 * th + p;
-                if (oh >= s.Hout) {
-                    std::fill(ev[p], ev[p] + len, T(0));
-                    std::fill(od[p], od[p] + len, T(0));
-                    continue;
-                }
-                const T* gr = dout + ((n * s.F + f) * s.Hout + oh) * s.Wout + ow;
+            for (i64 tile = r0; tile < r1;) {  // one tile row at a time
+                const Run seg = run_at(g, tile, r0, r1);
+                tile += seg.len;
+                const i64 ow = 2 * seg.tw0, ls = seg.len;
+                const i64 full = std::min(ls, (s.Wout - ow) / 2);  // tiles 2 pixels wide
+                for (int p = 0; p < 2; p++) {
+                    T *e = ev[p] + seg.off, *o = od[p] + seg.off;
+                    const i64 oh = 2 * seg.th + p;
+                    if (oh >= s.Hout) {
+                        std::fill(e, e + ls, T(0));
+                        std::fill(o, o + ls, T(0));
+                        continue;
+                    }
+                    const T* gr = dout + ((seg.n * s.F + f) * s.Hout + oh) * s.Wout + ow;
 #pragma omp simd
-                for (i64 t = 0; t < full; t++) {
-                    ev[p][t] = gr[2 * t];
-                    od[p][t] = gr[2 * t + 1];
+                    for (i64 t = 0; t < full; t++) {
+                        e[t] = gr[2 * t];
+                        o[t] = gr[2 * t + 1];
+                    }
+                    for (i64 t = full; t < ls; t++) e[t] = gr[2 * t], o[t] = T(0);
                 }
-                for (i64 t = full; t < len; t++) ev[p][t] = gr[2 * t], od[p][t] = T(0);
             }
             for (int p = 0; p < 2; p++) {  // g A^T: each row along the width
                 const T *e = ev[p], *o = od[p];
-                T *r0 = ga[p][0], *r1 = ga[p][1], *r2 = ga[p][2], *r3 = ga[p][3];
+                T *z0 = ga[p][0], *z1 = ga[p][1], *z2 = ga[p][2], *z3 = ga[p][3];
 #pragma omp simd
                 for (i64 t = 0; t < len; t++) {
-                    r0[t] = e[t];
-                    r1[t] = e[t] + o[t];
-                    r2[t] = e[t] - o[t];
-                    r3[t] = -o[t];
+                    z0[t] = e[t];
+                    z1[t] = e[t] + o[t];
+                    z2[t] = e[t] - o[t];
+                    z3[t] = -o[t];
                 }
             }
             for (int j = 0; j < 4; j++) {  // A (g A^T): along the height
