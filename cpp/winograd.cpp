@@ -78,14 +78,18 @@ i64 plane_stride(i64 rows, i64 cols) {
 // GEMMs big enough for OpenBLAS to run near its peak (128 to 384 measure
 // within a few percent of each other on the deep conv); with very many
 // channels the block shrinks so V (16, C, block) and M (16, F, block) stay
-// in kBlockBytes, the GEMMs being long enough in C then. A small
-// batch is cut into one block per thread where it can.
+// in kBlockBytes, the GEMMs being long enough in C then. The block count
+// is then rounded up to a multiple of the threads, so that the static
+// schedule gives each the same work (640 tiles in blocks of 256 gave one
+// thread of two 2 blocks and the other 1); a small batch is so cut into one
+// block per thread where it can.
 template <class T>
 i64 block_tiles(const ConvShape& s, i64 total, int threads) {
     const i64 bytes_per_tile = 16 * (s.C + s.F) * (i64)sizeof(T);
-    const i64 fit = kBlockBytes / bytes_per_tile;
-    const i64 per_thread = (total + threads - 1) / threads;
-    const i64 b = std::min<i64>({kBlockTiles, fit, per_thread});
+    const i64 fit = std::max<i64>(1, kBlockBytes / bytes_per_tile);
+    const i64 most = std::min(kBlockTiles, fit);
+    const i64 blocks = ((total + most - 1) / most + threads - 1) / threads * threads;
+    const i64 b = (total + blocks - 1) / blocks;
     return std::max<i64>(16, (b + 15) / 16 * 16);
 }
 
