@@ -156,6 +156,7 @@ NNC_CLONES void input_transform(T* V, const T* x, const ConvShape& s, const Tili
     for (i64 r0 = t0; r0 < t1; r0 += RUN) {
         const i64 r1 = std::min(t1, r0 + RUN), len = r1 - r0;
         alignas(64) T d[4][4][RUN];   // the tiles' 4x4 patches, [row][column][tile]
+        alignas(64) T row[2 * RUN + 2];  // one input row under a segment, padded
         alignas(64) T db[4][4][RUN];  // d B, [row][column][tile]
         for (i64 c = c0; c < c1; c++) {
             for (i64 tile = r0; tile < r1;) {
@@ -164,10 +165,10 @@ NNC_CLONES void input_transform(T* V, const T* x, const ConvShape& s, const Tili
                 tile += ls;
                 const T* xc = x + (seg.n * s.C + c) * s.H * s.W;
                 const i64 col0 = 2 * seg.tw0 - s.pad;  // x column of the first patch's column 0
-                // t in [lo, hi): all four columns col0 + 2t ... col0 + 2t + 3 lie in x
-                const i64 lo = std::min(ls, col0 >= 0 ? 0 : (1 - col0) / 2);
-                const i64 hi = std::max(lo, std::min(ls, s.W - 4 - col0 < 0
-                                                             ? 0 : (s.W - 4 - col0) / 2 + 1));
+                // the segment's columns [col0, col0 + width) of x, inside x from j_lo to j_hi
+                const i64 width = 2 * ls + 2;
+                const i64 j_lo = std::min(width, std::max<i64>(0, -col0));
+                const i64 j_hi = std::max(j_lo, std::min(width, s.W - col0));
                 for (int i = 0; i < 4; i++) {
                     T *q0 = d[i][0] + off, *q1 = d[i][1] + off, *q2 = d[i][2] + off,
                       *q3 = d[i][3] + off;
@@ -176,21 +177,19 @@ NNC_CLONES void input_transform(T* V, const T* x, const ConvShape& s, const Tili
                         for (i64 t = 0; t < ls; t++) q0[t] = q1[t] = q2[t] = q3[t] = T(0);
                         continue;
                     }
-                    const T* xr = xc + ih * s.W + col0;  // xr[j]: padded column 2*tw0 + j
-                    T* q[4] = {q0, q1, q2, q3};
-                    const i64 edges[2][2] = {{0, lo}, {hi, ls}};  // tiles that reach the pad
-                    for (const auto& e : edges)
-                        for (i64 t = e[0]; t < e[1]; t++)
-                            for (int k = 0; k < 4; k++) {
-                                const i64 col = col0 + 2 * t + k;
-                                q[k][t] = col >= 0 && col < s.W ? xr[2 * t + k] : T(0);
-                            }
+                    // The row's part under the segment, zero in the pad, so that the
+                    // tiles read it without bounds checks (per element, they cost
+                    // more than the transform at the edge tiles of short rows).
+                    const T* xr = xc + ih * s.W + col0;
+                    for (i64 j = 0; j < j_lo; j++) row[j] = T(0);
+                    for (i64 j = j_lo; j < j_hi; j++) row[j] = xr[j];
+                    for (i64 j = j_hi; j < width; j++) row[j] = T(0);
 #pragma omp simd
-                    for (i64 t = lo; t < hi; t++) {
-                        q0[t] = xr[2 * t];
-                        q1[t] = xr[2 * t + 1];
-                        q2[t] = xr[2 * t + 2];
-                        q3[t] = xr[2 * t + 3];
+                    for (i64 t = 0; t < ls; t++) {
+                        q0[t] = row[2 * t];
+                        q1[t] = row[2 * t + 1];
+                        q2[t] = row[2 * t + 2];
+                        q3[t] = row[2 * t + 3];
                     }
                 }
             }
