@@ -16,8 +16,18 @@ void set_threads(int n);
 // nnc.set_conv_algorithm sets): automatic takes Winograd where the size rule
 // of winograd.cpp says it is faster than im2col, winograd forces it for every
 // geometry it can do, im2col never takes it, direct takes the direct forward
-// for every stride-1 geometry (conv.cpp; its backward is im2col's).
+// (NCHW: every stride-1 geometry; NHWC: C <= 4) and the direct dw for every
+// stride-1 geometry, with im2col's dx.
 enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2, direct = 3 };
+
+// automatic's rule for the direct dw of a stride-1 conv, in both layouts
+// (conv.cpp, conv_nhwc.cpp): a kernel of at least 9 taps, 48 taps in all
+// (below, the NCHW kernel's transpose of dout costs more than it saves), and
+// C*F up to limit, where it beat the other paths (benches/README.md, "The
+// direct dw beyond the first layer").
+inline bool direct_dw_pays(i64 C, i64 F, i64 kernel_taps, i64 limit) {
+    return kernel_taps >= 9 && C * kernel_taps >= 48 && C * F <= limit;
+}
 
 // The ISA that target_clones picked on this CPU ("x86-64-v3", ...).
 const char* simd_isa();

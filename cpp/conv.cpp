@@ -241,14 +241,11 @@ bool direct_applies(const ConvShape& s, ConvAlgo algo) {
 }
 
 // dw by the direct kernel (conv_dw_direct, below), whatever path the forward
-// and dx take: with auto, for stride 1 and C*F up to 2048, where it beat both
-// im2col and Winograd on the measured shapes (benches/README.md, "The direct
-// dw beyond the first layer"), and for at least 48 taps, below which the
-// transpose of dout costs more than the outer product saves (a 3x3 RGB conv).
+// and dx take: with auto, where direct_dw_pays (common.h) with C*F up to
+// 2048, where it beat both im2col and Winograd.
 bool direct_dw_applies(const ConvShape& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
-    return algo == ConvAlgo::direct ||
-           (s.HH * s.WW >= 9 && s.C * s.HH * s.WW >= 48 && s.C * s.F <= 2048);
+    return algo == ConvAlgo::direct || direct_dw_pays(s.C, s.F, s.HH * s.WW, 2048);
 }
 
 // xw (C, R, Lp) = rows [oh0, oh0 + R) (padded numbering) of image xn (C, H,
@@ -366,7 +363,7 @@ void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvS
         conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s);
 }
 
-// ---- direct dw, stride 1, few input channels ----
+// ---- direct dw, stride 1 ----
 //
 // dw[f, t] = sum_{n, oh, ow} dout[n, f, oh, ow] * xpad[n, c, oh + kh, ow + kw]
 // for tap t = (c, kh, kw). im2col's dw GEMM is (F x P) . (P x taps) per
@@ -376,7 +373,6 @@ void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvS
 // TB taps x FB filters of dw are an outer product held in registers over
 // all P pixels, with each input value broadcast straight from the padded
 // plane. No column matrix, and dw is loaded and stored once per image.
-
 
 // dwT[t, f] += the taps [t0, t1) of one image; gT (P, Fp) its transposed
 // dout, xp its padded planes (C, Hp, Lp). A few output rows at a time, so

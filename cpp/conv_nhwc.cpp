@@ -648,15 +648,13 @@ bool nhwc_direct_applies(const NhwcConv& s, ConvAlgo algo) {
 
 // dw and db by the direct kernel (direct_dw_nhwc, below), any C, whatever
 // path the forward and dx take. With auto: a first layer's (where the
-// forward is direct), and for stride 1 and at least 48 taps where it beat
-// the other paths on the measured shapes (benches/README.md, "The direct dw
-// beyond the first layer"): C*F up to 2048 against im2col, and up to 512
-// against Winograd, whose NHWC dw is the faster one beyond that.
+// forward is direct), and where direct_dw_pays (common.h) with C*F up to
+// 2048 against im2col, and up to 512 against Winograd, whose NHWC dw is the
+// faster one beyond that.
 bool nhwc_direct_dw_applies(const NhwcConv& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
     if (algo == ConvAlgo::direct || nhwc_direct_applies(s, algo)) return true;
-    const i64 limit = wino_backward_applies(s, algo) ? 512 : 2048;
-    return s.HH * s.WW >= 9 && s.C * s.HH * s.WW >= 48 && s.C * s.F <= limit;
+    return direct_dw_pays(s.C, s.F, s.HH * s.WW, wino_backward_applies(s, algo) ? 512 : 2048);
 }
 
 // Window rows [oh0, oh0 + R) (padded numbering) of image xn (H, W, C), each
