@@ -341,6 +341,28 @@ def test_data_through_nnc_datasets(monkeypatch, tmp_path):
         cli.prepare_data(_cfg(data="cifar100", labels="coarse"))
 
 
+def test_nn_models_standardize_each_channel(monkeypatch, tmp_path):
+    """small-cnn and tinynet get each channel standardized by the training
+    split's mean and std (NHWC); a constant channel is a one-line error."""
+    path = str(tmp_path / "d.h5")
+    open(path, "wb").close()
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, size=(40, 6, 6, 3), dtype=np.uint8)
+    fake = _FakeDatasets({"X": X, "y": np.arange(40) % 4})
+    monkeypatch.setattr(cli, "_datasets", lambda: fake)
+    data = cli.prepare_data(_cfg(model="tinynet", data=path, keys="X,y", num_train=20,
+                                 num_val=16))
+    train = X[:20].astype(np.float64)
+    mean, std = train.mean(axis=(0, 1, 2)), train.std(axis=(0, 1, 2))
+    np.testing.assert_allclose(data["mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(data["std"], std, rtol=1e-6)
+    np.testing.assert_allclose(data["X_test"], (X[36:] - mean) / std, rtol=1e-5, atol=1e-6)
+    X[:, :, :, 1] = 7
+    with pytest.raises(cli.UsageError, match=r"constant channel \(std \[.*, 0\.0, .*\]\)"):
+        cli.prepare_data(_cfg(model="tinynet", data=path, keys="X,y", num_train=20,
+                              num_val=16))
+
+
 def test_h5_data_keys_and_layout(monkeypatch, tmp_path):
     path = str(tmp_path / "d.h5")
     open(path, "wb").close()
