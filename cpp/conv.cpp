@@ -21,10 +21,12 @@
 // to build as the GEMM that reads it.
 #include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "bind.h"
 #include "blas.h"
+#include "pool.h"
 #include "winograd.h"
 
 namespace nnc {
@@ -268,13 +270,13 @@ NNC_CLONES void fill_window(T* xw, const T* xn, const ConvShape& s, i64 Lp, i64 
     }
 }
 
-// Output rows [oh0, oh1) of one image, out_n (F, Hout, Wout), from its window
-// xw (C, R, Lp) (fill_window at oh0). KW > 0: the kernel is KW wide, and its
-// row of taps is unrolled.
+// Output rows [oh0, oh1) of one image from its window xw (C, R, Lp)
+// (fill_window at oh0), into out (F planes `plane` apart, row oh at (oh -
+// row0) * Wout). KW > 0: the kernel is KW wide, and its row of taps is unrolled.
 template <class T, int FB, int OWB, int KW>
-NNC_CLONES void direct_rows(T* out_n, const T* xw, i64 R, const T* wp, const T* b,
-                            const ConvShape& s, i64 Lp, i64 oh0, i64 oh1) {
-    const i64 P = s.Hout * s.Wout, taps = s.C * s.HH * s.WW, WW = KW > 0 ? KW : s.WW;
+NNC_CLONES void direct_rows(T* out, i64 plane, i64 row0, const T* xw, i64 R, const T* wp,
+                            const T* b, const ConvShape& s, i64 Lp, i64 oh0, i64 oh1) {
+    const i64 taps = s.C * s.HH * s.WW, WW = KW > 0 ? KW : s.WW;
     for (i64 oh = oh0; oh < oh1; oh++) {
         for (i64 f0 = 0; f0 < s.F; f0 += FB) {
             const T* wb = wp + (f0 / FB) * taps * FB;
@@ -302,7 +304,7 @@ NNC_CLONES void direct_rows(T* out_n, const T* xw, i64 R, const T* wp, const T* 
                 }
                 const int nw = (int)std::min<i64>(OWB, s.Wout - ow0);
                 for (int i = 0; i < nf; i++) {
-                    T* o = out_n + (f0 + i) * P + oh * s.Wout + ow0;
+                    T* o = out + (f0 + i) * plane + (oh - row0) * s.Wout + ow0;
                     if (nw == OWB) {  // whole vectors, not a scalar loop
 #pragma omp simd
                         for (int j = 0; j < OWB; j++) o[j] = acc[i][j];
@@ -315,8 +317,17 @@ NNC_CLONES void direct_rows(T* out_n, const T* xw, i64 R, const T* wp, const T* 
     }
 }
 
+// A 2x2 stride-2 max pool fused after the direct forward: out (N, F, Hout/2,
+// Wout/2) and argmax as max_pool_forward's, the conv output never stored.
+template <class T>
+struct Pool2x2 {
+    T* out;
+    int32_t* argmax;
+};
+
 template <class T, int FB, int OWB>
-void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
+void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, const ConvShape& s,
+                                 const Pool2x2<T>* pool = nullptr) {
     // Window rows of Lp >= (Wout rounded up to OWB) + WW - 1 values, so the
     // last block of a row reads its zeros without bounds checks.
     const i64 Lp = (s.Wout + OWB - 1) / OWB * OWB + s.WW - 1;
@@ -329,24 +340,40 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
     // with its own window of input rows (in L1/L2 while its rows are
     // computed). Dynamic: a thread that starts late (a sleeping worker on a
     // shared machine) takes fewer items; each item's outputs are its own.
-    const i64 rows = std::max<i64>(1, std::min<i64>(s.Hout, s.N * s.Hout / (4 * nt)));
+    // With a pool, the rows of an item are pairs: each item pools its own
+    // rows, from a block of the thread's (F, rows, Wout) still in L2.
+    i64 rows = std::max<i64>(1, std::min<i64>(s.Hout, s.N * s.Hout / (4 * nt)));
+    if (pool) rows += rows % 2;
     const i64 per_image = (s.Hout + rows - 1) / rows, R_max = rows + s.HH - 1;
-    std::vector<T> windows((size_t)(nt * s.C * R_max * Lp));
+    const i64 window_size = s.C * R_max * Lp, block_size = pool ? s.F * rows * s.Wout : 0;
+    const i64 P = s.Hout * s.Wout, Wo = s.Wout / 2, Po = (s.Hout / 2) * Wo;
+    std::vector<T> work((size_t)(nt * (window_size + block_size)));
 #pragma omp parallel num_threads(nt)
     {
-        T* xw = windows.data() + (size_t)omp_get_thread_num() * s.C * R_max * Lp;
+        T* xw = work.data() + (size_t)omp_get_thread_num() * (window_size + block_size);
+        T* block = xw + window_size;
 #pragma omp for schedule(dynamic)
         for (i64 item = 0; item < s.N * per_image; item++) {
             const i64 n = item / per_image, oh0 = item % per_image * rows;
             const i64 oh1 = std::min(s.Hout, oh0 + rows), R = oh1 - oh0 + s.HH - 1;
             fill_window(xw, x + n * s.C * s.H * s.W, s, Lp, oh0, R);
-            T* out_n = out + n * s.F * s.Hout * s.Wout;
-            const T* wd = wp.data();
+            T* o = pool ? block : out + n * s.F * P;
+            const i64 plane = pool ? rows * s.Wout : P, row0 = pool ? oh0 : 0;
+            const auto rows_of = [&](auto kw) {
+                direct_rows<T, FB, OWB, decltype(kw)::value>(o, plane, row0, xw, R, wp.data(), b,
+                                                             s, Lp, oh0, oh1);
+            };
             switch (s.WW) {  // the common widths with the tap row unrolled
-                case 3: direct_rows<T, FB, OWB, 3>(out_n, xw, R, wd, b, s, Lp, oh0, oh1); break;
-                case 5: direct_rows<T, FB, OWB, 5>(out_n, xw, R, wd, b, s, Lp, oh0, oh1); break;
-                case 7: direct_rows<T, FB, OWB, 7>(out_n, xw, R, wd, b, s, Lp, oh0, oh1); break;
-                default: direct_rows<T, FB, OWB, 0>(out_n, xw, R, wd, b, s, Lp, oh0, oh1);
+                case 3: rows_of(std::integral_constant<int, 3>()); break;
+                case 5: rows_of(std::integral_constant<int, 5>()); break;
+                case 7: rows_of(std::integral_constant<int, 7>()); break;
+                default: rows_of(std::integral_constant<int, 0>());
+            }
+            if (!pool) continue;
+            for (i64 f = 0; f < s.F; f++) {
+                const i64 at = (n * s.F + f) * Po + oh0 / 2 * Wo;
+                pool_rows_2x2(pool->out + at, pool->argmax + at, block + f * plane, s.Wout,
+                              (oh1 - oh0) / 2, Wo, (int32_t)(oh0 * s.Wout));
             }
         }
     }
@@ -355,12 +382,13 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
 // Blocks for the widest vectors the CPU has: 16 accumulators of 512 bits
 // (of 32 registers), or 8 of 256 bits (of 16).
 template <class T>
-void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvShape& s) {
+void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvShape& s,
+                         const Pool2x2<T>* pool = nullptr) {
     constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
     if (__builtin_cpu_supports("avx512f"))
-        conv_forward_direct_blocked<T, 8, 2 * V512>(out, x, w, b, s);
+        conv_forward_direct_blocked<T, 8, 2 * V512>(out, x, w, b, s, pool);
     else
-        conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s);
+        conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s, pool);
 }
 
 // ---- direct dw, stride 1 ----
@@ -418,6 +446,17 @@ NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const ConvShap
     }
 }
 
+// gT (P, Fp) = the conv output's gradient of one image, transposed, from
+// the gradient g (F, Po) of the 2x2 max pool after it and its argmax: zero
+// but at each window's maximum (the pool's backward and the transpose in one).
+template <class T>
+NNC_CLONES void unpool_transpose(T* gT, const T* g, const int32_t* am, i64 F, i64 Po, i64 P,
+                                 i64 Fp) {
+    fill_value(gT, P * Fp, T(0));
+    for (i64 f = 0; f < F; f++)
+        for (i64 o = 0; o < Po; o++) gT[am[f * Po + o] * Fp + f] += g[f * Po + o];
+}
+
 // gT (P, Fp) = dout_n (F, P) transposed, the columns past F zero. Pixel by
 // pixel, so the stores are contiguous and the loads (one per filter row,
 // all rows' lines in L1) vectorize as gathers.
@@ -431,8 +470,11 @@ NNC_CLONES void transpose_dout(T* gT, const T* g, i64 F, i64 P, i64 Fp) {
     }
 }
 
+// argmax non-null: dout (N, F, Po) is the gradient of a 2x2 max pool after
+// the conv, with its argmax (unpool_transpose).
 template <class T, int TB, int FB>
-void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s) {
+void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s,
+                            const int32_t* argmax, i64 Po) {
     const i64 Hp = s.H + 2 * s.pad, Lp = s.W + 2 * s.pad, plane = s.C * Hp * Lp;
     const i64 taps = s.C * s.HH * s.WW, P = s.Hout * s.Wout, Fp = (s.F + FB - 1) / FB * FB;
     const i64 tblocks = (taps + TB - 1) / TB;
@@ -459,7 +501,10 @@ void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s
                     std::copy(x + ((n * s.C + c) * s.H + h) * s.W,
                               x + ((n * s.C + c) * s.H + h + 1) * s.W,
                               xp + (c * Hp + h + s.pad) * Lp + s.pad);
-            transpose_dout(gT, dout + n * s.F * P, s.F, P, Fp);
+            if (argmax)
+                unpool_transpose(gT, dout + n * s.F * Po, argmax + n * s.F * Po, s.F, Po, P, Fp);
+            else
+                transpose_dout(gT, dout + n * s.F * P, s.F, P, Fp);
             direct_dw_image<T, TB, FB>(dwT, gT, xp, s, Hp, Lp, Fp, t0, t1);
         }
 #pragma omp barrier
@@ -486,19 +531,20 @@ void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s
 // the 32 512-bit registers or 12 of the 16 256-bit ones; filter blocks one
 // vector wide when two would be mostly padding.
 template <class T>
-void conv_dw_direct(T* dw, const T* dout, const T* x, const ConvShape& s) {
+void conv_dw_direct(T* dw, const T* dout, const T* x, const ConvShape& s,
+                    const int32_t* argmax = nullptr, i64 Po = 0) {
     constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
     const auto narrow = [&](int v) { return s.F <= v || (s.F + v - 1) / v % 2 == 1; };
     if (__builtin_cpu_supports("avx512f")) {
         if (narrow(V512))
-            conv_dw_direct_blocked<T, 24, V512>(dw, dout, x, s);
+            conv_dw_direct_blocked<T, 24, V512>(dw, dout, x, s, argmax, Po);
         else
-            conv_dw_direct_blocked<T, 12, 2 * V512>(dw, dout, x, s);
+            conv_dw_direct_blocked<T, 12, 2 * V512>(dw, dout, x, s, argmax, Po);
     } else {
         if (narrow(V256))
-            conv_dw_direct_blocked<T, 12, V256>(dw, dout, x, s);
+            conv_dw_direct_blocked<T, 12, V256>(dw, dout, x, s, argmax, Po);
         else
-            conv_dw_direct_blocked<T, 6, 2 * V256>(dw, dout, x, s);
+            conv_dw_direct_blocked<T, 6, 2 * V256>(dw, dout, x, s, argmax, Po);
     }
 }
 
@@ -650,6 +696,47 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     }
 }
 
+// out and argmax (N, F, Ho, Wo) = the ph x pw max pool (stride ps, argmax as
+// max_pool_forward's) of conv_forward(x, w, b). A 2x2 stride-2 pool after the
+// direct forward is fused into it, and the conv output is never stored;
+// otherwise the conv output goes to a buffer that the pool reads.
+template <class T>
+bool pool_fuses(const ConvShape& s, i64 ph, i64 pw, i64 ps) {
+    return ph == 2 && pw == 2 && ps == 2 && s.Hout % 2 == 0 && s.Wout % 2 == 0;
+}
+
+template <class T>
+void conv_pool_forward(T* out, int32_t* argmax, const T* x, const T* w, const T* b,
+                       const ConvShape& s, i64 ph, i64 pw, i64 ps, ConvAlgo algo) {
+    if (pool_fuses<T>(s, ph, pw, ps) && direct_applies(s, algo)) {
+        const Pool2x2<T> pool{out, argmax};
+        conv_forward_direct(static_cast<T*>(nullptr), x, w, b, s, &pool);
+        return;
+    }
+    std::unique_ptr<T[]> conv_out(new T[(size_t)(s.N * s.F * s.Hout * s.Wout)]);
+    conv_forward(conv_out.get(), x, w, b, s, algo);
+    max_pool_forward(out, argmax, conv_out.get(), s.N * s.F, s.Hout, s.Wout, ph, pw, ps);
+}
+
+// dx, dw and db of conv_pool_forward from dout and argmax (N, F, Ho, Wo) of
+// its pool; dx null: dw and db only. Without dx, where the dw is the direct
+// kernel and the pool 2x2, the pool's backward is that kernel's transpose of
+// dout (unpool_transpose) and db sums dout itself; otherwise the pool's
+// backward fills a buffer for conv_backward.
+template <class T>
+void conv_pool_backward(T* dx, T* dw, T* db, const T* dout, const int32_t* argmax, const T* x,
+                        const T* w, const ConvShape& s, i64 ph, i64 pw, i64 ps, ConvAlgo algo) {
+    const i64 Ho = 1 + (s.Hout - ph) / ps, Wo = 1 + (s.Wout - pw) / ps;
+    if (!dx && pool_fuses<T>(s, ph, pw, ps) && direct_dw_applies(s, algo)) {
+        bias_grad(db, dout, s.N, s.F, Ho * Wo);
+        conv_dw_direct(dw, dout, x, s, argmax, Ho * Wo);
+        return;
+    }
+    std::unique_ptr<T[]> dconv(new T[(size_t)(s.N * s.F * s.Hout * s.Wout)]);
+    max_pool_backward(dconv.get(), dout, argmax, s.N * s.F, s.Hout, s.Wout, Ho, Wo);
+    conv_backward(dx, dw, db, dconv.get(), x, w, s, algo);
+}
+
 std::string str(i64 v) { return std::to_string(v); }
 
 // The geometry of x (N, C, H, W) and w (F, C, HH, WW), or ValueError when
@@ -746,6 +833,73 @@ void bind_conv(nb::module_& m) {
            nb::arg("algo") = 0,
            with_dx ? "(dx, dw, db) of conv_forward with the same algo"
                    : "(dw, db) of conv_forward with the same algo, without dx");
+    }
+
+    // conv then max pool, for a network's first layer: the forward, and the
+    // backward without dx
+    m.def("conv_pool_forward", [](In x, In w, In b, i64 stride, i64 pad, i64 pool_height,
+                                  i64 pool_width, i64 pool_stride, int algo) {
+        const DType dt = float_dtype({{"x", x.dtype()}, {"w", w.dtype()}, {"b", b.dtype()}});
+        const ConvShape s = conv_shape(x, w, stride, pad);
+        const ConvAlgo a = conv_algo_arg(algo);
+        check_shape(b, "b", {s.F});
+        check_pool_window(s.Hout, s.Wout, pool_height, pool_width, pool_stride);
+        const i64 Ho = 1 + (s.Hout - pool_height) / pool_stride;
+        const i64 Wo = 1 + (s.Wout - pool_width) / pool_stride;
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            auto out = new_array<T>({s.N, s.F, Ho, Wo});
+            auto argmax = new_array<int32_t>({s.N, s.F, Ho, Wo});
+            {
+                nb::gil_scoped_release nogil;
+                conv_pool_forward(out.data(), argmax.data(), ptr<T>(x), ptr<T>(w), ptr<T>(b), s,
+                                  pool_height, pool_width, pool_stride, a);
+            }
+            return nb::make_tuple(out, argmax);
+        });
+    }, nb::arg("x"), nb::arg("w"), nb::arg("b"), nb::arg("stride"), nb::arg("pad"),
+       nb::arg("pool_height"), nb::arg("pool_width"), nb::arg("pool_stride"), nb::arg("algo") = 0,
+       "(out (N, F, Ho, Wo), argmax int32 (N, F, Ho, Wo)) = max_pool_forward(conv_forward(x, w, "
+       "b, stride, pad, algo), pool_height, pool_width, pool_stride)");
+
+    for (const bool with_dx : {true, false}) {
+        const char* name = with_dx ? "conv_pool_backward" : "conv_pool_backward_weights";
+        m.def(name, [with_dx](In dout, In argmax, In x, In w, i64 stride, i64 pad,
+                              i64 pool_height, i64 pool_width, i64 pool_stride, int algo) {
+            const DType dt =
+                float_dtype({{"dout", dout.dtype()}, {"x", x.dtype()}, {"w", w.dtype()}});
+            const ConvShape s = conv_shape(x, w, stride, pad);
+            const ConvAlgo a = conv_algo_arg(algo);
+            check_pool_window(s.Hout, s.Wout, pool_height, pool_width, pool_stride);
+            const i64 Ho = 1 + (s.Hout - pool_height) / pool_stride;
+            const i64 Wo = 1 + (s.Wout - pool_width) / pool_stride;
+            check_shape(dout, "dout", {s.N, s.F, Ho, Wo});
+            check_argmax(dout, argmax, s.Hout, s.Wout);
+            return dispatch(dt, [&](auto t) {
+                using T = decltype(t);
+                auto dw = new_array<T>({s.F, s.C, s.HH, s.WW});
+                auto db = new_array<T>({s.F});
+                const auto run = [&](T* dx) {
+                    nb::gil_scoped_release nogil;
+                    conv_pool_backward(dx, dw.data(), db.data(), ptr<T>(dout),
+                                       ptr<int32_t>(argmax), ptr<T>(x), ptr<T>(w), s,
+                                       pool_height, pool_width, pool_stride, a);
+                };
+                if (!with_dx) {
+                    run(nullptr);
+                    return nb::make_tuple(dw, db);
+                }
+                auto dx = new_array<T>({s.N, s.C, s.H, s.W});
+                run(dx.data());
+                return nb::make_tuple(dx, dw, db);
+            });
+        }, nb::arg("dout"), nb::arg("argmax"), nb::arg("x"), nb::arg("w"), nb::arg("stride"),
+           nb::arg("pad"), nb::arg("pool_height"), nb::arg("pool_width"), nb::arg("pool_stride"),
+           nb::arg("algo") = 0,
+           with_dx ? "(dx, dw, db) of conv_pool_forward from the pool's dout and argmax "
+                     "(N, F, Ho, Wo)"
+                   : "(dw, db) of conv_pool_forward from the pool's dout and argmax "
+                     "(N, F, Ho, Wo), without dx");
     }
 
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "bind.h"
+#include "pool.h"
 
 namespace nnc {
 namespace {
@@ -19,11 +20,12 @@ namespace {
 // The 2x2 stride-2 case (most CNNs) gets its own loop: fixed trip counts let
 // the compiler keep the whole window in registers.
 template <class T>
-NNC_CLONES void pool_plane_2x2(T* out, int32_t* am, const T* x, i64 W, i64 Hout, i64 Wout) {
+NNC_CLONES void pool_plane_2x2(T* out, int32_t* am, const T* x, i64 W, i64 Hout, i64 Wout,
+                               int32_t index0 = 0) {
     for (i64 oh = 0; oh < Hout; oh++) {
         const T* r0 = x + 2 * oh * W;
         const T* r1 = r0 + W;
-        const int32_t base = (int32_t)(2 * oh * W);
+        const int32_t base = index0 + (int32_t)(2 * oh * W);
         for (i64 ow = 0; ow < Wout; ow++) {
             const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
             // first maximum in the order a, b, c, d; a NaN wins as in np.argmax
@@ -59,6 +61,8 @@ NNC_CLONES void pool_plane(T* out, int32_t* am, const T* x, i64 H, i64 W, i64 ph
     }
 }
 
+}  // namespace
+
 // Max pooling over NC planes of H x W: out plane (Hout, Wout), window ph x pw
 // moved by stride (windows may overlap). argmax[o] is the flat index ih*W + iw
 // within its plane of the window's first maximum in row-major order (as
@@ -92,6 +96,21 @@ void max_pool_backward(T* dx, const T* dout, const int32_t* argmax, i64 NC, i64 
         for (i64 o = 0; o < P; o++) d[am[o]] += g[o];
     }
 }
+
+template <class T>
+void pool_rows_2x2(T* out, int32_t* argmax, const T* x, i64 W, i64 Hout, i64 Wout,
+                   int32_t index0) {
+    pool_plane_2x2(out, argmax, x, W, Hout, Wout, index0);
+}
+
+template void max_pool_forward(float*, int32_t*, const float*, i64, i64, i64, i64, i64, i64);
+template void max_pool_forward(double*, int32_t*, const double*, i64, i64, i64, i64, i64, i64);
+template void max_pool_backward(float*, const float*, const int32_t*, i64, i64, i64, i64, i64);
+template void max_pool_backward(double*, const double*, const int32_t*, i64, i64, i64, i64, i64);
+template void pool_rows_2x2(float*, int32_t*, const float*, i64, i64, i64, int32_t);
+template void pool_rows_2x2(double*, int32_t*, const double*, i64, i64, i64, int32_t);
+
+namespace {
 
 // ---- NHWC: x (N, H, W, C), out and argmax (N, Ho, Wo, C) ----
 
@@ -156,10 +175,12 @@ void check_plane(i64 H, i64 W) {
                    " plane exceeds the int32 argmax range");
 }
 
+}  // namespace
+
 // The window fits an H x W plane (which argmax's int32 can index). Hout and
 // Wout round down when the window does not tile the plane (the public layer
 // refuses that).
-void check_window(i64 H, i64 W, i64 ph, i64 pw, i64 stride) {
+void check_pool_window(i64 H, i64 W, i64 ph, i64 pw, i64 stride) {
     if (ph < 1 || pw < 1 || stride < 1)
         fail_value("pool_height, pool_width and stride must be >= 1, got " + std::to_string(ph) +
                    ", " + std::to_string(pw) + ", " + std::to_string(stride));
@@ -167,6 +188,8 @@ void check_window(i64 H, i64 W, i64 ph, i64 pw, i64 stride) {
         fail_value("the pool window does not fit in the input");
     check_plane(H, W);
 }
+
+namespace {
 
 // Smallest and largest of a[0..n) (0 and 0 when n = 0).
 void index_range(const int32_t* a, i64 n, int32_t* lo, int32_t* hi) {
@@ -178,6 +201,8 @@ void index_range(const int32_t* a, i64 n, int32_t* lo, int32_t* hi) {
     }
     *lo = mn, *hi = mx;
 }
+
+}  // namespace
 
 // argmax (dtype, dout's shape) and H, W for a backward; then every index
 // in [0, H*W), since a stray one would write outside dx (checked without
@@ -199,8 +224,6 @@ void check_argmax(const In& dout, const In& argmax, i64 H, i64 W) {
                    "], outside the H*W = " + std::to_string(H * W) + " plane");
 }
 
-}  // namespace
-
 void bind_pool(nb::module_& m) {
     m.def("max_pool_forward", [](In x, i64 pool_height, i64 pool_width, i64 stride) {
         const DType dt = float_dtype({{"x", x.dtype()}});
@@ -208,7 +231,7 @@ void bind_pool(nb::module_& m) {
         const i64 N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
         check_nonempty(N, "x", "is an empty batch");
         check_nonempty(C, "x", "has no channels");
-        check_window(H, W, pool_height, pool_width, stride);
+        check_pool_window(H, W, pool_height, pool_width, stride);
         const i64 Hout = 1 + (H - pool_height) / stride, Wout = 1 + (W - pool_width) / stride;
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
@@ -251,7 +274,7 @@ void bind_pool_nhwc(nb::module_& m) {
         const i64 N = x.shape(0), H = x.shape(1), W = x.shape(2), C = x.shape(3);
         check_nonempty(N, "x", "is an empty batch");
         check_nonempty(C, "x", "has no channels");
-        check_window(H, W, pool_height, pool_width, stride);
+        check_pool_window(H, W, pool_height, pool_width, stride);
         const PoolShape s{N, H, W, C, pool_height, pool_width, stride,
                           1 + (H - pool_height) / stride, 1 + (W - pool_width) / stride};
         return dispatch(dt, [&](auto t) {

@@ -71,6 +71,7 @@ def key():
 
 x4, w4 = f(2, 4, 6, 6), f(3, 4, 3, 3)
 _, argmax = _nnc.max_pool_forward(x4, 2, 2, 2)
+_, conv_argmax = _nnc.conv_pool_forward(x4, w4, f(3), 1, 1, 2, 2, 2, 0)
 _, gmean, grstd = _nnc.groupnorm_forward(x4, f(4), f(4), 2, 1e-5)
 _, lmean, lrstd = _nnc.layernorm_forward(f(5, 7), f(7), f(7), 1e-5)
 # A valid call of every binding that takes a scalar; each scalar is then
@@ -80,6 +81,9 @@ VALID = {
     "conv_backward": (f(2, 3, 6, 6), x4, w4, 1, 1, 0),
     "conv_backward_weights": (f(2, 3, 6, 6), x4, w4, 1, 1, 0),
     "conv_paths": (x4, w4, 1, 1, 0),
+    "conv_pool_forward": (x4, w4, f(3), 1, 1, 2, 2, 2, 0),
+    "conv_pool_backward": (f(2, 3, 3, 3), conv_argmax, x4, w4, 1, 1, 2, 2, 2, 0),
+    "conv_pool_backward_weights": (f(2, 3, 3, 3), conv_argmax, x4, w4, 1, 1, 2, 2, 2, 0),
     "max_pool_forward": (x4, 2, 2, 2),
     "max_pool_backward": (f(2, 4, 3, 3), argmax, 6, 6),
     "groupnorm_forward": (x4, f(4), f(4), 2, 1e-5),
