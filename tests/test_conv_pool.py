@@ -815,6 +815,106 @@ def test_conv_backward_weights_bad_input(backend):
                 fl.conv_backward_weights(out, cache)
 
 
+# --- conv_pool_forward: a conv and a max pool as one op (a network's first layer) ---
+
+from nnc.bench.suite import CONV_POOL_TEST_SHAPES  # noqa: E402
+
+
+def conv_pool_data(shape, dtype, seed=0):
+    x, w, b, cp, _ = conv_data(shape[:9], dtype, seed)
+    ph, pw, ps = shape[9:]
+    return x, w, b, cp, {"pool_height": ph, "pool_width": pw, "stride": ps}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algo", ["auto", "im2col", "winograd", "direct"])
+@pytest.mark.parametrize("shape", CONV_POOL_TEST_SHAPES, ids=lambda c: "x".join(map(str, c)))
+def test_conv_pool_is_the_conv_then_the_pool(backend, shape, algo, dtype):
+    """The same bits as max_pool_forward_fast(conv_forward_fast) and, for dx
+    and dw, as their backwards (also where the cpp backend fuses the pool
+    into the direct kernels); db of the weights-only backward sums the pooled
+    dout instead of the conv's, so it agrees to rounding."""
+    x, w, b, cp, pp = conv_pool_data(shape, dtype, seed=sum(shape))
+    with nnc.conv_algorithm(algo):
+        a, conv_cache = fl.conv_forward_fast(x, w, b, cp)
+        p, pool_cache = fl.max_pool_forward_fast(a, pp)
+        out, cache = fl.conv_pool_forward(x, w, b, cp, pp)
+        dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+        dx, dw, db = fl.conv_backward_fast(fl.max_pool_backward_fast(dout, pool_cache), conv_cache)
+        dx2, dw2, db2 = fl.conv_pool_backward(dout, cache)
+        dw3, db3 = fl.conv_pool_backward_weights(dout, cache)
+    assert out.dtype == dx2.dtype == dw3.dtype == db3.dtype == dtype
+    np.testing.assert_array_equal(out, p)
+    np.testing.assert_array_equal(dx2, dx)
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+    np.testing.assert_array_equal(dw3, dw)
+    np.testing.assert_allclose(db3, db, rtol=1e-12 if dtype == np.float64 else 1e-6)
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_pool_fused_paths_against_the_naive_loops(dtype):
+    """The fused cpp paths (ThreeLayerConvNet's conv1 and tails: odd F, one
+    image, an odd pooled width) at 1, 2 and 3 threads against the naive conv
+    and pool in float64; ties and NaN in the pool windows go where
+    max_pool_forward_naive sends them."""
+    from nnc import _nnc
+    cases = [(5, 3, 32, 32, 32, 7, 7, 1, 3), (1, 3, 16, 16, 5, 5, 5, 1, 2),
+             (3, 3, 16, 18, 17, 5, 5, 1, 2)]
+    pp = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    for case in cases:
+        x, w, b, cp, _ = conv_data(case, dtype, seed=sum(case))
+        w[0] = 0.0                      # filter 0: every window ties at b[0]
+        x[0, :, :3, :3] = np.nan
+        assert _nnc.conv_paths(x, w, 1, cp["pad"], 0)[::2] == ("direct", "direct"), case
+        a, conv_cache = conv_forward_naive(x.astype(np.float64), w.astype(np.float64),
+                                           b.astype(np.float64), cp)
+        p_ref, pool_cache = max_pool_forward_naive(a, pp)
+        dout = np.random.default_rng(2).standard_normal(p_ref.shape).astype(dtype)
+        dw_ref, db_ref = conv_backward_naive(max_pool_backward_naive(
+            np.nan_to_num(dout.astype(np.float64)), pool_cache), conv_cache)[1:]
+        for threads in (1, 2, 3):
+            with native_threads(threads):
+                out, cache = fl.conv_pool_forward(x, w, b, cp, pp)
+                dw, db = fl.conv_pool_backward_weights(dout, cache)
+            np.testing.assert_array_equal(np.isnan(out), np.isnan(p_ref))
+            ok = ~np.isnan(p_ref)
+            np.testing.assert_allclose(out[ok], p_ref[ok], **tol(dtype))
+            # NaN inputs reach dw through the windows that read them; compare the rest
+            fin = np.isfinite(dw_ref)
+            np.testing.assert_array_equal(np.isfinite(dw), fin)
+            np.testing.assert_allclose(dw[fin], dw_ref[fin], **tol(dtype))
+            np.testing.assert_allclose(db, db_ref, **tol(dtype))
+
+
+def test_conv_pool_bad_input(backend):
+    x, w, b, cp = good_conv()           # conv output (2, 4, 3, 3)
+    pp = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    with pytest.raises(ValueError, match=r"pool window does not tile the conv output of shape "
+                                         r"\(2, 4, 3, 3\): \(H=3 - 2\) % stride=2"):
+        fl.conv_pool_forward(x, w, b, cp, pp)
+    with pytest.raises(ValueError, match=r"4x4 pool window does not fit in the conv output"):
+        fl.conv_pool_forward(x, w, b, cp, {"pool_height": 4, "pool_width": 4, "stride": 1})
+    with pytest.raises(TypeError, match="pool_param must be a dict"):
+        fl.conv_pool_forward(x, w, b, cp, [2, 2, 2])
+    with pytest.raises(ValueError, match="C=3 channels but w"):
+        fl.conv_pool_forward(x, w[:, :2], b, cp, pp)
+    pp1 = {"pool_height": 3, "pool_width": 3, "stride": 1}
+    out, cache = fl.conv_pool_forward(x, w, b, cp, pp1)
+    assert out.shape == (2, 4, 1, 1)
+    for fn in (fl.conv_pool_backward, fl.conv_pool_backward_weights):
+        with pytest.raises(ValueError, match=r"dout has shape \(2, 4, 1, 2\)"):
+            fn(np.zeros((2, 4, 1, 2)), cache)
+        with pytest.raises(TypeError, match="cache"):
+            fn(out, tuple(cache))
+    if "cpp" in BACKENDS:
+        with nnc.use_backend("numpy" if backend == "cpp" else "cpp"):
+            _, other = fl.conv_pool_forward(x, w, b, cp, pp1)
+        with pytest.raises(ValueError, match="cache was made by the"):
+            fl.conv_pool_backward_weights(out, other)
+
+
 # --- the direct forward and dw for few input channels (stride 1) ---
 
 DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1

@@ -1,7 +1,7 @@
 """Issue 13, fuzzing: hypothesis property tests over every declared op, the
 numpy reference against the cpp backend.
 
-By default this file runs 3,760 fuzz cases (TOTAL_EXAMPLES, the sum of
+By default this file runs 3,960 fuzz cases (TOTAL_EXAMPLES, the sum of
 FAMILIES' counts; it prints the number it ran, about 25-35 s on 2 cores),
 derandomized: hypothesis draws from a seed fixed by the test, not a new one
 each run, so CI does not change from run to run. NNC_FUZZ_SCALE=10 runs ten
@@ -612,6 +612,22 @@ def conv_cases(draw, nhwc):
 
 
 @st.composite
+def conv_pool_cases(draw):
+    """conv_cases' NCHW conv with a max pool after it, as one op: mostly 2x2
+    stride-2 windows (the cpp backend's fused case), else any window, which
+    may not fit or tile the conv output."""
+    conv = draw(conv_cases(False))
+    if draw(st.booleans()):
+        ph = pw = s = 2
+    else:
+        ph, pw, s = draw(pick(2, 1, 3)), draw(pick(2, 1, 3)), draw(pick(2, 1, 3))
+    inputs = dict(conv.inputs, pool_param={"pool_height": ph, "pool_width": pw, "stride": s})
+    return Case("conv_pool_forward", inputs, conv.args + ("pool_param",),
+                draw(pick("conv_pool_backward", "conv_pool_backward_weights")), conv.dout,
+                algo=conv.algo)
+
+
+@st.composite
 def pool_cases(draw, nhwc=False):
     main = draw(pick(*FLOATS))
     N, C = draw(pick(1, 2, 3)), draw(pick(1, 2, 3, 7, 17))
@@ -737,6 +753,8 @@ FAMILIES = {
     "embedding": Family(("embedding_forward", "embedding_backward"), embedding_cases(), 200),
     "conv": Family(("conv_forward_im2col", "conv_backward_im2col", "conv_forward_strides",
                     "conv_backward_strides", "conv_backward_weights"), conv_cases(False), 250),
+    "conv_pool": Family(("conv_pool_forward", "conv_pool_backward", "conv_pool_backward_weights"),
+                        conv_pool_cases(), 200),
     "conv_nhwc": Family(("conv_nhwc_forward", "conv_nhwc_backward", "conv_nhwc_backward_weights"),
                         conv_cases(True), 200),
     "max_pool": Family(("max_pool_forward_reshape", "max_pool_backward_reshape",
@@ -1004,7 +1022,7 @@ def test_backends_agree(family):
 
 
 def test_docstring_states_the_number_of_cases():
-    assert TOTAL_EXAMPLES == 3760 and f"{TOTAL_EXAMPLES:,} fuzz cases" in __doc__
+    assert TOTAL_EXAMPLES == 3960 and f"{TOTAL_EXAMPLES:,} fuzz cases" in __doc__
 
 
 def test_every_declared_op_is_fuzzed():

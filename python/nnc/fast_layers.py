@@ -14,12 +14,13 @@ from .backends import backward as _backward
 from .backends import backward_op, forward_op, op
 from .backends import forward as _forward
 from .im2col import *  # noqa: F401,F403  (the original star-exports cs231n.im2col and the Cython helpers)
-from .layers import _check_conv, _check_pool
+from .layers import _check_conv, _check_pool, _check_pool_window
 
 __all__ = [
     "np",
     "conv_forward_im2col", "conv_backward_im2col", "conv_forward_strides", "conv_backward_strides",
     "conv_forward_fast", "conv_backward_fast", "conv_backward_weights",
+    "conv_pool_forward", "conv_pool_backward", "conv_pool_backward_weights",
     "max_pool_forward_fast", "max_pool_backward_fast", "max_pool_forward_reshape",
     "max_pool_backward_reshape", "max_pool_forward_im2col", "max_pool_backward_im2col",
     "conv_nhwc_forward", "conv_nhwc_backward", "max_pool_nhwc_forward", "max_pool_nhwc_backward",
@@ -92,6 +93,67 @@ def conv_backward_weights(dout, cache):
     Returns (dw, db): dw (F, C, HH, WW), db (F,), the same as the backward's.
     """
     return _backward(conv_backward_weights, dout, cache)
+
+
+@forward_op
+def conv_pool_forward(x, w, b, conv_param, pool_param):
+    """A conv forward followed by a max pool, for a network's first layer
+    (an nnc extension): the same values as ``max_pool_forward_fast`` of
+    ``conv_forward_fast``. On the cpp backend a 2x2 stride-2 pool after the
+    direct conv kernel pools each block of conv output rows while it is in
+    cache, and the conv output is never stored.
+
+    Inputs:
+    - x: (N, C, H, W)
+    - w: (F, C, HH, WW)
+    - b: (F,)
+    - conv_param: dict with 'stride' and 'pad', as conv_forward_fast's
+    - pool_param: dict with 'pool_height', 'pool_width', 'stride'; the window
+      must tile the conv output (H', W') as in max_pool_forward_fast
+
+    Returns (out, cache): out (N, F, H'', W''), the pooled conv output, with
+    H'' = 1 + (H' - pool_height) // stride, W'' likewise; the cache is for
+    conv_pool_backward_weights.
+    """
+    fn = "conv_pool_forward"
+    x, w, b = _check_conv(fn, x, w, b, conv_param)
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    Hc = 1 + (x.shape[2] + 2 * pad - w.shape[2]) // stride
+    Wc = 1 + (x.shape[3] + 2 * pad - w.shape[3]) // stride
+    _check_pool_window(fn, pool_param, Hc, Wc,
+                       f"the conv output of shape {(x.shape[0], w.shape[0], Hc, Wc)}")
+    return _forward(conv_pool_forward, x, w, b, conv_param, pool_param)
+
+
+@backward_op
+def conv_pool_backward(dout, cache):
+    """Backward pass of ``conv_pool_forward``: the gradients of its inputs.
+
+    Inputs:
+    - dout: (N, F, H'', W''), the gradient of conv_pool_forward's out
+    - cache: from conv_pool_forward
+
+    Returns (dx, dw, db): dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
+    """
+    return _backward(conv_pool_backward, dout, cache)
+
+
+@op
+def conv_pool_backward_weights(dout, cache):
+    """The weight gradients of ``conv_pool_forward`` without dx (as
+    ``conv_backward_weights``), from the pool's dout; checked like a
+    backward. On the cpp backend,
+    where the conv's dw is the direct kernel and the pool 2x2, the pool's
+    backward is folded into that kernel's transpose of dout, and the conv
+    output's gradient is never stored.
+
+    Inputs:
+    - dout: (N, F, H'', W''), the gradient of conv_pool_forward's out
+    - cache: from conv_pool_forward
+
+    Returns (dw, db): dw (F, C, HH, WW), db (F,).
+    """
+    return _backward(conv_pool_backward_weights, dout, cache)
 
 
 @forward_op

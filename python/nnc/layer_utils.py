@@ -9,8 +9,8 @@ the public layer functions, so they run on the active backend
 from . import fast_layers as _fast_layers
 from . import layers as _layers
 from .fast_layers import *  # noqa: F401,F403  (CS231n's layer_utils star-imports both)
-from .fast_layers import (conv_backward_fast, conv_backward_weights, conv_forward_fast,
-                          max_pool_backward_fast, max_pool_forward_fast)
+from .fast_layers import (conv_backward_fast, conv_forward_fast, conv_pool_backward_weights,
+                          conv_pool_forward, max_pool_backward_fast, max_pool_forward_fast)
 from .layers import *  # noqa: F401,F403
 from .layers import (affine_backward, affine_backward_weights, affine_forward, batchnorm_backward,
                      batchnorm_forward, layernorm_backward, layernorm_forward, relu_backward,
@@ -49,13 +49,10 @@ def affine_relu_backward(dout, cache):
 # its backward computes the weight gradients only (dx is None), which skips
 # the input-gradient GEMM (and, for a conv, col2im): about a third of an
 # affine layer's backward and half of a conv's. dw and db are the same bits.
+# (ThreeLayerConvNet's conv is _conv_pool_relu_*, below.)
 
 def _affine_weights(dout, fc_cache):
     return (None,) + tuple(affine_backward_weights(dout, fc_cache))
-
-
-def _conv_weights(dout, conv_cache):
-    return (None,) + tuple(conv_backward_weights(dout, conv_cache))
 
 
 def _affine_relu_backward(dout, cache, affine_bwd):
@@ -82,17 +79,18 @@ def _conv_relu_pool_backward(dout, cache, conv_bwd):
 # fewer values (4x for 2x2). Where a window's max is <= 0 both orders give it
 # a zero gradient; elsewhere both route it to the window's first maximum.
 
+# The conv and the pool are one op (conv_pool_forward), and the backward gives
+# dw and db only: the classifiers use it as their first layer.
+
 def _conv_pool_relu_forward(x, w, b, conv_param, pool_param):
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    p, pool_cache = max_pool_forward_fast(a, pool_param)
+    p, conv_pool_cache = conv_pool_forward(x, w, b, conv_param, pool_param)
     out, relu_cache = relu_forward(p)
-    return out, (conv_cache, pool_cache, relu_cache)
+    return out, (conv_pool_cache, relu_cache)
 
 
-def _conv_pool_relu_backward(dout, cache, conv_bwd):
-    conv_cache, pool_cache, relu_cache = cache
-    ds = max_pool_backward_fast(relu_backward(dout, relu_cache), pool_cache)
-    return conv_bwd(ds, conv_cache)
+def _conv_pool_relu_backward_weights(dout, cache):
+    conv_pool_cache, relu_cache = cache
+    return conv_pool_backward_weights(relu_backward(dout, relu_cache), conv_pool_cache)
 
 
 def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):

@@ -386,9 +386,6 @@ def _check_pool(fn, x, pool_param, layout="NCHW"):
     must tile the input; NHWC: x (N, H, W, C), output sizes round down."""
     x = ck.array(x, "x", ndim=4)
     _params_dict(pool_param, "pool_param")
-    ph = _param_int(pool_param, "pool_height", "pool_param", 1)
-    pw = _param_int(pool_param, "pool_width", "pool_param", 1)
-    stride = _param_int(pool_param, "stride", "pool_param", 1)
     ck.batch(x)
     if layout == "NHWC":
         _, H, W, C = x.shape
@@ -397,14 +394,27 @@ def _check_pool(fn, x, pool_param, layout="NCHW"):
     xa = _X_AXES[layout]
     if C == 0:
         raise ValueError(f"{fn}: x of shape {x.shape}{xa} has no channels")
+    ph, pw, stride = _check_pool_window(fn, pool_param, H, W, f"x of shape {x.shape}{xa}",
+                                        tile=layout == "NCHW")
+    return ck.promote(x)[0], ph, pw, stride
+
+
+def _check_pool_window(fn, pool_param, H, W, what, tile=True):
+    """pool_height, pool_width and stride of the dict pool_param, checked
+    against an H x W input (`what` names it in the messages): the window must
+    fit, and with `tile` it must tile the input."""
+    _params_dict(pool_param, "pool_param")
+    ph = _param_int(pool_param, "pool_height", "pool_param", 1)
+    pw = _param_int(pool_param, "pool_width", "pool_param", 1)
+    stride = _param_int(pool_param, "stride", "pool_param", 1)
     for name, size, k in (("H", H, ph), ("W", W, pw)):
         if k > size:
-            raise ValueError(f"{fn}: the {ph}x{pw} pool window does not fit in x of shape "
-                             f"{x.shape}{xa}: {name}={size} < {k}")
-        if layout == "NCHW" and (size - k) % stride:
-            raise ValueError(f"{fn}: the pool window does not tile the input: ({name}={size} - "
-                             f"{k}) % stride={stride} != 0 (x shape {x.shape})")
-    return ck.promote(x)[0], ph, pw, stride
+            raise ValueError(f"{fn}: the {ph}x{pw} pool window does not fit in {what}: "
+                             f"{name}={size} < {k}")
+        if tile and (size - k) % stride:
+            raise ValueError(f"{fn}: the pool window does not tile {what}: ({name}={size} - "
+                             f"{k}) % stride={stride} != 0")
+    return ph, pw, stride
 
 
 def _check_naive_cache(fn, cache, length):

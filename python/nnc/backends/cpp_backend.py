@@ -144,6 +144,25 @@ def conv_backward_weights(dout, cache):
                                       _settings._conv_algo_code())
 
 
+def conv_pool_forward(x, w, b, conv_param, pool_param):
+    pool = (pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"])
+    out, argmax = _nnc.conv_pool_forward(x, w, b, conv_param["stride"], conv_param["pad"], *pool,
+                                         _settings._conv_algo_code())
+    return out, (x, w, conv_param, pool, argmax)
+
+
+def conv_pool_backward(dout, cache):
+    x, w, conv_param, pool, argmax = cache
+    return _nnc.conv_pool_backward(dout, argmax, x, w, conv_param["stride"], conv_param["pad"],
+                                   *pool, _settings._conv_algo_code())
+
+
+def conv_pool_backward_weights(dout, cache):
+    x, w, conv_param, pool, argmax = cache
+    return _nnc.conv_pool_backward_weights(dout, argmax, x, w, conv_param["stride"],
+                                           conv_param["pad"], *pool, _settings._conv_algo_code())
+
+
 def max_pool_forward_im2col(x, pool_param):
     out, argmax = _nnc.max_pool_forward(x, pool_param["pool_height"], pool_param["pool_width"],
                                         pool_param["stride"])

@@ -368,6 +368,23 @@ def conv_backward_strides(dout, cache):
     return _unpad(dxp, pad), dw, db
 
 
+def conv_pool_forward(x, w, b, conv_param, pool_param):
+    """conv_forward_strides, then max_pool_forward_fast."""
+    a, conv_cache = conv_forward_strides(x, w, b, conv_param)
+    out, pool_cache = max_pool_forward_fast(a, pool_param)
+    return out, (conv_cache, pool_cache)
+
+
+def conv_pool_backward(dout, cache):
+    conv_cache, pool_cache = cache
+    return conv_backward_strides(max_pool_backward_fast(dout, pool_cache), conv_cache)
+
+
+def conv_pool_backward_weights(dout, cache):
+    conv_cache, pool_cache = cache
+    return conv_backward_weights(max_pool_backward_fast(dout, pool_cache), conv_cache)
+
+
 def max_pool_forward_reshape(x, pool_param):
     """Windows that tile the input exactly (pool_height == pool_width ==
     stride, dividing H and W) are a reshape of x."""

@@ -138,7 +138,7 @@ def bench_case(case, dtype, kind, impls, budget, min_reps, torch_threads=None):
     cpp = rec.get("cpp", {}).get("median_ms")
     if cpp:
         if op.flops:
-            f = op.flops(case.shape) * (3.0 if backward else 1.0)
+            f = op.flops(case.shape) * (1.0 + op.backward_flops if backward else 1.0)
             rec["gflops"] = f / (cpp * 1e-3) / 1e9
         if op.nbytes:
             b = op.nbytes(case.shape, np.dtype(dtype).itemsize) * (2.5 if backward else 1.0)

@@ -43,7 +43,8 @@ class Op:
     needs: tuple = ()                   # more registry op names it calls (steps)
     test_shapes: list = field(default_factory=list)
     torch: Optional[Callable] = None    # (inp, backward: bool) -> zero-arg callable
-    flops: Optional[Callable] = None    # (shape) -> forward FLOPs (backward counts 2x)
+    flops: Optional[Callable] = None    # (shape) -> forward FLOPs
+    backward_flops: float = 2.0         # the backward's FLOPs per forward FLOP (dw only: 1)
     nbytes: Optional[Callable] = None   # (shape, itemsize) -> bytes a forward moves
     is_step: bool = False               # a whole update (optimizer / training step)
 
@@ -157,6 +158,38 @@ def _conv_flops(shape):
     N, F, Ho, Wo = _conv_out(shape)
     C, HH, WW = shape[1], shape[5], shape[6]
     return 2.0 * N * F * Ho * Wo * C * HH * WW
+
+
+# --- conv + max-pool (a first layer, one op) ---------------------------------------
+# shape = the conv's (N, C, H, W, F, HH, WW, stride, pad) + the pool's (ph, pw, stride)
+
+def _pool_out(shape):
+    N, F, Hc, Wc = _conv_out(shape[:9])
+    ph, pw, ps = shape[9:]
+    return N, F, (Hc - ph) // ps + 1, (Wc - pw) // ps + 1
+
+
+def _conv_pool_make(shape, dtype, seed):
+    inp = _conv_make(shape[:9], dtype, seed)
+    ph, pw, ps = shape[9:]
+    inp["pool_param"] = {"pool_height": ph, "pool_width": pw, "stride": ps}
+    inp["dout"] = _randn(_rng(seed + 1), _pool_out(shape), dtype)
+    return inp
+
+
+def _conv_pool_torch(inp, backward, with_dx=True):
+    import torch.nn.functional as F
+
+    s, p = inp["conv_param"]["stride"], inp["conv_param"]["pad"]
+    pp = inp["pool_param"]
+    k, ps = (pp["pool_height"], pp["pool_width"]), pp["stride"]
+    if with_dx:
+        return _torch_fwd_bwd(
+            lambda x, w, b: F.max_pool2d(F.conv2d(x, w, b, stride=s, padding=p), k, ps),
+            (inp["x"], inp["w"], inp["b"]), inp["dout"], backward)
+    x = _t(inp["x"])    # a first layer: the images need no gradient
+    return _torch_fwd_bwd(lambda w, b: F.max_pool2d(F.conv2d(x, w, b, stride=s, padding=p), k, ps),
+                          (inp["w"], inp["b"]), inp["dout"], backward)
 
 
 # --- max-pool -------------------------------------------------------------------
@@ -529,6 +562,16 @@ CONV_TEST_SHAPES = [
     (4, 2, 9, 9, 3, 3, 3, 3, 0), (3, 3, 9, 9, 5, 1, 1, 2, 0), (2, 3, 7, 7, 2, 3, 3, 2, 3),
 ]
 
+# (conv) + (pool): the direct forward with the pool fused (C <= 4, W' >= 16,
+# 2x2 pools), the direct dw (N = 1 splits its taps), overlapping pools and
+# strides, which pool a stored conv output
+CONV_POOL_TEST_SHAPES = [
+    (2, 3, 8, 8, 4, 3, 3, 1, 1, 2, 2, 2), (1, 3, 16, 16, 5, 5, 5, 1, 2, 2, 2, 2),
+    (3, 3, 32, 32, 17, 7, 7, 1, 3, 2, 2, 2), (2, 3, 20, 20, 9, 3, 3, 1, 1, 2, 2, 2),
+    (2, 5, 11, 11, 3, 3, 3, 2, 1, 3, 3, 1), (2, 2, 9, 9, 4, 3, 3, 1, 0, 3, 3, 2),
+    (2, 1, 16, 18, 3, 3, 3, 1, 1, 2, 2, 2),
+]
+
 def _running_stats(inp):
     return inp["param"]["running_mean"], inp["param"]["running_var"]
 
@@ -536,6 +579,15 @@ def _running_stats(inp):
 OPS = {op.name: op for op in [
     Op("conv", _conv_make, "conv_forward_fast", ("x", "w", "b", "conv_param"),
        "conv_backward_fast", test_shapes=CONV_TEST_SHAPES, torch=_conv_torch, flops=_conv_flops),
+    Op("conv_pool", _conv_pool_make, "conv_pool_forward",
+       ("x", "w", "b", "conv_param", "pool_param"), "conv_pool_backward",
+       test_shapes=CONV_POOL_TEST_SHAPES, torch=_conv_pool_torch,
+       flops=lambda s: _conv_flops(s[:9])),
+    Op("conv_pool_weights", _conv_pool_make, "conv_pool_forward",
+       ("x", "w", "b", "conv_param", "pool_param"), "conv_pool_backward_weights",
+       test_shapes=CONV_POOL_TEST_SHAPES,
+       torch=lambda inp, backward: _conv_pool_torch(inp, backward, with_dx=False),
+       flops=lambda s: _conv_flops(s[:9]), backward_flops=1.0),
     Op("max_pool", _pool_make, "max_pool_forward_fast", ("x", "pool_param"),
        "max_pool_backward_fast",
        test_shapes=[(1, 1, 2, 2, 2, 2, 2), (2, 3, 8, 8, 2, 2, 2), (3, 5, 7, 9, 3, 3, 2),
@@ -580,7 +632,7 @@ OPS = {op.name: op for op in [
        test_shapes=[(1,), (7,), (1000003,)], torch=_make_optim_torch("sgd_momentum"),
        nbytes=_momentum_bytes, is_step=True),
     Op("convnet_step", _convnet_make, run=_solver_step,
-       needs=("conv_forward_strides", "max_pool_forward_fast", "relu_forward", "softmax_loss",
+       needs=("conv_pool_forward", "conv_pool_backward_weights", "relu_forward", "softmax_loss",
               "adam"),
        test_shapes=[(4, 3, 8, 8)], torch=_convnet_torch, flops=_convnet_flops, is_step=True),
     Op("wordmodel_step", _wordmodel_make, run=_solver_step,
@@ -596,6 +648,8 @@ OPS = {op.name: op for op in [
 CASES = [
     Case("seed002 conv", "conv", (100, 3, 31, 31, 25, 3, 3, 2, 1), quick=True),
     Case("convnet conv1", "conv", (200, 3, 32, 32, 32, 7, 7, 1, 3)),
+    Case("convnet conv1 + pool, no dx", "conv_pool_weights",
+         (200, 3, 32, 32, 32, 7, 7, 1, 3, 2, 2, 2)),
     Case("deep conv", "conv", (64, 64, 32, 32, 64, 3, 3, 1, 1), quick=True),
     Case("max-pool", "max_pool", (200, 32, 32, 32, 2, 2, 2), quick=True),
     Case("batchnorm", "batchnorm", (1024, 4096), quick=True),

@@ -2,9 +2,10 @@
 import numpy as np
 
 from .. import layer_utils as _layer_utils
-from ..layer_utils import *  # noqa: F401,F403  (CS231n's cnn.py star-imports layers,
-from ..layer_utils import (_conv_pool_relu_backward, _conv_pool_relu_forward,  # fast_layers,
-                           _conv_weights, affine_relu_backward, affine_relu_forward)  # layer_utils)
+# CS231n's cnn.py star-imports layers, fast_layers and layer_utils
+from ..layer_utils import *  # noqa: F401,F403
+from ..layer_utils import (_conv_pool_relu_backward_weights, _conv_pool_relu_forward,
+                           affine_relu_backward, affine_relu_forward)
 from ..layers import affine_backward, affine_forward, softmax_loss
 from .fc_net import _add_reg_grad, _dim, _float_dtype, _nonneg, _reg_loss
 
@@ -91,7 +92,8 @@ class ThreeLayerConvNet:
         W2, b2 = self.params["W2"], self.params["b2"]
         W3, b3 = self.params["W3"], self.params["b3"]
 
-        # conv - relu - pool, with the relu after the pool (the same bits, 4x less relu)
+        # conv - relu - pool, with the relu after the pool (the same bits, 4x less
+        # relu), the conv and the pool one op
         out1, cache1 = _conv_pool_relu_forward(X, W1, b1, self.conv_param, self.pool_param)
         out2, cache2 = affine_relu_forward(out1, W2, b2)
         scores, cache3 = affine_forward(out2, W3, b3)
@@ -104,6 +106,6 @@ class ThreeLayerConvNet:
         dout2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
         dout1, grads["W2"], grads["b2"] = affine_relu_backward(dout2, cache2)
         # the images' gradient is not needed: dw and db only
-        _, grads["W1"], grads["b1"] = _conv_pool_relu_backward(dout1, cache1, _conv_weights)
+        grads["W1"], grads["b1"] = _conv_pool_relu_backward_weights(dout1, cache1)
         _add_reg_grad(grads, self.params, self.reg, ("W1", "W2", "W3"))
         return loss, grads
