@@ -696,19 +696,20 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     }
 }
 
-// out and argmax (N, F, Ho, Wo) = the ph x pw max pool (stride ps, argmax as
-// max_pool_forward's) of conv_forward(x, w, b). A 2x2 stride-2 pool after the
-// direct forward is fused into it, and the conv output is never stored;
-// otherwise the conv output goes to a buffer that the pool reads.
-template <class T>
+// Whether the pool after the conv is one the direct kernels fuse: 2x2 windows
+// with stride 2 that tile the conv output.
 bool pool_fuses(const ConvShape& s, i64 ph, i64 pw, i64 ps) {
     return ph == 2 && pw == 2 && ps == 2 && s.Hout % 2 == 0 && s.Wout % 2 == 0;
 }
 
+// out and argmax (N, F, Ho, Wo) = the ph x pw max pool (stride ps, argmax as
+// max_pool_forward's) of conv_forward(x, w, b). A pool_fuses pool after the
+// direct forward is fused into it, and the conv output is never stored;
+// otherwise the conv output goes to a buffer that the pool reads.
 template <class T>
 void conv_pool_forward(T* out, int32_t* argmax, const T* x, const T* w, const T* b,
                        const ConvShape& s, i64 ph, i64 pw, i64 ps, ConvAlgo algo) {
-    if (pool_fuses<T>(s, ph, pw, ps) && direct_applies(s, algo)) {
+    if (pool_fuses(s, ph, pw, ps) && direct_applies(s, algo)) {
         const Pool2x2<T> pool{out, argmax};
         conv_forward_direct(static_cast<T*>(nullptr), x, w, b, s, &pool);
         return;
@@ -720,14 +721,14 @@ void conv_pool_forward(T* out, int32_t* argmax, const T* x, const T* w, const T*
 
 // dx, dw and db of conv_pool_forward from dout and argmax (N, F, Ho, Wo) of
 // its pool; dx null: dw and db only. Without dx, where the dw is the direct
-// kernel and the pool 2x2, the pool's backward is that kernel's transpose of
+// kernel and pool_fuses, the pool's backward is that kernel's transpose of
 // dout (unpool_transpose) and db sums dout itself; otherwise the pool's
 // backward fills a buffer for conv_backward.
 template <class T>
 void conv_pool_backward(T* dx, T* dw, T* db, const T* dout, const int32_t* argmax, const T* x,
                         const T* w, const ConvShape& s, i64 ph, i64 pw, i64 ps, ConvAlgo algo) {
     const i64 Ho = 1 + (s.Hout - ph) / ps, Wo = 1 + (s.Wout - pw) / ps;
-    if (!dx && pool_fuses<T>(s, ph, pw, ps) && direct_dw_applies(s, algo)) {
+    if (!dx && pool_fuses(s, ph, pw, ps) && direct_dw_applies(s, algo)) {
         bias_grad(db, dout, s.N, s.F, Ho * Wo);
         conv_dw_direct(dw, dout, x, s, argmax, Ho * Wo);
         return;

@@ -113,7 +113,7 @@ def conv_pool_forward(x, w, b, conv_param, pool_param):
 
     Returns (out, cache): out (N, F, H'', W''), the pooled conv output, with
     H'' = 1 + (H' - pool_height) // stride, W'' likewise; the cache is for
-    conv_pool_backward_weights.
+    conv_pool_backward and conv_pool_backward_weights.
     """
     fn = "conv_pool_forward"
     x, w, b = _check_conv(fn, x, w, b, conv_param)
@@ -142,10 +142,10 @@ def conv_pool_backward(dout, cache):
 def conv_pool_backward_weights(dout, cache):
     """The weight gradients of ``conv_pool_forward`` without dx (as
     ``conv_backward_weights``), from the pool's dout; checked like a
-    backward. On the cpp backend,
-    where the conv's dw is the direct kernel and the pool 2x2, the pool's
-    backward is folded into that kernel's transpose of dout, and the conv
-    output's gradient is never stored.
+    backward. On the cpp backend, where the conv's dw is the direct kernel
+    and the pool 2x2 with stride 2, the pool's backward is folded into that
+    kernel's transpose of dout, and the conv output's gradient is never
+    stored.
 
     Inputs:
     - dout: (N, F, H'', W''), the gradient of conv_pool_forward's out
