@@ -3,7 +3,9 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cctype>
 #include <mutex>
+#include <string>
 
 namespace nnc {
 
@@ -119,5 +121,16 @@ void blas_set_threads(int n) {
 }
 const char* blas_config() { return scipy_openblas_get_config(); }
 const char* blas_corename() { return scipy_openblas_get_corename(); }
+
+bool blas_runs_avx512() {
+    static const bool wide = [] {
+        std::string core = blas_corename();
+        for (char& ch : core) ch = (char)std::tolower((unsigned char)ch);
+        for (const char* name : {"skylakex", "cooperlake", "sapphirerapids"})
+            if (core.find(name) != std::string::npos) return true;
+        return false;
+    }();
+    return wide;
+}
 
 }  // namespace nnc

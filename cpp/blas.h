@@ -22,5 +22,9 @@ int blas_set_threads_local(int n);
 void blas_set_threads(int n);
 const char* blas_config();
 const char* blas_corename();
+// Whether OpenBLAS runs its AVX-512 kernels (core SkylakeX, Cooperlake or
+// SapphireRapids). An AVX-512 CPU can still get AVX2 ones: an OpenBLAS that
+// does not know the CPU, or OPENBLAS_CORETYPE set to an older core.
+bool blas_runs_avx512();
 
 }  // namespace nnc

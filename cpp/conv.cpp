@@ -224,7 +224,7 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
     return w_ext;
 }
 
-// ---- direct convolution, stride 1, few input channels ----
+// ---- direct convolution, stride 1 ----
 //
 // Each output row is computed in blocks of FB filters x OWB output columns
 // held in registers: for every tap (c, kh, kw), one run of OWB input values
@@ -235,11 +235,45 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
 // last block to read past Wout without bounds checks; the filters are
 // repacked so the FB weights of a tap are adjacent.
 
-// Few channels, and a row wide enough to fill a block: where im2col's
-// column matrix costs about as much as its GEMM (conv1 on RGB images).
+// OWB of conv_forward_direct on this CPU: two vectors of output columns.
+template <class T>
+i64 direct_block_columns() {
+    return 2 * (__builtin_cpu_supports("avx512f") ? 64 : 32) / (i64)sizeof(T);
+}
+
+// With auto: few channels and a row wide enough to fill a block (conv1 on
+// RGB images, where im2col's column matrix costs about as much as its
+// GEMM); and on AVX-512 CPUs any kernel of 9 taps or more whose rows fill
+// their blocks (at most an eighth of the last one padding). Those ran at
+// 80-90% of the FMA peak, 1.6-2.9x faster than im2col, and than Winograd up
+// to C = 32; past that, Winograd's GEMMs win when OpenBLAS runs its AVX-512
+// kernels, and lose when it runs AVX2 ones (benches/README.md, "The direct
+// kernel beyond few channels").
+template <class T>
 bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
-    return algo == ConvAlgo::direct || (s.C <= 4 && s.Wout >= 16 && s.HH * s.WW >= 9);
+    if (algo == ConvAlgo::direct) return true;
+    if (s.HH * s.WW < 9) return false;
+    if (s.C <= 4 && s.Wout >= 16) return true;
+    const i64 cols = direct_block_columns<T>();
+    const bool full = (s.Wout + cols - 1) / cols * cols * 7 <= s.Wout * 8;
+    if (!__builtin_cpu_supports("avx512f") || !full) return false;
+    return s.C <= 32 || !winograd_applies(s, algo) || !blas_runs_avx512();
+}
+
+// The shape whose direct forward is dx: dout (N, F, Hout, Wout) padded by
+// HH-1-pad, with C and F swapped (conv_dx_direct).
+ConvShape dx_as_forward(const ConvShape& s) {
+    return ConvShape{s.N, s.F, s.Hout, s.Wout, s.C, s.HH, s.WW, 1, s.HH - 1 - s.pad, s.H, s.W};
+}
+
+// dx by the direct kernel: a square kernel with pad < its size (so the
+// padding of dx_as_forward is one number, not negative), and the direct
+// forward of that shape applies.
+template <class T>
+bool direct_dx_applies(const ConvShape& s, ConvAlgo algo) {
+    if (s.stride != 1 || s.HH != s.WW || s.pad >= s.HH) return false;
+    return direct_applies<T>(dx_as_forward(s), algo);
 }
 
 // dw by the direct kernel (conv_dw_direct, below), whatever path the forward
@@ -389,6 +423,19 @@ void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvS
         conv_forward_direct_blocked<T, 8, 2 * V512>(out, x, w, b, s, pool);
     else
         conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s, pool);
+}
+
+// dx[n,c,h,w] = sum_{f,kh,kw} dout[n,f,h+pad-kh,w+pad-kw] * w[f,c,kh,kw]: a
+// stride-1 conv of dout padded by HH-1-pad with the filters flipped and
+// their channels swapped, wt[c,f,kh,kw] = w[f,c,HH-1-kh,WW-1-kw].
+template <class T>
+void conv_dx_direct(T* dx, const T* dout, const T* w, const ConvShape& s) {
+    const i64 kk = s.HH * s.WW;
+    std::vector<T> wt((size_t)(s.C * s.F * kk)), zero((size_t)s.C, T(0));
+    for (i64 f = 0; f < s.F; f++)
+        for (i64 c = 0; c < s.C; c++)
+            for (i64 k = 0; k < kk; k++) wt[(c * s.F + f) * kk + kk - 1 - k] = w[(f * s.C + c) * kk + k];
+    conv_forward_direct(dx, dout, wt.data(), zero.data(), dx_as_forward(s));
 }
 
 // ---- direct dw, stride 1 ----
@@ -549,13 +596,13 @@ void conv_dw_direct(T* dw, const T* dout, const T* x, const ConvShape& s,
 }
 
 // out[n,f] = b[f] + sum_{c,kh,kw} w[f,c,kh,kw] * xpad[n,c,oh*stride+kh,ow*stride+kw]
-// (cross-correlation, zero padding): im2col + GEMM, a tile of output rows at a time,
-// Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd_applies says when), or
-// the direct kernel for few channels (direct_applies).
+// (cross-correlation, zero padding): the direct kernel (direct_applies says
+// when), Winograd F(2x2, 3x3) for 3x3 stride-1 kernels (winograd_applies), or
+// im2col + GEMM, a tile of output rows at a time.
 template <class T>
 void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s, ConvAlgo algo) {
+    if (direct_applies<T>(s, algo)) return conv_forward_direct(out, x, w, b, s);
     if (winograd_applies(s, algo)) return conv_forward_winograd(out, x, w, b, s);
-    if (direct_applies(s, algo)) return conv_forward_direct(out, x, w, b, s);
     const i64 K = s.C * s.HH * s.WW, P = s.Hout * s.Wout, CHW = s.C * s.H * s.W, F = s.F;
     const int nt = threads();
     const std::unique_ptr<T[]> w_ext = weights_with_bias(w, b, F, K);
@@ -604,8 +651,9 @@ void conv_forward(T* out, const T* x, const T* w, const T* b, const ConvShape& s
 }
 
 // dx (N,C,H,W), dw (F,C,HH,WW), db (F) of conv_forward; overwrites all three.
-// dx by Winograd when winograd_backward_applies(s, algo), else im2col; dw by
-// the direct kernel when direct_dw_applies, else as dx. dx null:
+// dx by the direct kernel when direct_dx_applies, by Winograd when
+// winograd_backward_applies(s, algo), else im2col; dw by the direct kernel
+// when direct_dw_applies, else Winograd or im2col. dx null:
 // dw and db only, for a network's first layer, whose input gradient nothing
 // uses; that skips the dcol GEMM and col2im, about half of the backward.
 template <class T>
@@ -617,6 +665,10 @@ void conv_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, c
     // dw by the direct kernel: the loops below then only build dx.
     const bool dw_direct = direct_dw_applies(s, algo);
     if (dw_direct) conv_dw_direct(dw, dout, x, s);
+    if (dx && direct_dx_applies<T>(s, algo)) {
+        conv_dx_direct(dx, dout, w, s);
+        dx = nullptr;  // done: the paths below build dw only
+    }
     if (winograd_backward_applies(s, algo)) {
         if (dx) conv_dx_winograd(dx, dout, w, s);
         if (!dw_direct) conv_dw_winograd(dw, dout, x, s);
@@ -709,7 +761,7 @@ bool pool_fuses(const ConvShape& s, i64 ph, i64 pw, i64 ps) {
 template <class T>
 void conv_pool_forward(T* out, int32_t* argmax, const T* x, const T* w, const T* b,
                        const ConvShape& s, i64 ph, i64 pw, i64 ps, ConvAlgo algo) {
-    if (pool_fuses(s, ph, pw, ps) && direct_applies(s, algo)) {
+    if (pool_fuses(s, ph, pw, ps) && direct_applies<T>(s, algo)) {
         const Pool2x2<T> pool{out, argmax};
         conv_forward_direct(static_cast<T*>(nullptr), x, w, b, s, &pool);
         return;
@@ -904,20 +956,26 @@ void bind_conv(nb::module_& m) {
     }
 
     m.def("conv_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
+        const DType dt = float_dtype({{"x", x.dtype()}, {"w", w.dtype()}});
         const ConvShape s = conv_shape(x, w, stride, pad);
         const ConvAlgo a = conv_algo_arg(algo);
-        const bool wino_bwd = winograd_backward_applies(s, a);
-        return nb::make_tuple(winograd_applies(s, a)  ? "winograd"
-                              : direct_applies(s, a) ? "direct"
-                                                     : "im2col",
-                              wino_bwd ? "winograd" : "im2col",
-                              direct_dw_applies(s, a) ? "direct"
-                              : wino_bwd              ? "winograd"
-                                                      : "im2col");
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            const bool wino_bwd = winograd_backward_applies(s, a);
+            return nb::make_tuple(direct_applies<T>(s, a)  ? "direct"
+                                  : winograd_applies(s, a) ? "winograd"
+                                                           : "im2col",
+                                  direct_dx_applies<T>(s, a) ? "direct"
+                                  : wino_bwd                 ? "winograd"
+                                                             : "im2col",
+                                  direct_dw_applies(s, a) ? "direct"
+                                  : wino_bwd              ? "winograd"
+                                                          : "im2col");
+        });
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
        "(forward, dx, dw): the path, 'winograd', 'direct' or 'im2col', that conv_forward "
-       "and conv_backward take for these shapes and algo (0 auto, 1 im2col, 2 winograd, "
-       "3 direct)");
+       "and conv_backward take for these shapes, dtype and algo (0 auto, 1 im2col, "
+       "2 winograd, 3 direct)");
 }
 
 }  // namespace nnc

@@ -915,13 +915,22 @@ def test_conv_pool_bad_input(backend):
             fl.conv_pool_backward_weights(out, other)
 
 
-# --- the direct forward and dw for few input channels (stride 1) ---
+# --- the direct forward, dx and dw (stride 1) ---
 
 DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
                 (10, 3, 32, 32, 16, 5, 5, 1, 2),   # the course's conv1
                 (1, 1, 17, 19, 5, 3, 3, 1, 1), (3, 4, 20, 37, 19, 7, 5, 1, 0),
                 (2, 2, 9, 40, 9, 3, 4, 1, 2), (4, 3, 6, 6, 8, 1, 1, 1, 0),
-                (2, 8, 12, 12, 7, 3, 3, 1, 1)]    # C = 8: only when forced
+                (2, 8, 12, 12, 7, 3, 3, 1, 1),
+                # dx's forward with C and F swapped: 20 filters there, 13 channels
+                (2, 20, 7, 35, 13, 3, 3, 1, 2), (1, 9, 5, 30, 33, 5, 5, 1, 4)]
+
+
+def direct_dx_forced(case):
+    """Whether algo 'direct' computes dx by the direct kernel too: a square
+    kernel with pad below its size."""
+    HH, WW, pad = case[5], case[6], case[8]
+    return HH == WW and pad < HH
 
 
 @needs_cpp
@@ -930,12 +939,14 @@ DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
 def test_direct_conv_matches_naive(case, dtype):
     """Filter counts that are not a multiple of the register block, output
     rows narrower and wider than a block, tap counts that are not a multiple
-    of the tap block, pads 0-3, one image; dw is direct too, dx is im2col's."""
+    of the tap block, pads 0-4, one image; dw is direct too, and dx where the
+    kernel is square with pad below its size (else im2col's)."""
     from nnc import _nnc
     x, w, b, cp, dout = conv_data(case, dtype, seed=sum(case))
     ref = naive_conv_f64(x, w, b, cp, dout)
+    dx_path = "direct" if direct_dx_forced(case) else "im2col"
     with nnc.use_backend("cpp"), nnc.conv_algorithm("direct"):
-        assert _nnc.conv_paths(x, w, 1, cp["pad"], 3) == ("direct", "im2col", "direct")
+        assert _nnc.conv_paths(x, w, 1, cp["pad"], 3) == ("direct", dx_path, "direct")
         out, cache = fl.conv_forward_fast(x, w, b, cp)
         grads = fl.conv_backward_fast(dout, cache)
         again = fl.conv_forward_fast(x, w, b, cp)[0]
@@ -1008,23 +1019,63 @@ def test_direct_dw_beside_other_dx_paths(case, dtype):
 
 @needs_cpp
 def test_direct_conv_paths_by_size():
-    """(forward, dx, dw): the direct forward for stride 1, C <= 4 and rows of
-    at least 16; the direct dw for stride 1, at least 48 taps and C*F up to
-    2048, whatever the forward and dx take."""
+    """(forward, dx, dw) with auto, float64, on rows too short for the rule of
+    full register blocks (test_direct_for_rows_that_fill_the_blocks): the
+    direct forward for stride 1, C <= 4 and rows of at least 16; the direct dw
+    for stride 1, at least 48 taps and C*F up to 2048, whatever the forward
+    and dx take."""
     from nnc import _nnc
     shape = lambda N, C, H, F, k: (np.empty((N, C, H, H)), np.empty((F, C, k, k)))  # noqa: E731
     paths = _nnc.conv_paths
-    assert paths(*shape(50, 3, 32, 32, 7), 1, 3) == ("direct", "im2col", "direct")
-    assert paths(*shape(10, 4, 32, 16, 5), 1, 2) == ("direct", "im2col", "direct")
-    assert paths(*shape(10, 3, 32, 16, 3), 1, 1) == ("direct", "im2col", "im2col")  # 27 taps
+    assert paths(*shape(50, 3, 20, 32, 7), 1, 3) == ("direct", "im2col", "direct")
+    assert paths(*shape(10, 4, 20, 16, 5), 1, 2) == ("direct", "im2col", "direct")
+    assert paths(*shape(10, 3, 20, 16, 3), 1, 1) == ("direct", "im2col", "im2col")  # 27 taps
     assert paths(*shape(10, 3, 32, 16, 5), 2, 2) == ("im2col", "im2col", "im2col")  # stride 2
-    assert paths(*shape(10, 8, 32, 16, 5), 1, 2) == ("im2col", "im2col", "direct")  # C = 8
+    assert paths(*shape(10, 8, 20, 16, 5), 1, 2) == ("im2col", "im2col", "direct")  # C = 8
     assert paths(*shape(10, 3, 8, 16, 5), 1, 2) == ("im2col", "im2col", "direct")   # Wout 8
-    # the course's conv2: Winograd's forward and dx, the direct dw
-    assert paths(*shape(100, 16, 16, 32, 3), 1, 1) == ("winograd", "winograd", "direct")
-    assert paths(*shape(64, 64, 32, 64, 3), 1, 1) == ("winograd", "winograd", "winograd")
-    assert paths(*shape(10, 64, 16, 64, 5), 1, 2) == ("im2col", "im2col", "im2col")  # C*F
+    # the course's conv2 on 20-pixel rows: Winograd's forward and dx, the direct dw
+    assert paths(*shape(100, 16, 20, 32, 3), 1, 1) == ("winograd", "winograd", "direct")
+    assert paths(*shape(64, 64, 20, 64, 3), 1, 1) == ("winograd", "winograd", "winograd")
+    assert paths(*shape(10, 64, 20, 64, 5), 1, 2) == ("im2col", "im2col", "im2col")  # C*F
     assert paths(*shape(10, 3, 32, 16, 7), 1, 3, 1) == ("im2col", "im2col", "im2col")
     assert paths(*shape(10, 16, 16, 32, 3), 1, 1, 2) == ("winograd", "winograd", "winograd")
     with pytest.raises(ValueError, match="algo must be"):
         paths(*shape(10, 3, 32, 16, 7), 1, 3, 4)
+
+
+@needs_cpp
+def test_direct_for_rows_that_fill_the_blocks():
+    """On AVX-512 CPUs, auto takes the direct kernel for any stride-1 kernel of
+    9 taps or more whose output rows fill its blocks of 2 vectors (32 float32 or
+    16 float64 columns; at most an eighth of the last block padding): always
+    in place of im2col, and in place of Winograd up to C = 32, or at any C when
+    OpenBLAS runs AVX2 kernels (its core, or OPENBLAS_CORETYPE, says which).
+    dx is the direct forward of dout with C and F swapped, by the same rule."""
+    from nnc import _nnc
+    if _nnc.simd_isa() != "x86-64-v4":
+        pytest.skip("the rule of full blocks is for AVX-512 CPUs")
+    core = _nnc.blas_corename().lower()
+    blas_wide = any(n in core for n in ("skylakex", "cooperlake", "sapphirerapids"))
+    paths = _nnc.conv_paths
+
+    def shape(N, C, W, F, k, dtype):
+        return np.empty((N, C, 8, W), dtype), np.empty((F, C, k, k), dtype)
+
+    f32, f64 = np.float32, np.float64
+    # 5x5: direct forward and dx against im2col, at the block edge (28 of 32 full, 27 not)
+    assert paths(*shape(8, 64, 32, 64, 5, f32), 1, 2)[:2] == ("direct", "direct")
+    assert paths(*shape(8, 64, 28, 64, 5, f32), 1, 2)[:2] == ("direct", "direct")
+    assert paths(*shape(8, 64, 27, 64, 5, f32), 1, 2)[:2] == ("im2col", "im2col")
+    assert paths(*shape(8, 64, 14, 64, 5, f64), 1, 2)[:2] == ("direct", "direct")
+    assert paths(*shape(8, 64, 13, 64, 5, f64), 1, 2)[:2] == ("im2col", "im2col")
+    # 3x3 up to C = 32 (dx: F = 32) in place of Winograd, whatever OpenBLAS runs
+    assert paths(*shape(64, 32, 32, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert paths(*shape(64, 16, 16, 32, 3, f64), 1, 1)[:2] == ("direct", "direct")
+    assert paths(*shape(64, 16, 16, 32, 3, f32), 1, 1)[:2] == ("winograd", "winograd")
+    # 3x3 with C = F = 64: Winograd when OpenBLAS's GEMMs are AVX-512 ones
+    deep = ("winograd",) * 2 if blas_wide else ("direct",) * 2
+    assert paths(*shape(64, 64, 32, 64, 3, f32), 1, 1)[:2] == deep
+    assert paths(*shape(64, 64, 16, 64, 3, f64), 1, 1)[:2] == deep
+    # dx needs a square kernel and pad below its size
+    assert paths(*shape(8, 64, 32, 64, 5, f32), 1, 5)[:2] == ("direct", "im2col")
+    assert paths(*shape(8, 16, 32, 16, 1, f32), 1, 0) == ("im2col",) * 3  # 1 tap

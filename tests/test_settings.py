@@ -68,7 +68,8 @@ def test_process_default_from_environment(env, want):
 @needs_cpp
 def test_conv_algorithm_reaches_the_kernel():
     """The deep conv's geometry takes Winograd under 'auto' and 'winograd', im2col under
-    'im2col', the direct forward under 'direct'; all four agree with the numpy backend."""
+    'im2col', the direct forward and dx under 'direct'; all four agree with the numpy
+    backend."""
     from nnc import _nnc
     from nnc.fast_layers import conv_forward_fast
     rng = np.random.default_rng(0)
@@ -76,7 +77,7 @@ def test_conv_algorithm_reaches_the_kernel():
     b, cp = rng.standard_normal(16), {"stride": 1, "pad": 1}
     assert _nnc.conv_paths(x, w, 1, 1, 1) == ("im2col", "im2col", "im2col")
     assert _nnc.conv_paths(x, w, 1, 1, 2) == ("winograd", "winograd", "winograd")
-    assert _nnc.conv_paths(x, w, 1, 1, 3) == ("direct", "im2col", "direct")
+    assert _nnc.conv_paths(x, w, 1, 1, 3) == ("direct", "direct", "direct")
     with pytest.raises(ValueError, match="algo"):
         _nnc.conv_paths(x, w, 1, 1, 4)
     with nnc.use_backend("numpy"):

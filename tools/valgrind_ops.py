@@ -32,12 +32,12 @@ def registry_ops(dtype):
         if op.is_step and name.endswith("_step"):
             continue   # whole training steps: the Solver epoch below covers them
         shape = op.test_shapes[min(1, len(op.test_shapes) - 1)]
-        if name == "conv":   # a 3x3 stride-1 case through im2col, Winograd and the direct forward
+        if name == "conv":   # a 3x3 stride-1 case through im2col, Winograd and the direct kernel
             from nnc import _nnc, _settings
 
             for algo, paths in (("im2col", ("im2col",) * 3),
                                 ("winograd", ("winograd",) * 3),
-                                ("direct", ("direct", "im2col", "direct"))):
+                                ("direct", ("direct",) * 3)):
                 with nnc.conv_algorithm(algo):
                     inp = op.make(shape, dtype, 0)
                     cp = inp["conv_param"]

@@ -560,12 +560,15 @@ CONV_TEST_SHAPES = [
     (1, 1, 5, 5, 1, 1, 1, 1, 0), (2, 3, 7, 7, 4, 3, 3, 1, 1), (3, 5, 11, 13, 7, 3, 3, 2, 1),
     (2, 3, 13, 11, 5, 5, 5, 1, 2), (1, 17, 9, 9, 3, 7, 7, 1, 3), (2, 4, 8, 12, 6, 3, 5, 1, 1),
     (4, 2, 9, 9, 3, 3, 3, 3, 0), (3, 3, 9, 9, 5, 1, 1, 2, 0), (2, 3, 7, 7, 2, 3, 3, 2, 3),
+    # rows that fill the direct kernel's blocks (AVX-512): its forward and dx under auto
+    (2, 6, 5, 32, 9, 3, 3, 1, 1), (1, 5, 6, 30, 7, 5, 5, 1, 2),
 ]
 
 # (conv) + (pool): the direct forward with the pool fused (C <= 4, W' >= 16,
-# 2x2 pools), the direct dw (N = 1 splits its taps), overlapping pools and
-# strides, which pool a stored conv output
+# or rows that fill its blocks; 2x2 pools), the direct dw (N = 1 splits its
+# taps), overlapping pools and strides, which pool a stored conv output
 CONV_POOL_TEST_SHAPES = [
+    (2, 8, 6, 32, 9, 3, 3, 1, 1, 2, 2, 2),
     (2, 3, 8, 8, 4, 3, 3, 1, 1, 2, 2, 2), (1, 3, 16, 16, 5, 5, 5, 1, 2, 2, 2, 2),
     (3, 3, 32, 32, 17, 7, 7, 1, 3, 2, 2, 2), (2, 3, 20, 20, 9, 3, 3, 1, 1, 2, 2, 2),
     (2, 5, 11, 11, 3, 3, 3, 2, 1, 3, 3, 1), (2, 2, 9, 9, 4, 3, 3, 1, 0, 3, 3, 2),
