@@ -278,10 +278,15 @@ bool direct_dx_applies(const ConvShape& s, ConvAlgo algo) {
 
 // dw by the direct kernel (conv_dw_direct, below), whatever path the forward
 // and dx take: with auto, where direct_dw_pays (common.h) with C*F up to
-// 2048, where it beat both im2col and Winograd.
+// 2048, where it beat both im2col and Winograd; on AVX-512 CPUs up to 4096
+// where the other dw is im2col's, or Winograd's on OpenBLAS's AVX2 kernels
+// (benches/README.md, "The direct kernel beyond few channels").
 bool direct_dw_applies(const ConvShape& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
-    return algo == ConvAlgo::direct || direct_dw_pays(s.C, s.F, s.HH * s.WW, 2048);
+    if (algo == ConvAlgo::direct) return true;
+    const bool wide = __builtin_cpu_supports("avx512f") &&
+                      !(winograd_backward_applies(s, algo) && blas_runs_avx512());
+    return direct_dw_pays(s.C, s.F, s.HH * s.WW, wide ? 4096 : 2048);
 }
 
 // xw (C, R, Lp) = rows [oh0, oh0 + R) (padded numbering) of image xn (C, H,
@@ -414,12 +419,16 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
 }
 
 // Blocks for the widest vectors the CPU has: 16 accumulators of 512 bits
-// (of 32 registers), or 8 of 256 bits (of 16).
+// (of 32 registers), or 8 of 256 bits (of 16). Up to 4 filters (the dx of a
+// first layer on RGB images) take blocks of 4 filters, so no broadcast or
+// multiply-add is spent on filters that do not exist.
 template <class T>
 void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvShape& s,
                          const Pool2x2<T>* pool = nullptr) {
     constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
-    if (__builtin_cpu_supports("avx512f"))
+    if (__builtin_cpu_supports("avx512f") && s.F <= 4)
+        conv_forward_direct_blocked<T, 4, 2 * V512>(out, x, w, b, s, pool);
+    else if (__builtin_cpu_supports("avx512f"))
         conv_forward_direct_blocked<T, 8, 2 * V512>(out, x, w, b, s, pool);
     else
         conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s, pool);

@@ -923,7 +923,8 @@ DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
                 (2, 2, 9, 40, 9, 3, 4, 1, 2), (4, 3, 6, 6, 8, 1, 1, 1, 0),
                 (2, 8, 12, 12, 7, 3, 3, 1, 1),
                 # dx's forward with C and F swapped: 20 filters there, 13 channels
-                (2, 20, 7, 35, 13, 3, 3, 1, 2), (1, 9, 5, 30, 33, 5, 5, 1, 4)]
+                (2, 20, 7, 35, 13, 3, 3, 1, 2), (1, 9, 5, 30, 33, 5, 5, 1, 4),
+                (2, 6, 7, 33, 2, 3, 3, 1, 1)]      # 2 filters: the blocks of 4
 
 
 def direct_dx_forced(case):
@@ -1022,8 +1023,9 @@ def test_direct_conv_paths_by_size():
     """(forward, dx, dw) with auto, float64, on rows too short for the rule of
     full register blocks (test_direct_for_rows_that_fill_the_blocks): the
     direct forward for stride 1, C <= 4 and rows of at least 16; the direct dw
-    for stride 1, at least 48 taps and C*F up to 2048, whatever the forward
-    and dx take."""
+    for stride 1, at least 48 taps and C*F up to 2048 (4096 on AVX-512 CPUs
+    beside im2col or Winograd on AVX2 GEMMs), whatever the forward and dx
+    take."""
     from nnc import _nnc
     shape = lambda N, C, H, F, k: (np.empty((N, C, H, H)), np.empty((F, C, k, k)))  # noqa: E731
     paths = _nnc.conv_paths
@@ -1035,8 +1037,8 @@ def test_direct_conv_paths_by_size():
     assert paths(*shape(10, 3, 8, 16, 5), 1, 2) == ("im2col", "im2col", "direct")   # Wout 8
     # the course's conv2 on 20-pixel rows: Winograd's forward and dx, the direct dw
     assert paths(*shape(100, 16, 20, 32, 3), 1, 1) == ("winograd", "winograd", "direct")
-    assert paths(*shape(64, 64, 20, 64, 3), 1, 1) == ("winograd", "winograd", "winograd")
-    assert paths(*shape(10, 64, 20, 64, 5), 1, 2) == ("im2col", "im2col", "im2col")  # C*F
+    assert paths(*shape(64, 128, 20, 128, 3), 1, 1) == ("winograd", "winograd", "winograd")
+    assert paths(*shape(10, 128, 20, 128, 5), 1, 2) == ("im2col", "im2col", "im2col")  # C*F
     assert paths(*shape(10, 3, 32, 16, 7), 1, 3, 1) == ("im2col", "im2col", "im2col")
     assert paths(*shape(10, 16, 16, 32, 3), 1, 1, 2) == ("winograd", "winograd", "winograd")
     with pytest.raises(ValueError, match="algo must be"):
@@ -1050,7 +1052,8 @@ def test_direct_for_rows_that_fill_the_blocks():
     16 float64 columns; at most an eighth of the last block padding): always
     in place of im2col, and in place of Winograd up to C = 32, or at any C when
     OpenBLAS runs AVX2 kernels (its core, or OPENBLAS_CORETYPE, says which).
-    dx is the direct forward of dout with C and F swapped, by the same rule."""
+    dx is the direct forward of dout with C and F swapped, by the same rule;
+    the direct dw goes up to C*F = 4096 there."""
     from nnc import _nnc
     if _nnc.simd_isa() != "x86-64-v4":
         pytest.skip("the rule of full blocks is for AVX-512 CPUs")
@@ -1076,6 +1079,11 @@ def test_direct_for_rows_that_fill_the_blocks():
     deep = ("winograd",) * 2 if blas_wide else ("direct",) * 2
     assert paths(*shape(64, 64, 32, 64, 3, f32), 1, 1)[:2] == deep
     assert paths(*shape(64, 64, 16, 64, 3, f64), 1, 1)[:2] == deep
+    # dw: C*F up to 4096 beside im2col, and beside Winograd on OpenBLAS's AVX2 kernels
+    assert paths(*shape(8, 64, 20, 64, 5, f64), 1, 2) == ("im2col", "im2col", "direct")
+    assert paths(*shape(8, 64, 20, 128, 5, f64), 1, 2) == ("im2col",) * 3
+    deep_dw = "winograd" if blas_wide else "direct"
+    assert paths(*shape(64, 64, 20, 64, 3, f64), 1, 1) == ("winograd", "winograd", deep_dw)
     # dx needs a square kernel and pad below its size
     assert paths(*shape(8, 64, 32, 64, 5, f32), 1, 5)[:2] == ("direct", "im2col")
     assert paths(*shape(8, 16, 32, 16, 1, f32), 1, 0) == ("im2col",) * 3  # 1 tap

@@ -97,18 +97,20 @@ def test_winograd_matches_numpy(winograd, case, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_default_path_matches_numpy(dtype):
-    """The deep conv's geometry takes Winograd without forcing (12-pixel rows,
-    too short for the direct kernel's register blocks)."""
-    x, w, b, cp, dout = data(4, 64, 12, 12, 64, 1, dtype)
+    """A deep conv's geometry takes Winograd without forcing (12-pixel rows,
+    too short for the direct kernel's register blocks; C*F beyond the direct
+    dw's)."""
+    x, w, b, cp, dout = data(4, 128, 12, 12, 128, 1, dtype)
     assert paths(x, w, 1) == ("winograd",) * 3
     assert_close(native(x, w, b, cp, dout), reference(x, w, b, cp, dout), dtype)
 
 
 def test_paths():
     """(forward, dx, dw) under each algo. Rows of 20 or 8 pixels: too short for
-    the direct kernel's register blocks, whose rule test_conv_pool tests."""
+    the direct kernel's register blocks; deep layers of 128 channels, beyond the
+    direct dw's C*F (test_conv_pool tests those rules)."""
     z = np.zeros
-    deep_x, deep_w = z((64, 64, 20, 20), np.float32), z((64, 64, 3, 3), np.float32)
+    deep_x, deep_w = z((64, 128, 20, 20), np.float32), z((128, 128, 3, 3), np.float32)
     with nnc.conv_algorithm("auto"):
         # (forward, dx, dw)
         assert paths(deep_x, deep_w, 1) == ("winograd",) * 3
@@ -116,7 +118,7 @@ def test_paths():
         assert paths(deep_x, deep_w, 3) == ("winograd", "im2col", "im2col")  # dx: pad -1
         assert paths(deep_x, deep_w[:, :, :2], 1) == ("im2col",) * 3  # 3x2 kernel
         assert paths(z((64, 64, 31, 31)), z((64, 64, 3, 3)), 1, stride=2) == ("im2col",) * 3
-        assert paths(z((64, 64, 20, 20)), z((64, 64, 5, 5)), 2) == ("im2col",) * 3
+        assert paths(z((64, 128, 20, 20)), z((128, 128, 5, 5)), 2) == ("im2col",) * 3
         # the size rule: few input channels, or many more filters than channels, or few tiles
         # (with C <= 4 the forward is the direct kernel's, not Winograd's; with few C x F
         # the dw is the direct kernel's, 27 taps excepted)
