@@ -625,7 +625,7 @@ bool wino_backward_applies(const NhwcConv& s, ConvAlgo algo) {
            winograd_size_pays(s.C, s.F, s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2));
 }
 
-// ---- direct forward, stride 1, few input channels (C <= 4) ----
+// ---- direct forward, stride 1 ----
 //
 // A first layer on RGB images has K = HH*WW*C small, and the column matrix
 // costs as much to build as the GEMM that reads it (the course's 5x5 RGB conv
@@ -635,15 +635,48 @@ bool wino_backward_applies(const NhwcConv& s, ConvAlgo algo) {
 // once and multiplied by PB input values broadcast from a zero-padded window
 // of the rows the block reads. In channels-last order the taps (kw, c) of one
 // kh are one contiguous run of the window row, so with C a template
-// parameter every broadcast is at a fixed offset from one pointer.
+// parameter (C <= 4) every broadcast is at a fixed offset from one pointer;
+// beyond that C is a run-time value (template C = 0), and the PB offsets
+// k*C are loop invariants of the tap loop.
 
-// Auto: at least 8 output columns and 9 taps. ConvAlgo::direct forces it for
-// any stride-1 shape with C <= 4, but no more channels (C is a template
-// parameter of the kernel).
+// A first layer's shape: C <= 4, at least 8 output columns and 9 taps.
+bool nhwc_first_layer(const NhwcConv& s) { return s.C <= 4 && s.Wo >= 8 && s.HH * s.WW >= 9; }
+
+// Whether F fills the filter blocks that direct_forward_nhwc_c picks for it
+// (below): at most an eighth of them padding.
+template <class T>
+bool nhwc_filters_fill(i64 F) {
+    const i64 v = (__builtin_cpu_supports("avx512f") ? 64 : 32) / (i64)sizeof(T);
+    const i64 fb = F <= v || (F + v - 1) / v % 2 == 1 ? v : 2 * v;
+    return (F + fb - 1) / fb * fb * 7 <= F * 8;
+}
+
+// Auto: a first layer's shape; and on AVX-512 CPUs, up to 128 channels with
+// F filling the filter blocks, in place of im2col, or of Winograd when
+// OpenBLAS runs AVX2 kernels (against Winograd on AVX-512 GEMMs it lost from
+// C = 32 on; benches/README.md, "The direct kernel beyond few channels").
+// ConvAlgo::direct forces it for any stride-1 shape.
+template <class T>
 bool nhwc_direct_applies(const NhwcConv& s, ConvAlgo algo) {
-    if (s.stride != 1 || s.C > 4 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd)
-        return false;
-    return algo == ConvAlgo::direct || (s.Wo >= 8 && s.HH * s.WW >= 9);
+    if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
+    if (algo == ConvAlgo::direct || nhwc_first_layer(s)) return true;
+    if (!__builtin_cpu_supports("avx512f") || s.Wo < 8 || s.HH * s.WW < 9) return false;
+    if (s.C > 128 || !nhwc_filters_fill<T>(s.F)) return false;
+    return !wino_forward_applies(s, algo) || !blas_runs_avx512();
+}
+
+// The shape whose direct forward is dx: dout (N, Ho, Wo, F) padded by
+// HH-1-pad, with C and F swapped (direct_dx_nhwc).
+NhwcConv nhwc_dx_as_forward(const NhwcConv& s) {
+    return NhwcConv{s.N, s.Ho, s.Wo, s.F, s.HH, s.WW, s.C, 1, s.HH - 1 - s.pad, s.H, s.W};
+}
+
+// dx by the direct kernel: a square kernel with pad below its size, and the
+// direct forward of that shape applies.
+template <class T>
+bool nhwc_direct_dx_applies(const NhwcConv& s, ConvAlgo algo) {
+    if (s.stride != 1 || s.HH != s.WW || s.pad >= s.HH) return false;
+    return nhwc_direct_applies<T>(nhwc_dx_as_forward(s), algo);
 }
 
 // dw and db by the direct kernel (direct_dw_nhwc, below), any C, whatever
@@ -653,7 +686,7 @@ bool nhwc_direct_applies(const NhwcConv& s, ConvAlgo algo) {
 // faster one beyond that.
 bool nhwc_direct_dw_applies(const NhwcConv& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
-    if (algo == ConvAlgo::direct || nhwc_direct_applies(s, algo)) return true;
+    if (algo == ConvAlgo::direct || nhwc_first_layer(s)) return true;
     return direct_dw_pays(s.C, s.F, s.HH * s.WW, wino_backward_applies(s, algo) ? 512 : 2048);
 }
 
@@ -678,10 +711,10 @@ NNC_CLONES void fill_window_nhwc(T* xw, const T* xn, const NhwcConv& s, i64 Lp, 
 
 // Output rows [oh0, oh1) of one image, out_n (Ho, Wo, F), from its window xw
 // (fill_window_nhwc at oh0); wp is w with F padded to Fp (a multiple of FB).
-template <class T, int C, int FB, int PB>
+template <class T, int CT, int FB, int PB>
 NNC_CLONES void direct_rows_nhwc(T* out_n, const T* xw, const T* wp, const T* b,
                                  const NhwcConv& s, i64 Lp, i64 Fp, i64 oh0, i64 oh1) {
-    const i64 run = s.WW * C;  // taps (kw, c) of one kh
+    const i64 C = CT > 0 ? CT : s.C, run = s.WW * C;  // taps (kw, c) of one kh
     for (i64 oh = oh0; oh < oh1; oh++) {
         for (i64 ow0 = 0; ow0 < s.Wo; ow0 += PB) {
             const int np = (int)std::min<i64>(PB, s.Wo - ow0);
@@ -717,8 +750,9 @@ NNC_CLONES void direct_rows_nhwc(T* out_n, const T* xw, const T* wp, const T* b,
     }
 }
 
-template <class T, int C, int FB, int PB>
+template <class T, int CT, int FB, int PB>
 void direct_forward_nhwc_blocked(T* out, const T* x, const T* w, const T* b, const NhwcConv& s) {
+    const i64 C = CT > 0 ? CT : s.C;
     // Window rows of Lp >= (Wo rounded up to PB) + WW - 1 pixels, so a last
     // block reads zeros past Wo without bounds checks.
     const i64 Lp = (s.Wo + PB - 1) / PB * PB + s.WW - 1, Fp = (s.F + FB - 1) / FB * FB;
@@ -739,8 +773,8 @@ void direct_forward_nhwc_blocked(T* out, const T* x, const T* w, const T* b, con
             const i64 n = item / per_image, oh0 = item % per_image * rows;
             const i64 oh1 = std::min(s.Ho, oh0 + rows);
             fill_window_nhwc(xw, x + n * s.H * s.W * C, s, Lp, oh0, oh1 - oh0 + s.HH - 1);
-            direct_rows_nhwc<T, C, FB, PB>(out + n * s.Ho * s.Wo * s.F, xw, wp.data(), b, s, Lp,
-                                           Fp, oh0, oh1);
+            direct_rows_nhwc<T, CT, FB, PB>(out + n * s.Ho * s.Wo * s.F, xw, wp.data(), b, s, Lp,
+                                            Fp, oh0, oh1);
         }
     }
 }
@@ -770,7 +804,8 @@ void direct_forward_nhwc(T* out, const T* x, const T* w, const T* b, const NhwcC
         case 1: return direct_forward_nhwc_c<T, 1>(out, x, w, b, s);
         case 2: return direct_forward_nhwc_c<T, 2>(out, x, w, b, s);
         case 3: return direct_forward_nhwc_c<T, 3>(out, x, w, b, s);
-        default: return direct_forward_nhwc_c<T, 4>(out, x, w, b, s);
+        case 4: return direct_forward_nhwc_c<T, 4>(out, x, w, b, s);
+        default: return direct_forward_nhwc_c<T, 0>(out, x, w, b, s);
     }
 }
 
@@ -912,9 +947,23 @@ void direct_dw_nhwc(T* dw, T* db, const T* dout, const T* x, const NhwcConv& s) 
 template <class T>
 void conv_nhwc_forward(T* out, const T* x, const T* w, const T* b, const NhwcConv& s,
                        ConvAlgo algo) {
+    if (nhwc_direct_applies<T>(s, algo)) return direct_forward_nhwc(out, x, w, b, s);
     if (wino_forward_applies(s, algo)) return wino_forward(out, x, w, b, s);
-    if (nhwc_direct_applies(s, algo)) return direct_forward_nhwc(out, x, w, b, s);
     im2col_forward(out, x, w, b, s);
+}
+
+// dx[n,h,w,c] = sum_{kh,kw,f} dout[n,h+pad-kh,w+pad-kw,f] * w[kh,kw,c,f]: a
+// stride-1 conv of dout padded by HH-1-pad with the filters flipped and
+// their channels swapped, wt[kh,kw,f,c] = w[HH-1-kh,WW-1-kw,c,f].
+template <class T>
+void direct_dx_nhwc(T* dx, const T* dout, const T* w, const NhwcConv& s) {
+    const i64 kk = s.HH * s.WW;
+    std::vector<T> wt((size_t)(kk * s.F * s.C)), zero((size_t)s.C, T(0));
+    for (i64 k = 0; k < kk; k++)
+        for (i64 c = 0; c < s.C; c++)
+            for (i64 f = 0; f < s.F; f++)
+                wt[((kk - 1 - k) * s.F + f) * s.C + c] = w[(k * s.C + c) * s.F + f];
+    direct_forward_nhwc(dx, dout, wt.data(), zero.data(), nhwc_dx_as_forward(s));
 }
 
 // dx null: dw and db only (a network's first layer, whose input gradient
@@ -923,6 +972,10 @@ template <class T>
 void conv_nhwc_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
                         const NhwcConv& s, ConvAlgo algo) {
     const bool wino = wino_backward_applies(s, algo);
+    if (dx && nhwc_direct_dx_applies<T>(s, algo)) {
+        direct_dx_nhwc(dx, dout, w, s);
+        dx = nullptr;  // done: the paths below build dw and db only
+    }
     if (nhwc_direct_dw_applies(s, algo)) {
         direct_dw_nhwc(dw, db, dout, x, s);
         if (dx && wino) wino_dx(dx, dout, w, s);
@@ -1020,19 +1073,25 @@ void bind_conv_nhwc(nb::module_& m) {
     }
 
     m.def("conv_nhwc_paths", [](In x, In w, i64 stride, i64 pad, int algo) {
+        const DType dt = float_dtype({{"x", x.dtype()}, {"w", w.dtype()}});
         const NhwcConv s = conv_shape(x, w, stride, pad);
         const ConvAlgo a = conv_algo_arg(algo);
-        const bool wino_bwd = wino_backward_applies(s, a);
-        return nb::make_tuple(wino_forward_applies(s, a)   ? "winograd"
-                              : nhwc_direct_applies(s, a) ? "direct"
-                                                          : "im2col",
-                              wino_bwd ? "winograd" : "im2col",
-                              nhwc_direct_dw_applies(s, a) ? "direct"
-                              : wino_bwd                   ? "winograd"
-                                                           : "im2col");
+        return dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            const bool wino_bwd = wino_backward_applies(s, a);
+            return nb::make_tuple(nhwc_direct_applies<T>(s, a)  ? "direct"
+                                  : wino_forward_applies(s, a) ? "winograd"
+                                                               : "im2col",
+                                  nhwc_direct_dx_applies<T>(s, a) ? "direct"
+                                  : wino_bwd                      ? "winograd"
+                                                                  : "im2col",
+                                  nhwc_direct_dw_applies(s, a) ? "direct"
+                                  : wino_bwd                   ? "winograd"
+                                                               : "im2col");
+        });
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
        "(forward, dx, dw): the path, 'winograd', 'direct' or 'im2col', that conv_nhwc_forward "
-       "and conv_nhwc_backward take for these shapes and algo (0 auto, 1 im2col, "
+       "and conv_nhwc_backward take for these shapes, dtype and algo (0 auto, 1 im2col, "
        "2 winograd, 3 direct)");
 }
 

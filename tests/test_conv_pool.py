@@ -1055,7 +1055,7 @@ def test_direct_for_rows_that_fill_the_blocks():
     dx is the direct forward of dout with C and F swapped, by the same rule;
     the direct dw goes up to C*F = 4096 there."""
     from nnc import _nnc
-    if _nnc.simd_isa() != "x86-64-v4":
+    if not _nnc.simd_isa().startswith("x86-64-v4"):
         pytest.skip("the rule of full blocks is for AVX-512 CPUs")
     core = _nnc.blas_corename().lower()
     blas_wide = any(n in core for n in ("skylakex", "cooperlake", "sapphirerapids"))
@@ -1085,5 +1085,5 @@ def test_direct_for_rows_that_fill_the_blocks():
     deep_dw = "winograd" if blas_wide else "direct"
     assert paths(*shape(64, 64, 20, 64, 3, f64), 1, 1) == ("winograd", "winograd", deep_dw)
     # dx needs a square kernel and pad below its size
-    assert paths(*shape(8, 64, 32, 64, 5, f32), 1, 5)[:2] == ("direct", "im2col")
+    assert paths(*shape(8, 64, 26, 64, 5, f32), 1, 5)[:2] == ("direct", "im2col")  # Wout 32
     assert paths(*shape(8, 16, 32, 16, 1, f32), 1, 0) == ("im2col",) * 3  # 1 tap

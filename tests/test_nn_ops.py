@@ -559,29 +559,43 @@ def test_conv_nhwc_winograd_matches_reference(shape, dtype):
 
 @needs_cpp
 def test_conv_nhwc_paths_by_size():
-    """(forward, dx, dw). The size rule of the NCHW kernel: Winograd for 3x3
-    stride-1 filters with enough channels and tiles (the course's conv2, the
-    deep conv), im2col else; the direct forward for few input channels; the
-    direct dw for stride 1, at least 48 taps and C*F up to 512 (where
-    Winograd applies) or 2048 (where it does not)."""
+    """(forward, dx, dw), float64. The size rule of the NCHW kernel: Winograd
+    for 3x3 stride-1 filters with enough channels and tiles (the course's
+    conv2, the deep conv), im2col else; the direct forward for few input
+    channels, and on AVX-512 CPUs up to 128 channels with F filling the
+    register blocks, in place of im2col, or of Winograd when OpenBLAS runs
+    AVX2 kernels; dx by the same kernel where that rule holds with C and F
+    swapped (a square kernel, pad below its size); the direct dw for stride 1,
+    at least 48 taps and C*F up to 512 (where Winograd applies) or 2048
+    (where it does not)."""
     from nnc import _nnc
     shape = lambda N, H, C, k, F: (np.empty((N, H, H, C)), np.empty((k, k, C, F)))  # noqa: E731
     paths = _nnc.conv_nhwc_paths
-    assert paths(*shape(10, 16, 16, 3, 32), 1, 1) == ("winograd", "winograd", "direct")
-    assert paths(*shape(10, 16, 16, 3, 64), 1, 1) == ("winograd", "winograd", "winograd")
-    assert paths(*shape(64, 32, 64, 3, 64), 1, 1) == ("winograd", "winograd", "winograd")
-    # few input channels, stride 1: the direct forward and dw, im2col's dx
+    avx512 = _nnc.simd_isa().startswith("x86-64-v4")
+    core = _nnc.blas_corename().lower()
+    blas_avx512 = any(n in core for n in ("skylakex", "cooperlake", "sapphirerapids"))
+    # where Winograd applies (3x3, enough channels and tiles)
+    wino = ("direct",) * 2 if avx512 and not blas_avx512 else ("winograd",) * 2
+    assert paths(*shape(10, 16, 16, 3, 32), 1, 1) == wino + ("direct",)
+    assert paths(*shape(10, 16, 16, 3, 64), 1, 1) == wino + ("winograd",)
+    assert paths(*shape(64, 32, 64, 3, 64), 1, 1) == wino + ("winograd",)
+    assert paths(*shape(10, 16, 160, 3, 160), 1, 1) == ("winograd",) * 3  # C > 128
+    assert paths(*shape(10, 16, 16, 3, 9), 1, 1)[0] == "winograd"  # 9 of 16 filters
+    # where im2col is the other path
+    other = "direct" if avx512 else "im2col"
+    assert paths(*shape(10, 32, 8, 5, 16), 1, 2) == (other, other, "direct")  # C = 8
+    assert paths(*shape(10, 32, 64, 5, 64), 1, 2) == (other, other, "im2col")  # C*F
+    # few input channels, stride 1: the direct forward and dw; dx with 3 filters is im2col's
     assert paths(*shape(10, 32, 3, 5, 16), 1, 2) == ("direct", "im2col", "direct")
     assert paths(*shape(10, 32, 3, 3, 64), 1, 1) == ("direct", "im2col", "direct")
-    assert paths(*shape(10, 32, 8, 5, 16), 1, 2) == ("im2col", "im2col", "direct")  # C = 8
-    assert paths(*shape(10, 32, 64, 5, 64), 1, 2) == ("im2col", "im2col", "im2col")  # C*F
     assert paths(*shape(10, 6, 3, 5, 16), 1, 2) == ("im2col", "im2col", "direct")   # Wo = 6
     assert paths(*shape(10, 6, 1, 3, 16), 1, 1) == ("im2col", "im2col", "im2col")   # 9 taps
-    # 'direct' reaches any stride-1 shape with C <= 4 (the kernel is compiled per C), no
-    # other forward; the dw of any stride-1 shape
-    assert paths(*shape(10, 6, 3, 5, 16), 1, 2, 3) == ("direct", "im2col", "direct")
-    assert paths(*shape(10, 32, 8, 5, 16), 1, 2, 3) == ("im2col", "im2col", "direct")
-    assert paths(*shape(10, 32, 64, 3, 64), 1, 1, 3) == ("im2col", "im2col", "direct")
+    # 'direct' reaches any stride-1 shape, and dx where the kernel is square with pad
+    # below its size
+    assert paths(*shape(10, 6, 3, 5, 16), 1, 2, 3) == ("direct",) * 3
+    assert paths(*shape(10, 32, 8, 5, 16), 1, 2, 3) == ("direct",) * 3
+    assert paths(*shape(10, 32, 64, 3, 64), 1, 1, 3) == ("direct",) * 3
+    assert paths(*shape(10, 32, 64, 3, 64), 1, 3, 3) == ("direct", "im2col", "direct")
     assert paths(*shape(10, 16, 16, 3, 32), 2, 1) == ("im2col", "im2col", "im2col")
     assert paths(*shape(10, 16, 16, 3, 32), 2, 1, 3) == ("im2col", "im2col", "im2col")
     assert paths(*shape(1, 4, 16, 3, 32), 1, 1) == ("im2col", "im2col", "direct")  # 4 tiles
@@ -590,37 +604,48 @@ def test_conv_nhwc_paths_by_size():
 NHWC_DIRECT_SHAPES = [(10, 32, 32, 3, 5, 5, 16, 1, 2),   # the course's conv1
                       (3, 17, 19, 1, 3, 3, 5, 1, 1), (2, 9, 40, 2, 3, 4, 9, 1, 2),
                       (4, 12, 12, 4, 7, 7, 40, 1, 3), (2, 16, 16, 3, 3, 3, 33, 1, 1),
-                      (1, 5, 21, 3, 5, 2, 17, 1, 0), (2, 3, 8, 3, 3, 3, 4, 1, 0)]  # Wo 6: forced
+                      (1, 5, 21, 3, 5, 2, 17, 1, 0), (2, 3, 8, 3, 3, 3, 4, 1, 0),  # Wo 6: forced
+                      # C a run-time value; dx's forward with C and F swapped
+                      (2, 7, 35, 20, 3, 3, 13, 1, 2), (1, 5, 30, 9, 5, 5, 33, 1, 4),
+                      (3, 6, 17, 6, 3, 3, 2, 1, 1)]
 
 
 @needs_cpp
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", NHWC_DIRECT_SHAPES, ids=lambda c: "x".join(map(str, c)))
 def test_conv_nhwc_direct_matches_reference(shape, dtype):
-    """The direct NHWC forward and dw under 'direct': filter counts that fill
-    one, two or a part of a register block, output rows shorter than a pixel
-    block and with a tail, rows of taps (WW*C) shorter and longer than a tap
-    block, pads 0-3, 1-4 channels. The forward gives the same bits on every
-    call and at every thread count (each output pixel is one thread's sum);
-    dw and db the same bits on every call (each thread sums fixed images)."""
+    """The direct NHWC forward, dx and dw under 'direct': filter counts that
+    fill one, two or a part of a register block, output rows shorter than a
+    pixel block and with a tail, rows of taps (WW*C) shorter and longer than a
+    tap block, pads 0-4, 1-4 channels (C compiled in) and more (C at run
+    time). The forward and dx give the same bits on every call and at every
+    thread count (each output pixel is one thread's sum); dw and db the same
+    bits on every call (each thread sums fixed images). dx is the direct
+    kernel's where the kernel is square with pad below its size."""
     from nnc import _nnc
     x, w, b, cp, dout = conv_inputs(shape, dtype, seed=sum(shape))
-    assert _nnc.conv_nhwc_paths(x, w, 1, shape[8], 3) == ("direct", "im2col", "direct")
+    HH, WW, pad = shape[4], shape[5], shape[8]
+    dx_path = "direct" if HH == WW and pad < HH else "im2col"
+    assert _nnc.conv_nhwc_paths(x, w, 1, pad, 3) == ("direct", dx_path, "direct")
     ref = run_conv("numpy", x, w, b, cp, dout)
     outs = []
     with nnc.conv_algorithm("direct"), nnc.use_backend("cpp"):
         for threads in (1, 2, 3):
             with native_threads(threads):
                 out, cache = fl.conv_nhwc_forward(x, w, b, cp)
+                grads = fl.conv_nhwc_backward(dout, cache)
                 dw_db = fl.conv_nhwc_backward_weights(dout, cache)
                 again = fl.conv_nhwc_backward_weights(dout, cache)
             for g, a in zip(dw_db, again):
                 np.testing.assert_array_equal(g, a)
-            outs.append((out,) + tuple(dw_db))
+            np.testing.assert_array_equal(grads[1], dw_db[0])
+            outs.append((out, grads[0]) + tuple(dw_db))
     for got in outs:
-        # out, dw, db against the reference's out, dx, dw, db
-        assert_outputs_close((ref[0],) + tuple(ref[2:]), got, dtype, atol32=1e-4)
+        # out, dx, dw, db against the reference's
+        assert_outputs_close(ref, got, dtype, atol32=1e-4)
         np.testing.assert_array_equal(got[0], outs[0][0])
+        if dx_path == "direct":
+            np.testing.assert_array_equal(got[1], outs[0][1])
 
 
 @needs_cpp

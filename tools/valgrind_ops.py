@@ -103,8 +103,8 @@ def other_ops(dtype):
     c1 = {"stride": 1, "pad": 1}
     xm, wm, bm, gm = arr(2, 16, 10, 10), arr(16, 16, 3, 3), arr(16), arr(2, 16, 10, 10)
     assert _nnc.conv_paths(xm, wm, 1, 1) == ("winograd", "winograd", "direct")
-    xq, wq, gq = xm.transpose(0, 2, 3, 1).copy(), wm.transpose(2, 3, 1, 0).copy(), \
-        gm.transpose(0, 2, 3, 1).copy()
+    # NHWC: rows of 6, too short for its direct forward beyond few channels
+    xq, wq, gq = arr(4, 6, 6, 16), wm.transpose(2, 3, 1, 0).copy(), arr(4, 6, 6, 16)
     assert _nnc.conv_nhwc_paths(xq, wq, 1, 1) == ("winograd", "winograd", "direct")
 
     def mixed(inp):
@@ -117,6 +117,23 @@ def other_ops(dtype):
         return (out,) + tuple(fl.conv_nhwc_backward(gq, cache))
     check("conv_nhwc winograd dx, direct dw", dtype, lambda: (xq.copy(), wq.copy(), bm.copy()),
           mixed_nhwc)
+
+    # the direct forward and dx beyond few channels (C at run time in NHWC), forced
+    xd, wd, bd = arr(2, 6, 5, 30), arr(9, 6, 3, 3), arr(9)
+    xe, we = xd.transpose(0, 2, 3, 1).copy(), wd.transpose(2, 3, 1, 0).copy()
+    for algo in ("direct", "auto"):
+        with nnc.conv_algorithm(algo):
+            def direct_nchw(inp):
+                out, cache = fl.conv_forward_fast(*inp, c1)
+                return (out,) + tuple(fl.conv_backward_fast(np.ones_like(out), cache))
+
+            def direct_nhwc(inp):
+                out, cache = fl.conv_nhwc_forward(*inp, c1)
+                return (out,) + tuple(fl.conv_nhwc_backward(np.ones_like(out), cache))
+            check(f"conv direct dx ({algo})", dtype, lambda: (xd.copy(), wd.copy(), bd.copy()),
+                  direct_nchw)
+            check(f"conv_nhwc direct dx ({algo})", dtype,
+                  lambda: (xe.copy(), we.copy(), bd.copy()), direct_nhwc)
 
 
 def solver_epoch():

@@ -33,13 +33,13 @@ def _checked_algorithm(name):
 
 def set_conv_algorithm(name):
     """How the cpp backend's convolutions run, in this thread/context:
-    'auto' (the direct kernel for stride-1 NCHW convs with C <= 4 input
-    channels, and on AVX-512 CPUs for those whose output rows fill its
-    register blocks; Winograd F(2x2,3x3) for other 3x3 stride-1 kernels where
-    it is faster; else im2col + GEMM), 'im2col' (always), 'winograd' (for
-    every 3x3 stride-1 kernel; its backward needs pad <= 2) or 'direct' (the
-    direct forward for every stride-1 NCHW conv, and dx too where the kernel
-    is square with pad below its size; the rest of the backward by im2col)."""
+    'auto' (the direct kernel for stride-1 convs with C <= 4 input channels,
+    and on AVX-512 CPUs for those whose output rows (NCHW) or filters (NHWC)
+    fill its register blocks; Winograd F(2x2,3x3) for other 3x3 stride-1
+    kernels where it is faster; else im2col + GEMM), 'im2col' (always),
+    'winograd' (for every 3x3 stride-1 kernel; its backward needs pad <= 2)
+    or 'direct' (the direct forward and dw for every stride-1 conv, and dx
+    too where the kernel is square with pad below its size, else im2col)."""
     _conv_algorithm.set(_checked_algorithm(name))
 
 

@@ -834,7 +834,10 @@ def _smallcnn_flops(shape):
             + _conv_flops((N, 16, 16, 16, 32, 3, 3, 1, 1)) + 2.0 * N * (2048 * 128 + 128 * 20))
 
 
-NN_CONV_TEST_SHAPES = CONV_TEST_SHAPES + [(2, 3, 8, 9, 4, 4, 3, 2, 1), (3, 2, 7, 6, 3, 3, 5, 3, 2)]
+NN_CONV_TEST_SHAPES = CONV_TEST_SHAPES + [(2, 3, 8, 9, 4, 4, 3, 2, 1), (3, 2, 7, 6, 3, 3, 5, 3, 2),
+                                          # the direct forward / dx beyond few channels
+                                          (2, 6, 5, 12, 16, 3, 3, 1, 1),
+                                          (2, 16, 5, 12, 8, 3, 3, 1, 1)]
 
 OPS.update({op.name: op for op in [
     Op("conv_nhwc", _conv_nhwc_make, "conv_nhwc_forward", ("x", "w", "b", "conv_param"),
