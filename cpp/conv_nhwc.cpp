@@ -682,12 +682,15 @@ bool nhwc_direct_dx_applies(const NhwcConv& s, ConvAlgo algo) {
 // dw and db by the direct kernel (direct_dw_nhwc, below), any C, whatever
 // path the forward and dx take. With auto: a first layer's (where the
 // forward is direct), and where direct_dw_pays (common.h) with C*F up to
-// 2048 against im2col, and up to 512 against Winograd, whose NHWC dw is the
-// faster one beyond that.
+// 2048 against im2col (4096 on AVX-512 CPUs), and up to 512 against
+// Winograd, whose NHWC dw is the faster one beyond that.
 bool nhwc_direct_dw_applies(const NhwcConv& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
     if (algo == ConvAlgo::direct || nhwc_first_layer(s)) return true;
-    return direct_dw_pays(s.C, s.F, s.HH * s.WW, wino_backward_applies(s, algo) ? 512 : 2048);
+    const i64 limit = wino_backward_applies(s, algo)      ? 512
+                      : __builtin_cpu_supports("avx512f") ? 4096
+                                                          : 2048;
+    return direct_dw_pays(s.C, s.F, s.HH * s.WW, limit);
 }
 
 // Window rows [oh0, oh0 + R) (padded numbering) of image xn (H, W, C), each

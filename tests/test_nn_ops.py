@@ -567,7 +567,7 @@ def test_conv_nhwc_paths_by_size():
     AVX2 kernels; dx by the same kernel where that rule holds with C and F
     swapped (a square kernel, pad below its size); the direct dw for stride 1,
     at least 48 taps and C*F up to 512 (where Winograd applies) or 2048
-    (where it does not)."""
+    (where it does not; 4096 on AVX-512 CPUs)."""
     from nnc import _nnc
     shape = lambda N, H, C, k, F: (np.empty((N, H, H, C)), np.empty((k, k, C, F)))  # noqa: E731
     paths = _nnc.conv_nhwc_paths
@@ -584,7 +584,8 @@ def test_conv_nhwc_paths_by_size():
     # where im2col is the other path
     other = "direct" if avx512 else "im2col"
     assert paths(*shape(10, 32, 8, 5, 16), 1, 2) == (other, other, "direct")  # C = 8
-    assert paths(*shape(10, 32, 64, 5, 64), 1, 2) == (other, other, "im2col")  # C*F
+    assert paths(*shape(10, 32, 64, 5, 64), 1, 2) == (other, other, other)  # C*F 4096
+    assert paths(*shape(10, 32, 64, 5, 128), 1, 2)[2] == "im2col"  # C*F 8192
     # few input channels, stride 1: the direct forward and dw; dx with 3 filters is im2col's
     assert paths(*shape(10, 32, 3, 5, 16), 1, 2) == ("direct", "im2col", "direct")
     assert paths(*shape(10, 32, 3, 3, 64), 1, 1) == ("direct", "im2col", "direct")
