@@ -764,8 +764,10 @@ void direct_forward_nhwc_blocked(T* out, const T* x, const T* w, const T* b, con
     for (i64 t = 0; t < taps; t++) std::copy(w + t * s.F, w + (t + 1) * s.F, wp.data() + t * Fp);
     const int nt = threads();
     // Work items: runs of output rows of one image, a few per thread, each
-    // with its own window; dynamic, as the NCHW direct forward.
-    const i64 rows = std::max<i64>(1, std::min<i64>(s.Ho, s.N * s.Ho / (4 * nt)));
+    // with its own window of at most 512 KB where one row allows it (read
+    // back from L2); dynamic, as the NCHW direct forward.
+    const i64 fit = 512 * 1024 / (i64)sizeof(T) / (Lp * C) - s.HH + 1;
+    const i64 rows = std::max<i64>(1, std::min<i64>({s.Ho, s.N * s.Ho / (4 * nt), fit}));
     const i64 per_image = (s.Ho + rows - 1) / rows, win = (rows + s.HH - 1) * Lp * C;
     std::vector<T> windows((size_t)(nt * win));
 #pragma omp parallel num_threads(nt)

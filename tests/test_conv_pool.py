@@ -924,7 +924,8 @@ DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
                 (2, 8, 12, 12, 7, 3, 3, 1, 1),
                 # dx's forward with C and F swapped: 20 filters there, 13 channels
                 (2, 20, 7, 35, 13, 3, 3, 1, 2), (1, 9, 5, 30, 33, 5, 5, 1, 4),
-                (2, 6, 7, 33, 2, 3, 3, 1, 1)]      # 2 filters: the blocks of 4
+                (2, 6, 7, 33, 2, 3, 3, 1, 1),      # 2 filters: the blocks of 4
+                (1, 130, 40, 66, 9, 3, 3, 1, 1)]   # windows of a few rows (512 KB)
 
 
 def direct_dx_forced(case):

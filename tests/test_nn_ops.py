@@ -608,7 +608,8 @@ NHWC_DIRECT_SHAPES = [(10, 32, 32, 3, 5, 5, 16, 1, 2),   # the course's conv1
                       (1, 5, 21, 3, 5, 2, 17, 1, 0), (2, 3, 8, 3, 3, 3, 4, 1, 0),  # Wo 6: forced
                       # C a run-time value; dx's forward with C and F swapped
                       (2, 7, 35, 20, 3, 3, 13, 1, 2), (1, 5, 30, 9, 5, 5, 33, 1, 4),
-                      (3, 6, 17, 6, 3, 3, 2, 1, 1)]
+                      (3, 6, 17, 6, 3, 3, 2, 1, 1),
+                      (1, 40, 66, 130, 3, 3, 9, 1, 1)]  # windows of a few rows (512 KB)
 
 
 @needs_cpp

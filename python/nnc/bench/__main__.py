@@ -220,8 +220,8 @@ def main(argv=None):
           f"%peak: GFLOP/s over the dtype's measured FMA peak, %gemm: over OpenBLAS's large "
           f"GEMM, %bw: GB/s over the stream triad (bytes read + written, write-allocate not "
           f"counted); fwdbwd counts 3x the forward's FLOPs (2x for a dw-and-db-only backward) "
-          f"and 2.5x its bytes; 3x3 stride-1 "
-          f"convs run Winograd, so their GFLOP/s count the direct method's FLOPs)")
+          f"and 2.5x its bytes; convs count the direct method's FLOPs, also where they "
+          f"run Winograd)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"build_info": info, "threads": threads, "gemm_gflops": gemm,
