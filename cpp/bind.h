@@ -146,6 +146,17 @@ inline ConvAlgo conv_algo_arg(int algo) {
     return static_cast<ConvAlgo>(algo);
 }
 
+// (forward, dx, dw) of the conv_paths bindings: each "direct", "winograd" or
+// "im2col", the direct kernel first.
+inline nb::tuple conv_path_names(bool fwd_direct, bool fwd_wino, bool dx_direct, bool bwd_wino,
+                                 bool dw_direct) {
+    const auto name = [](bool direct, bool wino) {
+        return direct ? "direct" : wino ? "winograd" : "im2col";
+    };
+    return nb::make_tuple(name(fwd_direct, fwd_wino), name(dx_direct, bwd_wino),
+                          name(dw_direct, bwd_wino));
+}
+
 // A new output array (memory from alloc_output, given back when it dies).
 // A byte count that wrapped around would allocate a small block for the
 // kernel to write far past (mt19937_random_sample with n = 2**61 + 1 did):

@@ -977,16 +977,9 @@ void bind_conv(nb::module_& m) {
         const ConvAlgo a = conv_algo_arg(algo);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            const bool wino_bwd = winograd_backward_applies(s, a);
-            return nb::make_tuple(direct_applies<T>(s, a)  ? "direct"
-                                  : winograd_applies(s, a) ? "winograd"
-                                                           : "im2col",
-                                  direct_dx_applies<T>(s, a) ? "direct"
-                                  : wino_bwd                 ? "winograd"
-                                                             : "im2col",
-                                  direct_dw_applies(s, a) ? "direct"
-                                  : wino_bwd              ? "winograd"
-                                                          : "im2col");
+            return conv_path_names(direct_applies<T>(s, a), winograd_applies(s, a),
+                                   direct_dx_applies<T>(s, a), winograd_backward_applies(s, a),
+                                   direct_dw_applies(s, a));
         });
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
        "(forward, dx, dw): the path, 'winograd', 'direct' or 'im2col', that conv_forward "

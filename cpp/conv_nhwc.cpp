@@ -1083,16 +1083,9 @@ void bind_conv_nhwc(nb::module_& m) {
         const ConvAlgo a = conv_algo_arg(algo);
         return dispatch(dt, [&](auto t) {
             using T = decltype(t);
-            const bool wino_bwd = wino_backward_applies(s, a);
-            return nb::make_tuple(nhwc_direct_applies<T>(s, a)  ? "direct"
-                                  : wino_forward_applies(s, a) ? "winograd"
-                                                               : "im2col",
-                                  nhwc_direct_dx_applies<T>(s, a) ? "direct"
-                                  : wino_bwd                      ? "winograd"
-                                                                  : "im2col",
-                                  nhwc_direct_dw_applies(s, a) ? "direct"
-                                  : wino_bwd                   ? "winograd"
-                                                               : "im2col");
+            return conv_path_names(nhwc_direct_applies<T>(s, a), wino_forward_applies(s, a),
+                                   nhwc_direct_dx_applies<T>(s, a), wino_backward_applies(s, a),
+                                   nhwc_direct_dw_applies(s, a));
         });
     }, nb::arg("x"), nb::arg("w"), nb::arg("stride"), nb::arg("pad"), nb::arg("algo") = 0,
        "(forward, dx, dw): the path, 'winograd', 'direct' or 'im2col', that conv_nhwc_forward "
