@@ -239,10 +239,30 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
 // last block to read past Wout without bounds checks; the filters are
 // repacked so the FB weights of a tap are adjacent.
 
-// OWB of conv_forward_direct on this CPU: two vectors of output columns.
+// The register block conv_forward_direct takes for a shape on this CPU: 16
+// accumulators of 512 bits (of 32 registers), as 8 filters x 2 vectors of
+// output columns, 4 x 2 for up to 4 filters (a first layer's dx), or 16 x 1
+// for rows of one vector (16 float32 or 8 float64 pixels) and more than 8
+// filters; 8 of 256 bits (of 16) on AVX2, as 4 x 2.
+enum class DirectBlock { f8_v2, f4_v2, f16_v1, avx2_f4_v2 };
+
 template <class T>
-i64 direct_block_columns() {
-    return 2 * (__builtin_cpu_supports("avx512f") ? 64 : 32) / (i64)sizeof(T);
+DirectBlock direct_block(const ConvShape& s) {
+    constexpr i64 V512 = 64 / sizeof(T);
+    if (!__builtin_cpu_supports("avx512f")) return DirectBlock::avx2_f4_v2;
+    if (s.F <= 4) return DirectBlock::f4_v2;
+    if (s.Wout <= V512 && s.F > 8) return DirectBlock::f16_v1;
+    return DirectBlock::f8_v2;
+}
+
+// Output columns of that block.
+template <class T>
+i64 direct_block_columns(const ConvShape& s) {
+    switch (direct_block<T>(s)) {
+        case DirectBlock::f16_v1: return 64 / sizeof(T);
+        case DirectBlock::avx2_f4_v2: return 2 * 32 / sizeof(T);
+        default: return 2 * 64 / sizeof(T);
+    }
 }
 
 // With auto: few channels and a row wide enough to fill a block (conv1 on
@@ -250,19 +270,20 @@ i64 direct_block_columns() {
 // GEMM); and on AVX-512 CPUs any kernel of 9 taps or more whose rows fill
 // their blocks (at most an eighth of the last one padding). Those ran at
 // 80-90% of the FMA peak, 1.6-2.9x faster than im2col, and than Winograd up
-// to C = 32; past that, Winograd's GEMMs win when OpenBLAS runs its AVX-512
-// kernels, and lose when it runs AVX2 ones (benches/README.md, "The direct
-// kernel beyond few channels").
+// to C = 32 (C = 16 with rows of one vector); past that, Winograd's GEMMs
+// win when OpenBLAS runs its AVX-512 kernels, and lose when it runs AVX2
+// ones (benches/README.md, "The direct kernel beyond few channels").
 template <class T>
 bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
     if (algo == ConvAlgo::direct) return true;
     if (s.HH * s.WW < 9) return false;
     if (s.C <= 4 && s.Wout >= 16) return true;
-    const i64 cols = direct_block_columns<T>();
+    const i64 cols = direct_block_columns<T>(s);
     const bool full = (s.Wout + cols - 1) / cols * cols * 7 <= s.Wout * 8;
     if (!__builtin_cpu_supports("avx512f") || !full) return false;
-    return s.C <= 32 || !winograd_applies(s, algo) || !blas_runs_avx512();
+    const i64 c_max = direct_block<T>(s) == DirectBlock::f16_v1 ? 16 : 32;
+    return s.C <= c_max || !winograd_applies(s, algo) || !blas_runs_avx512();
 }
 
 // The shape whose direct forward is dx: dout (N, F, Hout, Wout) padded by
@@ -425,20 +446,22 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
     }
 }
 
-// Blocks for the widest vectors the CPU has: 16 accumulators of 512 bits
-// (of 32 registers), or 8 of 256 bits (of 16). Up to 4 filters (the dx of a
-// first layer on RGB images) take blocks of 4 filters, so no broadcast or
-// multiply-add is spent on filters that do not exist.
+// The block of direct_block: no lane is spent on filters or columns that do
+// not exist where a better-shaped block fits.
 template <class T>
 void conv_forward_direct(T* out, const T* x, const T* w, const T* b, const ConvShape& s,
                          const Pool2x2<T>* pool = nullptr) {
     constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
-    if (__builtin_cpu_supports("avx512f") && s.F <= 4)
-        conv_forward_direct_blocked<T, 4, 2 * V512>(out, x, w, b, s, pool);
-    else if (__builtin_cpu_supports("avx512f"))
-        conv_forward_direct_blocked<T, 8, 2 * V512>(out, x, w, b, s, pool);
-    else
-        conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s, pool);
+    switch (direct_block<T>(s)) {
+        case DirectBlock::f4_v2:
+            return conv_forward_direct_blocked<T, 4, 2 * V512>(out, x, w, b, s, pool);
+        case DirectBlock::f16_v1:
+            return conv_forward_direct_blocked<T, 16, V512>(out, x, w, b, s, pool);
+        case DirectBlock::f8_v2:
+            return conv_forward_direct_blocked<T, 8, 2 * V512>(out, x, w, b, s, pool);
+        default:
+            return conv_forward_direct_blocked<T, 4, 2 * V256>(out, x, w, b, s, pool);
+    }
 }
 
 // dx[n,c,h,w] = sum_{f,kh,kw} dout[n,f,h+pad-kh,w+pad-kw] * w[f,c,kh,kw]: a

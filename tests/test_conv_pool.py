@@ -925,7 +925,9 @@ DIRECT_CASES = [(50, 3, 32, 32, 32, 7, 7, 1, 3),   # ThreeLayerConvNet's conv1
                 # dx's forward with C and F swapped: 20 filters there, 13 channels
                 (2, 20, 7, 35, 13, 3, 3, 1, 2), (1, 9, 5, 30, 33, 5, 5, 1, 4),
                 (2, 6, 7, 33, 2, 3, 3, 1, 1),      # 2 filters: the blocks of 4
-                (1, 130, 40, 66, 9, 3, 3, 1, 1)]   # windows of a few rows (512 KB)
+                (1, 130, 40, 66, 9, 3, 3, 1, 1),   # windows of a few rows (512 KB)
+                # rows of one vector, blocks of 16 filters (19: a tail of 3)
+                (2, 5, 9, 14, 19, 3, 3, 1, 1), (3, 4, 10, 7, 9, 3, 3, 1, 1)]
 
 
 def direct_dx_forced(case):
@@ -1035,7 +1037,7 @@ def test_direct_conv_paths_by_size():
     assert paths(*shape(10, 3, 20, 16, 3), 1, 1) == ("direct", "im2col", "im2col")  # 27 taps
     assert paths(*shape(10, 3, 32, 16, 5), 2, 2) == ("im2col", "im2col", "im2col")  # stride 2
     assert paths(*shape(10, 8, 20, 16, 5), 1, 2) == ("im2col", "im2col", "direct")  # C = 8
-    assert paths(*shape(10, 3, 8, 16, 5), 1, 2) == ("im2col", "im2col", "direct")   # Wout 8
+    assert paths(*shape(10, 3, 6, 16, 5), 1, 2) == ("im2col", "im2col", "direct")   # Wout 6
     # the course's conv2 on 20-pixel rows: Winograd's forward and dx, the direct dw
     assert paths(*shape(100, 16, 20, 32, 3), 1, 1) == ("winograd", "winograd", "direct")
     assert paths(*shape(64, 128, 20, 128, 3), 1, 1) == ("winograd", "winograd", "winograd")
@@ -1050,8 +1052,10 @@ def test_direct_conv_paths_by_size():
 def test_direct_for_rows_that_fill_the_blocks():
     """On AVX-512 CPUs, auto takes the direct kernel for any stride-1 kernel of
     9 taps or more whose output rows fill its blocks of 2 vectors (32 float32 or
-    16 float64 columns; at most an eighth of the last block padding): always
-    in place of im2col, and in place of Winograd up to C = 32, or at any C when
+    16 float64 columns; or of one vector for rows that short, with more than 8
+    filters; at most an eighth of the last block padding): always in place of
+    im2col, and in place of Winograd up to C = 32 (16 for one-vector rows), or
+    at any C when
     OpenBLAS runs AVX2 kernels (its core, or OPENBLAS_CORETYPE, says which).
     dx is the direct forward of dout with C and F swapped, by the same rule;
     the direct dw goes up to C*F = 4096 there."""
@@ -1075,7 +1079,13 @@ def test_direct_for_rows_that_fill_the_blocks():
     # 3x3 up to C = 32 (dx: F = 32) in place of Winograd, whatever OpenBLAS runs
     assert paths(*shape(64, 32, 32, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
     assert paths(*shape(64, 16, 16, 32, 3, f64), 1, 1)[:2] == ("direct", "direct")
-    assert paths(*shape(64, 16, 16, 32, 3, f32), 1, 1)[:2] == ("winograd", "winograd")
+    # rows of one vector (16 float32 pixels) in blocks of 16 filters: up to C = 16 (dx: F)
+    assert paths(*shape(64, 16, 16, 32, 3, f32), 1, 1)[:2] == \
+        ("direct", "winograd" if blas_wide else "direct")
+    assert paths(*shape(64, 32, 16, 16, 3, f32), 1, 1)[:2] == \
+        ("winograd" if blas_wide else "direct", "direct")
+    assert paths(*shape(64, 16, 8, 32, 3, f64), 1, 1)[0] == "direct"
+    assert paths(*shape(64, 16, 12, 32, 3, f32), 1, 1)[0] == "winograd"  # 12 of 16
     # 3x3 with C = F = 64: Winograd when OpenBLAS's GEMMs are AVX-512 ones
     deep = ("winograd",) * 2 if blas_wide else ("direct",) * 2
     assert paths(*shape(64, 64, 32, 64, 3, f32), 1, 1)[:2] == deep
