@@ -29,6 +29,11 @@ inline bool direct_dw_pays(i64 C, i64 F, i64 kernel_taps, i64 limit) {
     return kernel_taps >= 9 && C * kernel_taps >= 48 && C * F <= limit;
 }
 
+// The direct forwards' per-thread window of input rows (conv.cpp,
+// conv_nhwc.cpp) stays within this many bytes, so it is read back from L2
+// (many channels of large images would make it tens of MB).
+constexpr i64 kDirectWindowBytes = 512 * 1024;
+
 // The ISA that target_clones picked on this CPU ("x86-64-v3", ...).
 const char* simd_isa();
 

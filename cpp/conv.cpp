@@ -32,10 +32,6 @@
 namespace nnc {
 namespace {
 
-// Bytes of one thread's window of input rows in the direct forward, so it is
-// read back from L2.
-constexpr i64 kWindowBytes = 512 * 1024;
-
 // Bytes of one thread's column tile (see tile_rows).
 constexpr i64 kTileBytes = 512 * 1024;
 
@@ -406,9 +402,9 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
     // shared machine) takes fewer items; each item's outputs are its own.
     // With a pool, the rows of an item are pairs: each item pools its own
     // rows, from a block of the thread's (F, rows, Wout) still in L2. Few
-    // enough rows that the window fits kWindowBytes (many channels of large
-    // images), where one row allows it.
-    const i64 fit = kWindowBytes / (i64)sizeof(T) / (s.C * Lp) - s.HH + 1;
+    // enough rows that the window fits kDirectWindowBytes, where one row
+    // allows it.
+    const i64 fit = kDirectWindowBytes / (i64)sizeof(T) / (s.C * Lp) - s.HH + 1;
     i64 rows = std::max<i64>(1, std::min<i64>({s.Hout, s.N * s.Hout / (4 * nt), fit}));
     if (pool) rows += rows % 2;
     const i64 per_image = (s.Hout + rows - 1) / rows, R_max = rows + s.HH - 1;

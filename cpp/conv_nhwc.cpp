@@ -642,12 +642,19 @@ bool wino_backward_applies(const NhwcConv& s, ConvAlgo algo) {
 // A first layer's shape: C <= 4, at least 8 output columns and 9 taps.
 bool nhwc_first_layer(const NhwcConv& s) { return s.C <= 4 && s.Wo >= 8 && s.HH * s.WW >= 9; }
 
-// Whether F fills the filter blocks that direct_forward_nhwc_c picks for it
-// (below): at most an eighth of them padding.
+// Whether the direct kernels' filter block is one vector (of the widest the
+// CPU has) rather than two: F fits in one, or fills an odd number of them.
+template <class T>
+bool nhwc_one_vector_of_filters(i64 F) {
+    const i64 v = (__builtin_cpu_supports("avx512f") ? 64 : 32) / (i64)sizeof(T);
+    return F <= v || (F + v - 1) / v % 2 == 1;
+}
+
+// Whether F fills those filter blocks: at most an eighth of them padding.
 template <class T>
 bool nhwc_filters_fill(i64 F) {
     const i64 v = (__builtin_cpu_supports("avx512f") ? 64 : 32) / (i64)sizeof(T);
-    const i64 fb = F <= v || (F + v - 1) / v % 2 == 1 ? v : 2 * v;
+    const i64 fb = nhwc_one_vector_of_filters<T>(F) ? v : 2 * v;
     return (F + fb - 1) / fb * fb * 7 <= F * 8;
 }
 
@@ -764,9 +771,9 @@ void direct_forward_nhwc_blocked(T* out, const T* x, const T* w, const T* b, con
     for (i64 t = 0; t < taps; t++) std::copy(w + t * s.F, w + (t + 1) * s.F, wp.data() + t * Fp);
     const int nt = threads();
     // Work items: runs of output rows of one image, a few per thread, each
-    // with its own window of at most 512 KB where one row allows it (read
-    // back from L2); dynamic, as the NCHW direct forward.
-    const i64 fit = 512 * 1024 / (i64)sizeof(T) / (Lp * C) - s.HH + 1;
+    // with its own window of at most kDirectWindowBytes where one row allows
+    // it; dynamic, as the NCHW direct forward.
+    const i64 fit = kDirectWindowBytes / (i64)sizeof(T) / (Lp * C) - s.HH + 1;
     const i64 rows = std::max<i64>(1, std::min<i64>({s.Ho, s.N * s.Ho / (4 * nt), fit}));
     const i64 per_image = (s.Ho + rows - 1) / rows, win = (rows + s.HH - 1) * Lp * C;
     std::vector<T> windows((size_t)(nt * win));
@@ -789,14 +796,14 @@ void direct_forward_nhwc_blocked(T* out, const T* x, const T* w, const T* b, con
 template <class T, int C>
 void direct_forward_nhwc_c(T* out, const T* x, const T* w, const T* b, const NhwcConv& s) {
     constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
-    const auto narrow = [&](int v) { return s.F <= v || (s.F + v - 1) / v % 2 == 1; };
+    const bool narrow = nhwc_one_vector_of_filters<T>(s.F);
     if (__builtin_cpu_supports("avx512f")) {
-        if (narrow(V512))
+        if (narrow)
             direct_forward_nhwc_blocked<T, C, V512, 16>(out, x, w, b, s);
         else
             direct_forward_nhwc_blocked<T, C, 2 * V512, 8>(out, x, w, b, s);
     } else {
-        if (narrow(V256))
+        if (narrow)
             direct_forward_nhwc_blocked<T, C, V256, 8>(out, x, w, b, s);
         else
             direct_forward_nhwc_blocked<T, C, 2 * V256, 4>(out, x, w, b, s);
@@ -935,14 +942,14 @@ void direct_dw_nhwc_fb(T* dw, T* db, const T* dout, const T* x, const NhwcConv& 
 template <class T>
 void direct_dw_nhwc(T* dw, T* db, const T* dout, const T* x, const NhwcConv& s) {
     constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
-    const auto narrow = [&](int v) { return s.F <= v || (s.F + v - 1) / v % 2 == 1; };
+    const bool narrow = nhwc_one_vector_of_filters<T>(s.F);
     if (__builtin_cpu_supports("avx512f")) {
-        if (narrow(V512))
+        if (narrow)
             direct_dw_nhwc_fb<T, V512, 16, 24>(dw, db, dout, x, s);
         else
             direct_dw_nhwc_fb<T, 2 * V512, 8, 12>(dw, db, dout, x, s);
     } else {
-        if (narrow(V256))
+        if (narrow)
             direct_dw_nhwc_fb<T, V256, 8, 12>(dw, db, dout, x, s);
         else
             direct_dw_nhwc_fb<T, 2 * V256, 4, 6>(dw, db, dout, x, s);
