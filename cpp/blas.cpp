@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <mutex>
 #include <string>
@@ -32,15 +33,19 @@ constexpr double kThreadedGemmMin = double(1 << 27);
 constexpr double kSplitGemmMin = double(1 << 21);
 
 // C[M, N] = op(A) op(B): call(m0, m1, n0, n1) computes the block of C in
-// rows [m0, m1) and columns [n0, n1), single-threaded.
+// rows [m0, m1) and columns [n0, n1), single-threaded; blocks start at
+// multiples of unit_m rows or unit_n columns. threads_itself: call may run
+// the whole product threaded (OpenBLAS above kThreadedGemmMin).
 template <class F>
-void run_gemm(i64 M, i64 N, i64 K, F&& call) {
+void run_gemm(i64 M, i64 N, i64 K, i64 unit_m, i64 unit_n, bool threads_itself, F&& call) {
     const double macs = (double)M * (double)N * (double)K;
-    if (t_blas_single || macs >= kThreadedGemmMin) return call(0, M, 0, N);
+    if (t_blas_single || (threads_itself && macs >= kThreadedGemmMin)) return call(0, M, 0, N);
     const int prev = blas_set_threads_local(1);
     const int nt = threads();
-    // Split the longer side of C, in blocks of 16 so the kernels' tiles stay whole.
-    const i64 side = M >= N ? M : N, blocks = (side + 15) / 16;
+    // Split the longer side of C, in whole units so the kernels' tiles stay whole.
+    const bool by_rows = M >= N;
+    const i64 side = by_rows ? M : N, unit = by_rows ? unit_m : unit_n;
+    const i64 blocks = (side + unit - 1) / unit;
     if (nt < 2 || macs < kSplitGemmMin || blocks < nt) {
         call(0, M, 0, N);
     } else {
@@ -48,8 +53,8 @@ void run_gemm(i64 M, i64 N, i64 K, F&& call) {
         {
             const int me = omp_get_thread_num();
             const int inner = blas_set_threads_local(1);
-            const i64 a = blocks * me / nt * 16, b = std::min(side, blocks * (me + 1) / nt * 16);
-            if (M >= N)
+            const i64 a = blocks * me / nt * unit, b = std::min(side, blocks * (me + 1) / nt * unit);
+            if (by_rows)
                 call(a, b, 0, N);
             else
                 call(0, M, a, b);
@@ -58,13 +63,50 @@ void run_gemm(i64 M, i64 N, i64 K, F&& call) {
     }
     blas_set_threads_local(prev);
 }
+
+std::atomic<int> g_gemm_kernel{(int)GemmKernel::automatic};
+
+// Whether the CPU runs the x86-64-v4 (AVX-512) clones of NNC_CLONES kernels.
+bool cpu_runs_avx512() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NNC_NO_CLONES)
+    static const bool v4 = [] {
+        __builtin_cpu_init();
+        return (bool)__builtin_cpu_supports("x86-64-v4");
+    }();
+    return v4;
+#else
+    return false;
+#endif
+}
+
+bool packed_gemm_wins() { return cpu_runs_avx512() && !blas_runs_avx512(); }
+
+template <class T>
+bool runs_packed(T alpha, T beta) {
+    if (alpha != T(1) || (beta != T(0) && beta != T(1))) return false;
+    switch ((GemmKernel)g_gemm_kernel.load(std::memory_order_relaxed)) {
+        case GemmKernel::nnc: return true;
+        case GemmKernel::openblas: return false;
+        default: return packed_gemm_wins();
+    }
+}
+
+// nnc's own kernel, split over nnc's threads in whole register tiles.
+template <class T>
+void packed_blocks(bool ta, bool tb, i64 M, i64 N, i64 K, const T* A, i64 lda, const T* B, i64 ldb,
+                   T beta, T* C, i64 ldc) {
+    run_gemm(M, N, K, packed_gemm_rows<T>(), packed_gemm_cols<T>(), false,
+             [&](i64 m0, i64 m1, i64 n0, i64 n1) {
+                 packed_gemm(ta, tb, m0, m1, n0, n1, K, A, lda, B, ldb, beta != T(0), C, ldc);
+             });
+}
 }  // namespace
 
 // One (sub-)GEMM per block of C, through cblas_sgemm or cblas_dgemm.
 template <class T, class Cblas>
 void gemm_blocks(Cblas cblas, bool ta, bool tb, i64 M, i64 N, i64 K, T alpha, const T* A,
                  i64 lda, const T* B, i64 ldb, T beta, T* C, i64 ldc) {
-    run_gemm(M, N, K, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
+    run_gemm(M, N, K, 16, 16, true, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
         if (m1 <= m0 || n1 <= n0) return;
         cblas(CblasRowMajor, tr(ta), tr(tb), (blasint)(m1 - m0), (blasint)(n1 - n0), (blasint)K,
               alpha, ta ? A + m0 : A + m0 * lda, (blasint)lda, tb ? B + n0 * ldb : B + n0,
@@ -75,12 +117,14 @@ void gemm_blocks(Cblas cblas, bool ta, bool tb, i64 M, i64 N, i64 K, T alpha, co
 template <>
 void gemm<float>(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
                  const float* B, i64 ldb, float beta, float* C, i64 ldc) {
+    if (runs_packed(alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     gemm_blocks(scipy_cblas_sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
 void gemm<double>(bool ta, bool tb, i64 M, i64 N, i64 K, double alpha, const double* A, i64 lda,
                   const double* B, i64 ldb, double beta, double* C, i64 ldc) {
+    if (runs_packed(alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     gemm_blocks(scipy_cblas_dgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -121,6 +165,16 @@ void blas_set_threads(int n) {
 }
 const char* blas_config() { return scipy_openblas_get_config(); }
 const char* blas_corename() { return scipy_openblas_get_corename(); }
+
+void set_gemm_kernel(GemmKernel kernel) { g_gemm_kernel.store((int)kernel, std::memory_order_relaxed); }
+
+const char* gemm_kernel_name() {
+    switch ((GemmKernel)g_gemm_kernel.load(std::memory_order_relaxed)) {
+        case GemmKernel::nnc: return "nnc";
+        case GemmKernel::openblas: return "openblas";
+        default: return packed_gemm_wins() ? "nnc" : "openblas";
+    }
+}
 
 bool blas_runs_avx512() {
     static const bool wide = [] {

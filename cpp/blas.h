@@ -11,6 +11,28 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, T alpha, const T* A, i64 lda,
           const T* B, i64 ldb, T beta, T* C, i64 ldc);
 
+// Which kernel gemm runs: automatic takes nnc's own (gemm.cpp) on CPUs with
+// AVX-512 whose OpenBLAS runs older kernels, where it measured 1.3-1.8x
+// faster, and OpenBLAS everywhere else; the others force one (tests, benches).
+// nnc's own kernel computes only alpha = 1 and beta in {0, 1} (all nnc uses);
+// other calls go to OpenBLAS whatever the setting.
+enum class GemmKernel : int { automatic = 0, openblas = 1, nnc = 2 };
+void set_gemm_kernel(GemmKernel kernel);
+// The kernel automatic runs on this machine ("nnc" or "openblas"), or the one forced.
+const char* gemm_kernel_name();
+
+// nnc's own kernel (gemm.cpp) on the calling thread, for the block of C in
+// rows [m0, m1) and columns [n0, n1) of the whole product:
+// C = (or += when accumulate) op(A) op(B). Blocks that start at multiples of
+// packed_gemm_rows / packed_gemm_cols keep its register tiles whole.
+template <class T>
+void packed_gemm(bool trans_a, bool trans_b, i64 m0, i64 m1, i64 n0, i64 n1, i64 K, const T* A,
+                 i64 lda, const T* B, i64 ldb, bool accumulate, T* C, i64 ldc);
+template <class T>
+i64 packed_gemm_rows();
+template <class T>
+i64 packed_gemm_cols();
+
 // blas_set_threads_local(1) asks for single-threaded GEMMs from the calling
 // thread, so OpenMP and OpenBLAS do not fight over the same cores inside a
 // parallel region; it returns the previous request (1, or 0 for none) to be

@@ -18,6 +18,14 @@ NB_MODULE(_nnc, m) {
     m.def("get_num_threads", &threads);
     m.def("blas_config", [] { return std::string(blas_config()); });
     m.def("blas_corename", [] { return std::string(blas_corename()); });
+    m.def("set_gemm_kernel", [](const std::string& name) {
+        if (name == "auto") set_gemm_kernel(GemmKernel::automatic);
+        else if (name == "openblas") set_gemm_kernel(GemmKernel::openblas);
+        else if (name == "nnc") set_gemm_kernel(GemmKernel::nnc);
+        else fail_value("gemm kernel must be 'auto', 'openblas' or 'nnc', got '" + name + "'");
+    }, nb::arg("name"), "Which GEMM kernel every op runs: 'auto' (the default), 'openblas' or 'nnc'");
+    m.def("gemm_kernel", [] { return std::string(gemm_kernel_name()); },
+          "The GEMM kernel ops run now: 'nnc' or 'openblas' (what 'auto' picks on this machine)");
     m.def("simd_isa", [] { return std::string(simd_isa()); });
     m.def("openmp_version", [] { return (int)_OPENMP; });
     m.def("set_buffer_cache", [](std::int64_t max_bytes) {
