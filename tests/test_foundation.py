@@ -111,10 +111,11 @@ def test_implemented_ops_lists_affine_for_every_backend():
 @needs_cpp
 def test_build_info():
     info = nnc.build_info()
-    for key in ("version", "blas", "openmp", "simd", "compiler", "num_threads"):
+    for key in ("version", "blas", "gemm", "openmp", "simd", "compiler", "num_threads"):
         assert key in info
     assert info["version"] == nnc.__version__
     assert "OpenBLAS" in info["blas"]
+    assert info["gemm"] in ("nnc", "openblas")
     assert info["openmp"] is True
     assert info["num_threads"] >= 1
 

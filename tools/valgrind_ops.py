@@ -136,6 +136,29 @@ def other_ops(dtype):
                   lambda: (xe.copy(), we.copy(), bd.copy()), direct_nhwc)
 
 
+def nnc_gemm(dtype):
+    """nnc's own GEMM kernel forced (auto runs it on AVX-512 CPUs only, and the
+    CPU valgrind shows has none): the GEMM-bound ops again, on shapes past its
+    register tiles and its blocks (depth past KC, rows past MC, columns past NC)."""
+    from nnc import _nnc
+
+    _nnc.set_gemm_kernel("nnc")
+    try:
+        op = OPS["affine"]
+        for shape in ((29, 385, 65), (113, 257, 31), (5, 3, 2100)):
+            check(f"affine {shape} nnc gemm", dtype, lambda: op.make(shape, dtype, 0),
+                  lambda inp: run_op(op, inp))
+        for name in ("conv", "conv_nhwc"):
+            op = OPS[name]
+            shape = op.test_shapes[min(1, len(op.test_shapes) - 1)]
+            for algo in ("im2col", "winograd"):
+                with nnc.conv_algorithm(algo):
+                    check(f"{name} {algo} nnc gemm", dtype, lambda: op.make(shape, dtype, 0),
+                          lambda inp: run_op(op, inp))
+    finally:
+        _nnc.set_gemm_kernel("auto")
+
+
 def solver_epoch():
     from nnc.classifiers import FullyConnectedNet
     from nnc.solver import Solver
@@ -164,6 +187,7 @@ def main():
     for dtype in (np.float32, np.float64):
         registry_ops(dtype)
         other_ops(dtype)
+        nnc_gemm(dtype)
     solver_epoch()
     print("valgrind_ops.py: all ops ran", flush=True)
 

@@ -19,7 +19,8 @@ def _openmp_info():
 
 
 def build_info():
-    """A dict describing this build: version, blas, openmp, simd, compiler,
+    """A dict describing this build: version, blas, gemm (the GEMM kernel
+    the ops run: 'nnc' for nnc's own, 'openblas'), openmp, simd, compiler,
     num_threads, buffer_cache (its limit and the bytes it holds), backends
     (and cpp_error when the extension did not load), and omp_runtimes: the
     OpenMP libraries in the process ('loaded'), those loaded before ``import
@@ -29,12 +30,13 @@ def build_info():
     info = {"version": __version__, "backends": available_backends(),
             "omp_runtimes": _openmp_info()}
     if nat is None:
-        info.update(blas=None, openmp=False, simd=None, compiler=None,
+        info.update(blas=None, gemm=None, openmp=False, simd=None, compiler=None,
                     num_threads=get_num_threads(), buffer_cache=get_buffer_cache(),
                     cpp_error=str(CPP_IMPORT_ERROR))
         return info
     info.update(
         blas=f"{nat.blas_config().strip()} (core {nat.blas_corename()})",
+        gemm=nat.gemm_kernel(),
         openmp=nat.openmp_version() > 0,
         simd=nat.simd_isa(),
         compiler=nat.compiler,

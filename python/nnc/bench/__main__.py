@@ -179,8 +179,8 @@ def main(argv=None):
     budget, min_reps = (0.15, 3) if args.quick else (0.6, 5)
 
     info = nnc.build_info()
-    print(f"nnc {info['version']} | {info['blas']} | simd {info['simd']} | threads {threads}"
-          f" | torch {torch.__version__ if torch else 'not installed'}")
+    print(f"nnc {info['version']} | {info['blas']} | gemm {info['gemm']} | simd {info['simd']}"
+          f" | threads {threads} | torch {torch.__version__ if torch else 'not installed'}")
     imp = import_overhead_ms()
     print(f"import nnc adds {imp:.1f} ms on top of import numpy (median of 5 fresh interpreters)")
     roof = roofline.measure(quick=args.quick)
