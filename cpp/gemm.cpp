@@ -12,7 +12,9 @@
 // runs the same code on every panel and transposed operands cost nothing
 // after packing. The tile keeps MR x NR accumulators in registers: on
 // AVX-512, 14 x 2 zmm of float32 (14 x 32) or of float64 (14 x 16), which
-// leaves registers for B's two vectors and A's broadcast.
+// leaves registers for B's two vectors and A's broadcast. The last columns
+// of C take a tile of one vector where that covers them (100 columns: 3
+// whole tiles and one of 16 float32, not 4 whole ones).
 //
 // Every element of C is the same sum in the same order whatever block of C
 // a call computes (the depth is summed in KC chunks, each from zero, each
@@ -66,41 +68,44 @@ NNC_CLONES void pack_a(T* Ap, const T* A, i64 lda, bool ta, i64 m0, i64 mc, i64 
     }
 }
 
-// Bp[panel][k][NR] = op(B)[k0 + k, n0 + panel * NR + j], zero past nc.
+// Bp[panel][k][width] = op(B)[k0 + k, n0 + j0 + j], zero past nc: panels
+// NR wide, the last one NR / 2 wide when that covers what is left (see
+// panel_width), each at Bp + j0 * kc.
 template <class T>
 NNC_CLONES void pack_b(T* Bp, const T* B, i64 ldb, bool tb, i64 k0, i64 kc, i64 n0, i64 nc) {
     constexpr int NR = Tile<T>::NR;
     for (i64 j0 = 0; j0 < nc; j0 += NR) {
-        const int nr = (int)std::min<i64>(NR, nc - j0);
+        const int nr = (int)std::min<i64>(NR, nc - j0), width = nr <= NR / 2 ? NR / 2 : NR;
         T* p = Bp + j0 * kc;
         if (tb) {  // op(B) columns are B's rows
             for (int j = 0; j < nr; j++) {
                 const T* b = B + (n0 + j0 + j) * ldb + k0;
-                for (i64 k = 0; k < kc; k++) p[k * NR + j] = b[k];
+                for (i64 k = 0; k < kc; k++) p[k * width + j] = b[k];
             }
-            for (int j = nr; j < NR; j++)
-                for (i64 k = 0; k < kc; k++) p[k * NR + j] = T(0);
+            for (int j = nr; j < width; j++)
+                for (i64 k = 0; k < kc; k++) p[k * width + j] = T(0);
         } else {
             for (i64 k = 0; k < kc; k++) {
                 const T* b = B + (k0 + k) * ldb + n0 + j0;
-                T* q = p + k * NR;
+                T* q = p + k * width;
                 if (nr == NR) {
 #pragma omp simd
                     for (int j = 0; j < NR; j++) q[j] = b[j];
                 } else {
                     for (int j = 0; j < nr; j++) q[j] = b[j];
-                    for (int j = nr; j < NR; j++) q[j] = T(0);
+                    for (int j = nr; j < width; j++) q[j] = T(0);
                 }
             }
         }
     }
 }
 
-// C[mr, nr] = (or +=) Apanel Bpanel over kc: the register tile.
-template <class T>
+// C[mr, nr] = (or +=) Apanel Bpanel over kc: the register tile, MR x NR
+// (the panel of B is NR wide, NR / 2 for the last columns of C).
+template <class T, int NR>
 NNC_CLONES void tile(T* C, i64 ldc, const T* __restrict a, const T* __restrict b, i64 kc, int mr,
                      int nr, bool accumulate) {
-    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+    constexpr int MR = Tile<T>::MR;
     T acc[MR][NR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
@@ -162,11 +167,17 @@ void packed_gemm(bool ta, bool tb, i64 m0, i64 m1, i64 n0, i64 n1, i64 K, const 
             for (i64 ic = m0; ic < m1; ic += kMC) {
                 const i64 mc = std::min<i64>(kMC, m1 - ic);
                 pack_a(Ap, A, lda, ta, ic, mc, pc, kc);
-                for (i64 jr = 0; jr < nc; jr += Tl::NR)
-                    for (i64 ir = 0; ir < mc; ir += Tl::MR)
-                        tile(C + (ic + ir) * ldc + jc + jr, ldc, Ap + ir * kc, Bp + jr * kc, kc,
-                             (int)std::min<i64>(Tl::MR, mc - ir), (int)std::min<i64>(Tl::NR, nc - jr),
-                             acc);
+                for (i64 jr = 0; jr < nc; jr += Tl::NR) {
+                    const int nr = (int)std::min<i64>(Tl::NR, nc - jr);
+                    for (i64 ir = 0; ir < mc; ir += Tl::MR) {
+                        T* c = C + (ic + ir) * ldc + jc + jr;
+                        const int mr = (int)std::min<i64>(Tl::MR, mc - ir);
+                        if (nr <= Tl::NR / 2)  // the last columns: half the work of a whole tile
+                            tile<T, Tl::NR / 2>(c, ldc, Ap + ir * kc, Bp + jr * kc, kc, mr, nr, acc);
+                        else
+                            tile<T, Tl::NR>(c, ldc, Ap + ir * kc, Bp + jr * kc, kc, mr, nr, acc);
+                    }
+                }
             }
         }
     }
