@@ -485,12 +485,12 @@ void conv_dx_direct(T* dx, const T* dout, const T* w, const ConvShape& s) {
 // plane. No column matrix, and dw is loaded and stored once per image.
 
 // dwT[t, f] += the taps [t0, t1) of one image; gT (P, Fp) its transposed
-// dout, xp its padded planes (C, Hp, Lp). A few output rows at a time, so
-// their part of gT stays in L1 while every tap block reads it.
+// dout, xp its padded planes (C, Hp, Lp), tap_off[t] tap t's offset in xp.
+// A few output rows at a time, so their part of gT stays in L1 while every
+// tap block reads it.
 template <class T, int TB, int FB>
-NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const ConvShape& s, i64 Hp,
-                                i64 Lp, i64 Fp, i64 t0, i64 t1) {
-    const i64 kk = s.HH * s.WW;
+NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const i64* tap_off,
+                                const ConvShape& s, i64 Fp, i64 Lp, i64 t0, i64 t1) {
     const i64 rows = std::max<i64>(1, 16384 / (i64)sizeof(T) / (s.Wout * FB));
     for (i64 oh0 = 0; oh0 < s.Hout; oh0 += rows) {
         const i64 oh1 = std::min(s.Hout, oh0 + rows);
@@ -499,10 +499,7 @@ NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const ConvShap
                 // Offsets of the block's taps in xp; a short last block
                 // repeats its first tap, and those sums are dropped.
                 i64 off[TB];
-                for (int k = 0; k < TB; k++) {
-                    const i64 t = tb + k < t1 ? tb + k : tb, c = t / kk, kh = t % kk / s.WW;
-                    off[k] = (c * Hp + kh) * Lp + t % s.WW;
-                }
+                for (int k = 0; k < TB; k++) off[k] = tap_off[tb + k < t1 ? tb + k : tb];
                 T acc[TB][FB];
                 for (int k = 0; k < TB; k++)
 #pragma omp simd
@@ -566,6 +563,13 @@ void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s
     const bool by_image = s.N >= nt;
     const i64 per_thread = plane + P * Fp + taps * Fp;
     std::unique_ptr<T[]> work(new T[(size_t)(nt * per_thread)]);
+    // Each tap's offset in the padded planes, computed once: in the tap
+    // blocks' loop its divisions cost as much as a block's FMAs.
+    std::vector<i64> tap_off((size_t)taps);
+    for (i64 t = 0; t < taps; t++) {
+        const i64 kk = s.HH * s.WW, c = t / kk, kh = t % kk / s.WW, kw = t % s.WW;
+        tap_off[(size_t)t] = (c * Hp + kh) * Lp + kw;
+    }
 #pragma omp parallel num_threads(nt)
     {
         const int me = omp_get_thread_num();
@@ -587,7 +591,7 @@ void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s
                 unpool_transpose(gT, dout + n * s.F * Po, argmax + n * s.F * Po, s.F, Po, P, Fp);
             else
                 transpose_dout(gT, dout + n * s.F * P, s.F, P, Fp);
-            direct_dw_image<T, TB, FB>(dwT, gT, xp, s, Hp, Lp, Fp, t0, t1);
+            direct_dw_image<T, TB, FB>(dwT, gT, xp, tap_off.data(), s, Fp, Lp, t0, t1);
         }
 #pragma omp barrier
         // dw[f, t] from the threads' dwT, in thread order (in double) when
