@@ -35,15 +35,17 @@ constexpr double kSplitGemmMin = double(1 << 21);
 // C[M, N] = op(A) op(B): call(m0, m1, n0, n1) computes the block of C in
 // rows [m0, m1) and columns [n0, n1), single-threaded; blocks start at
 // multiples of unit_m rows or unit_n columns. threads_itself: call may run
-// the whole product threaded (OpenBLAS above kThreadedGemmMin).
-template <class F>
-void run_gemm(i64 M, i64 N, i64 K, i64 unit_m, i64 unit_n, bool threads_itself, F&& call) {
+// the whole product threaded (OpenBLAS above kThreadedGemmMin). split_rows(nt):
+// whether nt threads split C by rows (else by columns).
+template <class S, class F>
+void run_gemm(i64 M, i64 N, i64 K, i64 unit_m, i64 unit_n, bool threads_itself, S&& split_rows,
+              F&& call) {
     const double macs = (double)M * (double)N * (double)K;
     if (t_blas_single || (threads_itself && macs >= kThreadedGemmMin)) return call(0, M, 0, N);
     const int prev = blas_set_threads_local(1);
     const int nt = threads();
-    // Split the longer side of C, in whole units so the kernels' tiles stay whole.
-    const bool by_rows = M >= N;
+    // In whole units, so the kernels' tiles stay whole.
+    const bool by_rows = split_rows(nt);
     const i64 side = by_rows ? M : N, unit = by_rows ? unit_m : unit_n;
     const i64 blocks = (side + unit - 1) / unit;
     if (nt < 2 || macs < kSplitGemmMin || blocks < nt) {
@@ -96,6 +98,7 @@ template <class T>
 void packed_blocks(bool ta, bool tb, i64 M, i64 N, i64 K, const T* A, i64 lda, const T* B, i64 ldb,
                    T beta, T* C, i64 ldc) {
     run_gemm(M, N, K, packed_gemm_rows<T>(), packed_gemm_cols<T>(), false,
+             [&](int nt) { return packed_gemm_split_rows<T>(ta, tb, M, N, K, nt); },
              [&](i64 m0, i64 m1, i64 n0, i64 n1) {
                  packed_gemm(ta, tb, m0, m1, n0, n1, K, A, lda, B, ldb, beta != T(0), C, ldc);
              });
@@ -106,7 +109,8 @@ void packed_blocks(bool ta, bool tb, i64 M, i64 N, i64 K, const T* A, i64 lda, c
 template <class T, class Cblas>
 void gemm_blocks(Cblas cblas, bool ta, bool tb, i64 M, i64 N, i64 K, T alpha, const T* A,
                  i64 lda, const T* B, i64 ldb, T beta, T* C, i64 ldc) {
-    run_gemm(M, N, K, 16, 16, true, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
+    const auto longer_side = [&](int) { return M >= N; };
+    run_gemm(M, N, K, 16, 16, true, longer_side, [&](i64 m0, i64 m1, i64 n0, i64 n1) {
         if (m1 <= m0 || n1 <= n0) return;
         cblas(CblasRowMajor, tr(ta), tr(tb), (blasint)(m1 - m0), (blasint)(n1 - n0), (blasint)K,
               alpha, ta ? A + m0 : A + m0 * lda, (blasint)lda, tb ? B + n0 * ldb : B + n0,

@@ -28,6 +28,9 @@ const char* gemm_kernel_name();
 template <class T>
 void packed_gemm(bool trans_a, bool trans_b, i64 m0, i64 m1, i64 n0, i64 n1, i64 K, const T* A,
                  i64 lda, const T* B, i64 ldb, bool accumulate, T* C, i64 ldc);
+// Whether nt threads should split a packed GEMM by rows of C (else by columns).
+template <class T>
+bool packed_gemm_split_rows(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, int nt);
 template <class T>
 i64 packed_gemm_rows();
 template <class T>

@@ -21,6 +21,10 @@
 // added to C once), so a GEMM split over threads by rows or columns gives
 // the same bits as on one thread.
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "blas.h"
@@ -44,6 +48,75 @@ struct Tile<double> {
 // within a 1 MB L2) and columns per packed block of B.
 constexpr i64 kMC = 112, kNC = 2048;
 
+// Transposing packs move L x L blocks (L = one 64-byte vector: 16 float32
+// or 8 float64) through registers: L loads, a transpose in log2(L) rounds of
+// two-source shuffles, L stores. Element by element, packing the thin
+// operands of the seeds' affine layers (x of (50, 8192), w of (8192, 100))
+// cost as much as their multiply.
+template <class T>
+struct Block {
+    static constexpr int L = 64 / (int)sizeof(T);
+    typedef T vec __attribute__((vector_size(64)));
+    typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> lane;
+    typedef lane mask __attribute__((vector_size(64)));
+};
+
+// Round S of the transpose pairs rows i and i + S (i without bit S) and
+// swaps their S x S sub-blocks: lane c of the new row i is lane c of row i
+// (bit S of c clear) or lane c - S of row i + S (set); lane c of the new row
+// i + S is lane c + S of row i or lane c of row i + S. The lane indices of a
+// two-source shuffle: 0..L-1 the first row, L..2L-1 the second.
+template <class T, int S, bool Second>
+constexpr typename Block<T>::lane shuffle_lane(int c) {
+    constexpr int L = Block<T>::L;
+    return Second ? ((c & S) ? L + c : c + S) : ((c & S) ? L + c - S : c);
+}
+template <class T, int S, bool Second, int... C>
+inline typename Block<T>::mask shuffle_mask(std::integer_sequence<int, C...>) {
+    return typename Block<T>::mask{shuffle_lane<T, S, Second>(C)...};
+}
+template <class T, int S>
+__attribute__((always_inline)) inline void transpose_round(typename Block<T>::vec* r) {
+    constexpr int L = Block<T>::L;
+    const auto first = shuffle_mask<T, S, false>(std::make_integer_sequence<int, L>());
+    const auto second = shuffle_mask<T, S, true>(std::make_integer_sequence<int, L>());
+#pragma GCC unroll 16
+    for (int i = 0; i < L; i++) {
+        if (i & S) continue;
+        const auto a = r[i], b = r[i + S];
+        r[i] = __builtin_shuffle(a, b, first);
+        r[i + S] = __builtin_shuffle(a, b, second);
+    }
+}
+
+// r[0..L) = the rows of an L x L block, transposed in place.
+template <class T>
+__attribute__((always_inline)) inline void transpose_block(typename Block<T>::vec* r) {
+    if constexpr (Block<T>::L == 16) transpose_round<T, 8>(r);
+    transpose_round<T, 4>(r);
+    transpose_round<T, 2>(r);
+    transpose_round<T, 1>(r);
+}
+
+// dst[kk * ld + i] = src[i * lds + kk] for i < rows (zero for rows..L) and
+// kk < L: count of each transposed row stored (count <= L, a constant).
+template <class T, int Count>
+__attribute__((always_inline)) inline void transpose_to(T* dst, i64 ld, const T* src, i64 lds,
+                                                        int rows) {
+    constexpr int L = Block<T>::L;
+    typename Block<T>::vec r[L];
+#pragma GCC unroll 16
+    for (int i = 0; i < L; i++) {
+        if (i < rows)
+            std::memcpy(&r[i], src + i * lds, sizeof(r[i]));
+        else
+            r[i] = typename Block<T>::vec{};
+    }
+    transpose_block<T>(r);
+#pragma GCC unroll 16
+    for (int kk = 0; kk < L; kk++) std::memcpy(dst + kk * ld, &r[kk], Count * sizeof(T));
+}
+
 // Ap[panel][k][MR] = op(A)[m0 + panel * MR + i, k0 + k], zero past mc.
 template <class T>
 NNC_CLONES void pack_a(T* Ap, const T* A, i64 lda, bool ta, i64 m0, i64 mc, i64 k0, i64 kc) {
@@ -57,13 +130,19 @@ NNC_CLONES void pack_a(T* Ap, const T* A, i64 lda, bool ta, i64 m0, i64 mc, i64 
                 for (int i = 0; i < mr; i++) p[k * MR + i] = a[i];
                 for (int i = mr; i < MR; i++) p[k * MR + i] = T(0);
             }
-        } else {
-            for (int i = 0; i < mr; i++) {
-                const T* a = A + (m0 + i0 + i) * lda + k0;
-                for (i64 k = 0; k < kc; k++) p[k * MR + i] = a[k];
+        } else {  // a transpose: blocks of L values of MR rows, then the last columns
+            constexpr int L = Block<T>::L;
+            const T* a = A + (m0 + i0) * lda + k0;
+            i64 k = 0;
+            for (; k + L <= kc; k += L) {
+                transpose_to<T, std::min(L, MR)>(p + k * MR, MR, a + k, lda, mr);
+                if constexpr (MR > L)
+                    transpose_to<T, MR - L>(p + k * MR + L, MR, a + L * lda + k, lda, mr - L);
             }
+            for (int i = 0; i < mr; i++)
+                for (i64 kk = k; kk < kc; kk++) p[kk * MR + i] = a[i * lda + kk];
             for (int i = mr; i < MR; i++)
-                for (i64 k = 0; k < kc; k++) p[k * MR + i] = T(0);
+                for (i64 kk = k; kk < kc; kk++) p[kk * MR + i] = T(0);
         }
     }
 }
@@ -77,13 +156,18 @@ NNC_CLONES void pack_b(T* Bp, const T* B, i64 ldb, bool tb, i64 k0, i64 kc, i64 
     for (i64 j0 = 0; j0 < nc; j0 += NR) {
         const int nr = (int)std::min<i64>(NR, nc - j0), width = nr <= NR / 2 ? NR / 2 : NR;
         T* p = Bp + j0 * kc;
-        if (tb) {  // op(B) columns are B's rows
-            for (int j = 0; j < nr; j++) {
-                const T* b = B + (n0 + j0 + j) * ldb + k0;
-                for (i64 k = 0; k < kc; k++) p[k * width + j] = b[k];
-            }
+        if (tb) {  // op(B) columns are B's rows: a transpose, as pack_a's
+            constexpr int L = Block<T>::L;
+            static_assert(NR % (2 * L) == 0, "panels of whole blocks");
+            const T* b = B + (n0 + j0) * ldb + k0;
+            i64 k = 0;
+            for (; k + L <= kc; k += L)
+                for (int g = 0; g < width; g += L)
+                    transpose_to<T, L>(p + k * width + g, width, b + g * ldb + k, ldb, nr - g);
+            for (int j = 0; j < nr; j++)
+                for (i64 kk = k; kk < kc; kk++) p[kk * width + j] = b[j * ldb + kk];
             for (int j = nr; j < width; j++)
-                for (i64 k = 0; k < kc; k++) p[k * width + j] = T(0);
+                for (i64 kk = k; kk < kc; kk++) p[kk * width + j] = T(0);
         } else {
             for (i64 k = 0; k < kc; k++) {
                 const T* b = B + (k0 + k) * ldb + n0 + j0;
@@ -183,6 +267,31 @@ void packed_gemm(bool ta, bool tb, i64 m0, i64 m1, i64 n0, i64 n1, i64 K, const 
     }
 }
 
+// A GEMM split over nt threads by rows of C packs all of B in every thread,
+// by columns all of A; and whole tiles split unevenly. Whichever costs
+// less by a count of the work: per thread, the tiles' FMAs (one per vector
+// of the tile per depth step) plus the values its packs move (a transposing
+// pack about 4 of them per FMA's time, a copying one 16). For the seeds'
+// (50, 8192) x (8192, 100), rows: 2 + 2 tiles of 14 rows and half the
+// transpose of x each, where columns gave 2 + 1.5 tiles and all of x.
+template <class T>
+bool packed_gemm_split_rows(bool ta, bool tb, i64 M, i64 N, i64 K, int nt) {
+    using Tl = Tile<T>;
+    const double pack_a = ta ? 1.0 / 16 : 1.0 / 4, pack_b = tb ? 1.0 / 4 : 1.0 / 16;
+    const auto panels = [](i64 n) {  // tile widths of n columns, in whole tiles
+        const i64 whole = n / Tl::NR, rest = n % Tl::NR;
+        return (double)whole + (rest == 0 ? 0.0 : rest <= Tl::NR / 2 ? 0.5 : 1.0);
+    };
+    const i64 row_tiles = (M + Tl::MR - 1) / Tl::MR, col_tiles = (N + Tl::NR - 1) / Tl::NR;
+    const i64 rows = (row_tiles + nt - 1) / nt * Tl::MR;  // the busiest thread's share
+    const i64 cols = (col_tiles + nt - 1) / nt * Tl::NR;
+    const double by_rows = (double)((rows + Tl::MR - 1) / Tl::MR) * panels(N) * Tl::MR * K +
+                           pack_a * (double)std::min(rows, M) * K + pack_b * (double)N * K;
+    const double by_cols = (double)row_tiles * panels(std::min(cols, N)) * Tl::MR * K +
+                           pack_a * (double)M * K + pack_b * (double)std::min(cols, N) * K;
+    return by_rows <= by_cols;
+}
+
 template <class T>
 i64 packed_gemm_rows() {
     return Tile<T>::MR;
@@ -196,6 +305,8 @@ template void packed_gemm<float>(bool, bool, i64, i64, i64, i64, i64, const floa
                                  const float*, i64, bool, float*, i64);
 template void packed_gemm<double>(bool, bool, i64, i64, i64, i64, i64, const double*, i64,
                                   const double*, i64, bool, double*, i64);
+template bool packed_gemm_split_rows<float>(bool, bool, i64, i64, i64, int);
+template bool packed_gemm_split_rows<double>(bool, bool, i64, i64, i64, int);
 template i64 packed_gemm_rows<float>();
 template i64 packed_gemm_rows<double>();
 template i64 packed_gemm_cols<float>();
