@@ -83,13 +83,20 @@ bool cpu_runs_avx512() {
 
 bool packed_gemm_wins() { return cpu_runs_avx512() && !blas_runs_avx512(); }
 
+// Below this many multiply-adds automatic keeps OpenBLAS even where nnc's
+// kernel wins: its packing and its per-thread buffers cost about a
+// microsecond, which products of (10, 100) x (100, 10) notice (1.03-1.09x
+// OpenBLAS's time, fwd+bwd alternating; from (10, 256) x (256, 64), 164K
+// multiply-adds, nnc's is 0.71-0.76x).
+constexpr double kPackedGemmMin = double(1 << 17);
+
 template <class T>
-bool runs_packed(T alpha, T beta) {
+bool runs_packed(i64 M, i64 N, i64 K, T alpha, T beta) {
     if (alpha != T(1) || (beta != T(0) && beta != T(1))) return false;
     switch ((GemmKernel)g_gemm_kernel.load(std::memory_order_relaxed)) {
         case GemmKernel::nnc: return true;
         case GemmKernel::openblas: return false;
-        default: return packed_gemm_wins();
+        default: return packed_gemm_wins() && (double)M * (double)N * (double)K >= kPackedGemmMin;
     }
 }
 
@@ -121,14 +128,14 @@ void gemm_blocks(Cblas cblas, bool ta, bool tb, i64 M, i64 N, i64 K, T alpha, co
 template <>
 void gemm<float>(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
                  const float* B, i64 ldb, float beta, float* C, i64 ldc) {
-    if (runs_packed(alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (runs_packed(M, N, K, alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     gemm_blocks(scipy_cblas_sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
 void gemm<double>(bool ta, bool tb, i64 M, i64 N, i64 K, double alpha, const double* A, i64 lda,
                   const double* B, i64 ldb, double beta, double* C, i64 ldc) {
-    if (runs_packed(alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (runs_packed(M, N, K, alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     gemm_blocks(scipy_cblas_dgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -12,8 +12,9 @@ void gemm(bool trans_a, bool trans_b, i64 M, i64 N, i64 K, T alpha, const T* A, 
           const T* B, i64 ldb, T beta, T* C, i64 ldc);
 
 // Which kernel gemm runs: automatic takes nnc's own (gemm.cpp) on CPUs with
-// AVX-512 whose OpenBLAS runs older kernels, where it measured 1.3-1.8x
-// faster, and OpenBLAS everywhere else; the others force one (tests, benches).
+// AVX-512 whose OpenBLAS runs older kernels, for products of 2^17
+// multiply-adds and more, where it measured 1.2-1.6x faster, and OpenBLAS
+// everywhere else; the others force one (tests, benches).
 // nnc's own kernel computes only alpha = 1 and beta in {0, 1} (all nnc uses);
 // other calls go to OpenBLAS whatever the setting.
 enum class GemmKernel : int { automatic = 0, openblas = 1, nnc = 2 };
