@@ -12,7 +12,9 @@
 // runs the same code on every panel and transposed operands cost nothing
 // after packing. The tile keeps MR x NR accumulators in registers: on
 // AVX-512, 14 x 2 zmm of float32 (14 x 32) or of float64 (14 x 16), which
-// leaves registers for B's two vectors and A's broadcast. The last columns
+// leaves registers for B's two vectors and A's broadcast (the AVX2 and
+// baseline clones compile the same tile, which spills there: automatic
+// never runs them, the tests and valgrind do). The last columns
 // of C take a tile of one vector where that covers them (100 columns: 3
 // whole tiles and one of 16 float32, not 4 whole ones).
 //
