@@ -55,7 +55,8 @@ void run_gemm(i64 M, i64 N, i64 K, i64 unit_m, i64 unit_n, bool threads_itself, 
         {
             const int me = omp_get_thread_num();
             const int inner = blas_set_threads_local(1);
-            const i64 a = blocks * me / nt * unit, b = std::min(side, blocks * (me + 1) / nt * unit);
+            const i64 a = blocks * me / nt * unit;
+            const i64 b = std::min(side, blocks * (me + 1) / nt * unit);
             if (by_rows)
                 call(a, b, 0, N);
             else
@@ -68,17 +69,10 @@ void run_gemm(i64 M, i64 N, i64 K, i64 unit_m, i64 unit_n, bool threads_itself, 
 
 std::atomic<int> g_gemm_kernel{(int)GemmKernel::automatic};
 
-// Whether the CPU runs the x86-64-v4 (AVX-512) clones of NNC_CLONES kernels.
+// Whether the NNC_CLONES kernels run their x86-64-v4 (AVX-512) clones.
 bool cpu_runs_avx512() {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NNC_NO_CLONES)
-    static const bool v4 = [] {
-        __builtin_cpu_init();
-        return (bool)__builtin_cpu_supports("x86-64-v4");
-    }();
+    static const bool v4 = std::string(simd_isa()).rfind("x86-64-v4", 0) == 0;
     return v4;
-#else
-    return false;
-#endif
 }
 
 bool packed_gemm_wins() { return cpu_runs_avx512() && !blas_runs_avx512(); }
@@ -128,14 +122,16 @@ void gemm_blocks(Cblas cblas, bool ta, bool tb, i64 M, i64 N, i64 K, T alpha, co
 template <>
 void gemm<float>(bool ta, bool tb, i64 M, i64 N, i64 K, float alpha, const float* A, i64 lda,
                  const float* B, i64 ldb, float beta, float* C, i64 ldc) {
-    if (runs_packed(M, N, K, alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (runs_packed(M, N, K, alpha, beta))
+        return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     gemm_blocks(scipy_cblas_sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
 void gemm<double>(bool ta, bool tb, i64 M, i64 N, i64 K, double alpha, const double* A, i64 lda,
                   const double* B, i64 ldb, double beta, double* C, i64 ldc) {
-    if (runs_packed(M, N, K, alpha, beta)) return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (runs_packed(M, N, K, alpha, beta))
+        return packed_blocks(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     gemm_blocks(scipy_cblas_dgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -177,7 +173,9 @@ void blas_set_threads(int n) {
 const char* blas_config() { return scipy_openblas_get_config(); }
 const char* blas_corename() { return scipy_openblas_get_corename(); }
 
-void set_gemm_kernel(GemmKernel kernel) { g_gemm_kernel.store((int)kernel, std::memory_order_relaxed); }
+void set_gemm_kernel(GemmKernel kernel) {
+    g_gemm_kernel.store((int)kernel, std::memory_order_relaxed);
+}
 
 const char* gemm_kernel_name() {
     switch ((GemmKernel)g_gemm_kernel.load(std::memory_order_relaxed)) {

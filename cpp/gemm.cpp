@@ -150,8 +150,8 @@ NNC_CLONES void pack_a(T* Ap, const T* A, i64 lda, bool ta, i64 m0, i64 mc, i64 
 }
 
 // Bp[panel][k][width] = op(B)[k0 + k, n0 + j0 + j], zero past nc: panels
-// NR wide, the last one NR / 2 wide when that covers what is left (see
-// panel_width), each at Bp + j0 * kc.
+// NR wide, the last one NR / 2 wide when that covers what is left (the
+// one-vector tile reads it), each at Bp + j0 * kc.
 template <class T>
 NNC_CLONES void pack_b(T* Bp, const T* B, i64 ldb, bool tb, i64 k0, i64 kc, i64 n0, i64 nc) {
     constexpr int NR = Tile<T>::NR;
@@ -219,7 +219,8 @@ NNC_CLONES void tile(T* C, i64 ldc, const T* __restrict a, const T* __restrict b
         }
     } else {
         for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++) C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
+            for (int j = 0; j < nr; j++)
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
     }
 }
 
@@ -258,10 +259,12 @@ void packed_gemm(bool ta, bool tb, i64 m0, i64 m1, i64 n0, i64 n1, i64 K, const 
                     for (i64 ir = 0; ir < mc; ir += Tl::MR) {
                         T* c = C + (ic + ir) * ldc + jc + jr;
                         const int mr = (int)std::min<i64>(Tl::MR, mc - ir);
+                        const T* a = Ap + ir * kc;
+                        const T* b = Bp + jr * kc;
                         if (nr <= Tl::NR / 2)  // the last columns: half the work of a whole tile
-                            tile<T, Tl::NR / 2>(c, ldc, Ap + ir * kc, Bp + jr * kc, kc, mr, nr, acc);
+                            tile<T, Tl::NR / 2>(c, ldc, a, b, kc, mr, nr, acc);
                         else
-                            tile<T, Tl::NR>(c, ldc, Ap + ir * kc, Bp + jr * kc, kc, mr, nr, acc);
+                            tile<T, Tl::NR>(c, ldc, a, b, kc, mr, nr, acc);
                     }
                 }
             }
@@ -271,9 +274,10 @@ void packed_gemm(bool ta, bool tb, i64 m0, i64 m1, i64 n0, i64 n1, i64 K, const 
 
 // A GEMM split over nt threads by rows of C packs all of B in every thread,
 // by columns all of A; and whole tiles split unevenly. Whichever costs
-// less by a count of the work: per thread, the tiles' FMAs (one per vector
-// of the tile per depth step) plus the values its packs move (a transposing
-// pack about 4 of them per FMA's time, a copying one 16). For the seeds'
+// less by a count of the work, per thread: the tiles' (a unit is one row
+// of a whole tile for one depth step, two FMAs; a one-vector tile's row is
+// half a unit) plus the values its packs move (a transposing pack 4 values
+// a unit, a copying one 16). For the seeds'
 // (50, 8192) x (8192, 100), rows: 2 + 2 tiles of 14 rows and half the
 // transpose of x each, where columns gave 2 + 1.5 tiles and all of x.
 template <class T>

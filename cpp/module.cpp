@@ -23,7 +23,8 @@ NB_MODULE(_nnc, m) {
         else if (name == "openblas") set_gemm_kernel(GemmKernel::openblas);
         else if (name == "nnc") set_gemm_kernel(GemmKernel::nnc);
         else fail_value("gemm kernel must be 'auto', 'openblas' or 'nnc', got '" + name + "'");
-    }, nb::arg("name"), "Which GEMM kernel every op runs: 'auto' (the default), 'openblas' or 'nnc'");
+    }, nb::arg("name"),
+       "Which GEMM kernel every op runs: 'auto' (the default), 'openblas' or 'nnc'");
     m.def("gemm_kernel", [] { return std::string(gemm_kernel_name()); },
           "The GEMM kernel ops run now: 'nnc' or 'openblas' (what 'auto' picks on this machine)");
     m.def("simd_isa", [] { return std::string(simd_isa()); });
