@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nnc
-from conftest import needs_cpp
+from conftest import native_threads, needs_cpp
 
 pytestmark = needs_cpp
 
@@ -26,16 +26,6 @@ def gemm_kernel(name):
         yield
     finally:
         _nnc.set_gemm_kernel("auto")
-
-
-@contextlib.contextmanager
-def threads(n):
-    before = nnc.get_num_threads()
-    nnc.set_num_threads(n)
-    try:
-        yield
-    finally:
-        nnc.set_num_threads(before)
 
 
 def close(got, want, dtype):
@@ -101,7 +91,7 @@ def test_nnc_kernel_same_bits_at_any_thread_count(dtype, shape):
     runs = []
     with nnc.use_backend("cpp"), gemm_kernel("nnc"):
         for n in (1, 2, 3):
-            with threads(n):
+            with native_threads(n):
                 runs.append(affine_all(x, w, b, dout))
     for later in runs[1:]:
         for a, b_ in zip(runs[0], later):
