@@ -563,8 +563,8 @@ void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s
     const bool by_image = s.N >= nt;
     const i64 per_thread = plane + P * Fp + taps * Fp;
     std::unique_ptr<T[]> work(new T[(size_t)(nt * per_thread)]);
-    // Each tap's offset in the padded planes, computed once: in the tap
-    // blocks' loop its divisions cost as much as a block's FMAs.
+    // Each tap's offset in the padded planes, computed once per call rather
+    // than by three divisions per tap of every tap block of every image.
     std::vector<i64> tap_off((size_t)taps);
     for (i64 t = 0; t < taps; t++) {
         const i64 kk = s.HH * s.WW, c = t / kk, kh = t % kk / s.WW, kw = t % s.WW;
