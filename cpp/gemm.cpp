@@ -119,33 +119,60 @@ __attribute__((always_inline)) inline void transpose_to(T* dst, i64 ld, const T*
     for (int kk = 0; kk < L; kk++) std::memcpy(dst + kk * ld, &r[kk], Count * sizeof(T));
 }
 
+// The packs of A and B are the same two panel layouts: a panel is W values
+// per depth step, p[k * W + j] for k < kc, the values of j past n zero.
+
+// p[k * W + j] = src[k * ld + j]: the panel's values are contiguous in src
+// (A transposed, B as it is).
+template <class T, int W>
+__attribute__((always_inline)) inline void copy_panel(T* p, const T* src, i64 ld, int n, i64 kc) {
+    for (i64 k = 0; k < kc; k++) {
+        const T* s = src + k * ld;
+        T* q = p + k * W;
+        if (n == W) {
+#pragma omp simd
+            for (int j = 0; j < W; j++) q[j] = s[j];
+        } else {
+            for (int j = 0; j < n; j++) q[j] = s[j];
+            for (int j = n; j < W; j++) q[j] = T(0);
+        }
+    }
+}
+
+// Blocks of L columns of the panel from L depth steps: G, G + L, ... < W.
+template <class T, int W, int G = 0>
+__attribute__((always_inline)) inline void transpose_groups(T* p, const T* src, i64 ld, int n) {
+    constexpr int L = Block<T>::L;
+    if constexpr (G < W) {
+        transpose_to<T, std::min(L, W - G)>(p + G, W, src + G * ld, ld, n - G);
+        transpose_groups<T, W, G + L>(p, src, ld, n);
+    }
+}
+
+// p[k * W + j] = src[j * ld + k]: a transpose (A as it is, B transposed),
+// in register blocks of L depth steps, then the last steps one by one.
+template <class T, int W>
+__attribute__((always_inline)) inline void transpose_panel(T* p, const T* src, i64 ld, int n,
+                                                           i64 kc) {
+    constexpr int L = Block<T>::L;
+    i64 k = 0;
+    for (; k + L <= kc; k += L) transpose_groups<T, W>(p + k * W, src + k, ld, n);
+    for (int j = 0; j < n; j++)
+        for (i64 kk = k; kk < kc; kk++) p[kk * W + j] = src[j * ld + kk];
+    for (int j = n; j < W; j++)
+        for (i64 kk = k; kk < kc; kk++) p[kk * W + j] = T(0);
+}
+
 // Ap[panel][k][MR] = op(A)[m0 + panel * MR + i, k0 + k], zero past mc.
 template <class T>
 NNC_CLONES void pack_a(T* Ap, const T* A, i64 lda, bool ta, i64 m0, i64 mc, i64 k0, i64 kc) {
     constexpr int MR = Tile<T>::MR;
     for (i64 i0 = 0; i0 < mc; i0 += MR) {
         const int mr = (int)std::min<i64>(MR, mc - i0);
-        T* p = Ap + i0 * kc;
-        if (ta) {  // op(A) rows are A's columns: MR contiguous values per k
-            for (i64 k = 0; k < kc; k++) {
-                const T* a = A + (k0 + k) * lda + m0 + i0;
-                for (int i = 0; i < mr; i++) p[k * MR + i] = a[i];
-                for (int i = mr; i < MR; i++) p[k * MR + i] = T(0);
-            }
-        } else {  // a transpose: blocks of L values of MR rows, then the last columns
-            constexpr int L = Block<T>::L;
-            const T* a = A + (m0 + i0) * lda + k0;
-            i64 k = 0;
-            for (; k + L <= kc; k += L) {
-                transpose_to<T, std::min(L, MR)>(p + k * MR, MR, a + k, lda, mr);
-                if constexpr (MR > L)
-                    transpose_to<T, MR - L>(p + k * MR + L, MR, a + L * lda + k, lda, mr - L);
-            }
-            for (int i = 0; i < mr; i++)
-                for (i64 kk = k; kk < kc; kk++) p[kk * MR + i] = a[i * lda + kk];
-            for (int i = mr; i < MR; i++)
-                for (i64 kk = k; kk < kc; kk++) p[kk * MR + i] = T(0);
-        }
+        if (ta)
+            copy_panel<T, MR>(Ap + i0 * kc, A + k0 * lda + m0 + i0, lda, mr, kc);
+        else
+            transpose_panel<T, MR>(Ap + i0 * kc, A + (m0 + i0) * lda + k0, lda, mr, kc);
     }
 }
 
@@ -156,33 +183,17 @@ template <class T>
 NNC_CLONES void pack_b(T* Bp, const T* B, i64 ldb, bool tb, i64 k0, i64 kc, i64 n0, i64 nc) {
     constexpr int NR = Tile<T>::NR;
     for (i64 j0 = 0; j0 < nc; j0 += NR) {
-        const int nr = (int)std::min<i64>(NR, nc - j0), width = nr <= NR / 2 ? NR / 2 : NR;
+        const int nr = (int)std::min<i64>(NR, nc - j0);
         T* p = Bp + j0 * kc;
-        if (tb) {  // op(B) columns are B's rows: a transpose, as pack_a's
-            constexpr int L = Block<T>::L;
-            static_assert(NR % (2 * L) == 0, "panels of whole blocks");
-            const T* b = B + (n0 + j0) * ldb + k0;
-            i64 k = 0;
-            for (; k + L <= kc; k += L)
-                for (int g = 0; g < width; g += L)
-                    transpose_to<T, L>(p + k * width + g, width, b + g * ldb + k, ldb, nr - g);
-            for (int j = 0; j < nr; j++)
-                for (i64 kk = k; kk < kc; kk++) p[kk * width + j] = b[j * ldb + kk];
-            for (int j = nr; j < width; j++)
-                for (i64 kk = k; kk < kc; kk++) p[kk * width + j] = T(0);
-        } else {
-            for (i64 k = 0; k < kc; k++) {
-                const T* b = B + (k0 + k) * ldb + n0 + j0;
-                T* q = p + k * width;
-                if (nr == NR) {
-#pragma omp simd
-                    for (int j = 0; j < NR; j++) q[j] = b[j];
-                } else {
-                    for (int j = 0; j < nr; j++) q[j] = b[j];
-                    for (int j = nr; j < width; j++) q[j] = T(0);
-                }
-            }
-        }
+        const T* b = tb ? B + (n0 + j0) * ldb + k0 : B + k0 * ldb + n0 + j0;
+        if (nr > NR / 2 && tb)
+            transpose_panel<T, NR>(p, b, ldb, nr, kc);
+        else if (nr > NR / 2)
+            copy_panel<T, NR>(p, b, ldb, nr, kc);
+        else if (tb)
+            transpose_panel<T, NR / 2>(p, b, ldb, nr, kc);
+        else
+            copy_panel<T, NR / 2>(p, b, ldb, nr, kc);
     }
 }
 
