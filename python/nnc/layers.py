@@ -11,6 +11,8 @@ float16 in float32. A backward converts ``dout`` to the forward output's
 dtype. Batchnorm's running statistics are updated in place and must already
 have the input's (promoted) dtype.
 """
+import functools
+
 import numpy as np
 
 from . import _checks as ck
@@ -661,6 +663,16 @@ def mse_loss(x, y):
 # --- embeddings, binary cross-entropy, softmax ---
 
 
+@functools.lru_cache(maxsize=None)
+def _index_dtype_facts(dtype):
+    """(the unsigned dtype of the same width, the largest value) of an
+    integer dtype: looked up once per dtype (np.iinfo and a dtype from its
+    string took a third of a small lookup's time)."""
+    if dtype.kind == "u":
+        return dtype, np.inf  # unsigned indices have no negative end to check
+    return np.dtype(dtype.str.replace("i", "u")), np.iinfo(dtype).max
+
+
 def _indices(fn, idx, V, name="idx", ndim=None):
     """Integer indices into V rows, as an ndarray (any integer dtype, not
     copied): TypeError for anything but integers, IndexError naming the
@@ -676,11 +688,11 @@ def _indices(fn, idx, V, name="idx", ndim=None):
     # Not when V exceeds the dtype's largest value (int8 indices into 500
     # rows: -10 is 246 unsigned): then only negative indices can be out of
     # range, and min() < 0 finds them.
-    if idx.dtype.kind == "i" and V > np.iinfo(idx.dtype).max:
+    unsigned, largest = _index_dtype_facts(idx.dtype)
+    if V > largest:
         out_of_range = idx.size and idx.min() < 0
     else:
-        as_unsigned = idx.view(idx.dtype.str.replace("i", "u")) if idx.dtype.kind == "i" else idx
-        out_of_range = idx.size and as_unsigned.max() >= V
+        out_of_range = idx.size and idx.view(unsigned).max() >= V
     if out_of_range:
         where = tuple(int(i) for i in np.argwhere((idx < 0) | (idx >= V))[0])
         raise IndexError(f"{fn}: {name}{list(where)} = {idx[where]} is out of range for V={V} "
