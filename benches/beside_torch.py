@@ -8,7 +8,8 @@ reads OMP_WAIT_POLICY only when it loads:
 - nnc alone (torch never imported)
 - torch imported first, OMP_WAIT_POLICY unset (torch's pool spins)
 - torch imported first, OMP_WAIT_POLICY=PASSIVE in the environment
-- nnc imported first, OMP_WAIT_POLICY unset (nnc sets PASSIVE before torch loads)
+- nnc imported first, OMP_WAIT_POLICY unset (nnc sets its policy, PASSIVE with
+  GOMP_SPINCOUNT=10000, before torch loads)
 
 In each, the affine layer (float32, forward + backward, the bench's 1024^3
 case) and a small training step (a 3-layer MLP, batch 64) run alone and then
@@ -137,7 +138,7 @@ def main(argv=None):
         sys.exit("beside_torch.py needs torch (pip install torch)")
     results = {}
     for name, order, policy in CONFIGS:
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
         if policy:
             env["OMP_WAIT_POLICY"] = policy
         proc = subprocess.run([sys.executable, "-c", CHILD, order, str(args.reps)],

@@ -25,7 +25,8 @@ REPORT = ("import json, warnings\n"
 
 
 def run(prelude="", policy=None):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    # (this process's own import of nnc put its defaults in os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
     proc = subprocess.run([sys.executable, "-c", prelude + REPORT], capture_output=True,
@@ -38,7 +39,9 @@ def test_alone_nnc_sets_the_passive_policy_and_does_not_warn():
     r = run()
     assert r["warnings"] == []
     assert r["before_nnc"] == []
-    assert r["wait_policy"] == "PASSIVE"   # nnc's default
+    assert r["wait_policy"] == "PASSIVE"   # nnc's default: a short spin, then sleep
+    assert r["spin_count"] == "10000"
+    assert _openmp.DEFAULT_POLICY == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}
     if "cpp" in nnc.available_backends():
         assert any("gomp" in os.path.basename(p) for p in r["loaded"])
 
@@ -72,6 +75,7 @@ def test_a_policy_the_user_chose_is_kept_without_a_warning(foreign_runtime, poli
     assert r["warnings"] == []
     assert r["before_nnc"] == [foreign_runtime]
     assert r["wait_policy"] == policy
+    assert r["spin_count"] is None   # nnc adds no spin to a policy the user chose
 
 
 def test_spin_warning_names_intels_blocktime_too():

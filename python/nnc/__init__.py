@@ -18,10 +18,13 @@ from . import _openmp
 _OPENMP_BEFORE = _openmp.loaded_runtimes()
 _USER_WAIT_POLICY = _os.environ.get("OMP_WAIT_POLICY")
 
-# libgomp reads this once when it loads. Spinning OpenMP workers starve
-# OpenBLAS's own threads right after a parallel region (20-80x slowdowns), so
-# idle workers sleep unless the user chose otherwise.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# libgomp reads these once when it loads. Workers that spin for long (libgomp's
+# default, about 300,000 polls) starve OpenBLAS's own threads right after a
+# parallel region (20-80x slowdowns), so idle workers spin briefly and then
+# sleep, unless the user chose a policy (_openmp.DEFAULT_POLICY says why).
+if _USER_WAIT_POLICY is None:
+    for _name, _value in _openmp.DEFAULT_POLICY.items():
+        _os.environ.setdefault(_name, _value)
 # The same the other way round: after a multi-threaded GEMM, OpenBLAS's idle
 # workers spin for about 0.1 s (2^28 cycles) and take a core from the OpenMP
 # kernel that runs next; a conv right after an affine layer ran 1.9x slower.

@@ -15,7 +15,8 @@ def _openmp_info():
 
     from . import _openmp
     return {"loaded": _openmp.loaded_runtimes(), "before_nnc": list(nnc._OPENMP_BEFORE),
-            "wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+            "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "spin_count": os.environ.get("GOMP_SPINCOUNT")}
 
 
 def build_info():
@@ -25,7 +26,8 @@ def build_info():
     (and cpp_error when the extension did not load), and omp_runtimes: the
     OpenMP libraries in the process ('loaded'), those loaded before ``import
     nnc`` ('before_nnc', which never saw nnc's OMP_WAIT_POLICY) and the
-    'wait_policy' in the environment (nnc's PASSIVE unless the user chose)."""
+    'wait_policy' and libgomp's 'spin_count' in the environment (nnc's
+    PASSIVE and 10000 unless the user chose a policy)."""
     nat = _native()
     info = {"version": __version__, "backends": available_backends(),
             "omp_runtimes": _openmp_info()}

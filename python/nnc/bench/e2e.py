@@ -26,8 +26,8 @@ nnc's threads). JAX is not implemented here, and is reported as skipped.
 
 Each library runs in its own child process (this file run as a script), so
 neither one's OpenMP or BLAS thread pool competes with the other's; the child
-gets OMP_WAIT_POLICY=PASSIVE in its environment before anything is
-imported. The parent loads and prepares the data once (``get_CIFAR10_data``
+gets nnc's idle-thread policy (OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=10000:
+a short spin, then sleep) in its environment before anything is imported. The parent loads and prepares the data once (``get_CIFAR10_data``
 for the NCHW float64 splits the Solver models train on, as in CS231n; NHWC
 float32 standardized per channel for ``nn_cnn``, as the CSCI566 course
 does) and hands it to the children as an .npz: the wall time excludes data
@@ -51,6 +51,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from nnc._openmp import DEFAULT_POLICY
 
 MODELS = ("convnet", "fcnet", "nn_cnn")
 DESCRIPTIONS = {
@@ -388,7 +390,8 @@ def _load_init(path):
 def child_main(argv=None):
     """``e2e.py --child LIB --spec FILE --out FILE``: train the spec's models
     with one library and write the records as JSON."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    for name, value in DEFAULT_POLICY.items():
+        os.environ.setdefault(name, value)
     p = argparse.ArgumentParser()
     p.add_argument("--child", required=True, choices=LIBRARIES)
     p.add_argument("--spec", required=True)
@@ -444,7 +447,9 @@ def _save_init(model, path):
 
 def run_child(lib, spec_path, out_path, threads):
     env = dict(os.environ)
-    env["OMP_WAIT_POLICY"] = "PASSIVE"   # read once when libgomp loads: set before any import
+    # nnc's idle-thread policy for both libraries, read once when libgomp
+    # loads: set before any import
+    env.update(DEFAULT_POLICY)
     env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", lib,
                            "--spec", spec_path, "--out", out_path],
