@@ -26,7 +26,7 @@ REPORT = ("import json, warnings\n"
 
 def run(prelude="", policy=None):
     # (this process's own import of nnc put its defaults in os.environ)
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env = {k: v for k, v in os.environ.items() if k not in _openmp.DEFAULT_POLICY}
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
     proc = subprocess.run([sys.executable, "-c", prelude + REPORT], capture_output=True,

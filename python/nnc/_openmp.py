@@ -49,9 +49,10 @@ def spin_warning(before, user_policy):
         return None
     names = ", ".join(os.path.basename(p) for p in before)
     intel = any("iomp" in os.path.basename(p) for p in before)
+    policy = " ".join(f"{k}={v}" for k, v in DEFAULT_POLICY.items())
     return (f"nnc: an OpenMP runtime ({names}) was loaded before nnc with OMP_WAIT_POLICY "
             f"unset, so its idle threads spin and take the cores from nnc's kernels (and from "
             f"its own small ops); alternating calls can run several times slower. Set "
-            f"OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000{' KMP_BLOCKTIME=0' if intel else ''} in the "
+            f"{policy}{' KMP_BLOCKTIME=0' if intel else ''} in the "
             f"environment before Python starts, or import nnc before torch. "
             f"nnc.build_info() lists the runtimes.")

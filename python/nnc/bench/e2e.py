@@ -27,10 +27,10 @@ nnc's threads). JAX is not implemented here, and is reported as skipped.
 Each library runs in its own child process (this file run as a script), so
 neither one's OpenMP or BLAS thread pool competes with the other's; the child
 gets nnc's idle-thread policy (OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=10000:
-a short spin, then sleep) in its environment before anything is imported. The parent loads and prepares the data once (``get_CIFAR10_data``
-for the NCHW float64 splits the Solver models train on, as in CS231n; NHWC
-float32 standardized per channel for ``nn_cnn``, as the CSCI566 course
-does) and hands it to the children as an .npz: the wall time excludes data
+a short spin, then sleep) in its environment before anything is imported.
+The parent loads and prepares the data once (``get_CIFAR10_data`` for the
+NCHW float64 splits the Solver models train on, as in CS231n; NHWC float32
+standardized per channel for ``nn_cnn``, as the CSCI566 course does) and hands it to the children as an .npz: the wall time excludes data
 loading and includes everything from the start of training (``Solver.train``
 or ``train_net``) to its end. With ``--repeat R`` the libraries alternate R
 times and the table gives medians.
@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+# (importing nnc also sets this policy, where none is set, before a child
+# started by hand imports torch)
 from nnc._openmp import DEFAULT_POLICY
 
 MODELS = ("convnet", "fcnet", "nn_cnn")
@@ -390,8 +392,6 @@ def _load_init(path):
 def child_main(argv=None):
     """``e2e.py --child LIB --spec FILE --out FILE``: train the spec's models
     with one library and write the records as JSON."""
-    for name, value in DEFAULT_POLICY.items():
-        os.environ.setdefault(name, value)
     p = argparse.ArgumentParser()
     p.add_argument("--child", required=True, choices=LIBRARIES)
     p.add_argument("--spec", required=True)
