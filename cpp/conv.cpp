@@ -266,9 +266,9 @@ i64 direct_block_columns(const ConvShape& s) {
 // GEMM); and on AVX-512 CPUs any kernel of 9 taps or more whose rows fill
 // their blocks (at most an eighth of the last one padding). Those ran at
 // 80-90% of the FMA peak, 1.6-2.9x faster than im2col, and than Winograd up
-// to C = 32 (C = 16 with rows of one vector); past that, Winograd's GEMMs
-// win when OpenBLAS runs its AVX-512 kernels, and lose when it runs AVX2
-// ones (benches/README.md, "The direct kernel beyond few channels").
+// to C = 32 (rows of one vector: below); past that, Winograd's GEMMs win
+// when OpenBLAS runs its AVX-512 kernels, and lose when it runs AVX2 ones
+// (benches/README.md, "The direct kernel beyond few channels").
 template <class T>
 bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
@@ -278,7 +278,11 @@ bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     const i64 cols = direct_block_columns<T>(s);
     const bool full = (s.Wout + cols - 1) / cols * cols * 7 <= s.Wout * 8;
     if (!__builtin_cpu_supports("avx512f") || !full) return false;
-    const i64 c_max = direct_block<T>(s) == DirectBlock::f16_v1 ? 16 : 32;
+    // Rows of one vector take blocks of 16 filters, which beat Winograd up to
+    // C = 16, and up to C = 32 where F <= 16 too (Winograd's GEMMs are then F
+    // rows thin: the course conv2's dx, C = 32 and F = 16, ran 0.71x its time).
+    const bool one_vector = direct_block<T>(s) == DirectBlock::f16_v1;
+    const i64 c_max = one_vector && s.F > 16 ? 16 : 32;
     return s.C <= c_max || !winograd_applies(s, algo) || !blas_runs_avx512();
 }
 

@@ -1079,10 +1079,13 @@ def test_direct_for_rows_that_fill_the_blocks():
     # 3x3 up to C = 32 (dx: F = 32) in place of Winograd, whatever OpenBLAS runs
     assert paths(*shape(64, 32, 32, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
     assert paths(*shape(64, 16, 16, 32, 3, f64), 1, 1)[:2] == ("direct", "direct")
-    # rows of one vector (16 float32 pixels) in blocks of 16 filters: up to C = 16 (dx: F)
-    assert paths(*shape(64, 16, 16, 32, 3, f32), 1, 1)[:2] == \
-        ("direct", "winograd" if blas_wide else "direct")
-    assert paths(*shape(64, 32, 16, 16, 3, f32), 1, 1)[:2] == \
+    # rows of one vector (16 float32 pixels) in blocks of 16 filters: up to C = 16, and up
+    # to C = 32 with at most 16 filters (dx: C and F swapped)
+    assert paths(*shape(64, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert paths(*shape(64, 32, 16, 16, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert paths(*shape(64, 32, 16, 32, 3, f32), 1, 1)[:2] == \
+        ("winograd" if blas_wide else "direct",) * 2
+    assert paths(*shape(64, 48, 16, 16, 3, f32), 1, 1)[:2] == \
         ("winograd" if blas_wide else "direct", "direct")
     assert paths(*shape(64, 16, 8, 32, 3, f64), 1, 1)[0] == "direct"
     assert paths(*shape(64, 16, 12, 32, 3, f32), 1, 1)[0] == "winograd"  # 12 of 16
