@@ -143,7 +143,11 @@ for reg in [0, 3.14]:
     for name in sorted(grads):
         f = lambda _: model.loss(X, y)[0]  # noqa: E731
         grad_num = eval_numerical_gradient(f, model.params[name], verbose=False, h=1e-5)
-        limit = 1e-4 if (reg == 0 and name == "W2") else 1e-6
+        # W2 at reg 0 holds entries near 5e-8, where a central difference with h = 1e-5 is
+        # only good to eps * loss / h ~ 5e-11: its relative error is rounding noise, 2.2e-5
+        # in NumPy's arithmetic (the published value) and up to ~5e-4 in any other summation
+        # order (the cpp backend's FMA GEMMs read 2.3e-4 on an AVX2 machine).
+        limit = 1e-3 if (reg == 0 and name == "W2") else 1e-6
         check(f"{name} relative error", rel_error(grad_num, grads[name]), limit)
 
 plt = _flow.pyplot(args)
