@@ -15,7 +15,7 @@ import numpy as np
 
 import nnc
 
-from . import roofline
+from . import malloc, roofline
 from .harness import bench_case, gemm_roofline, validate
 from .suite import CASES, OPS
 
@@ -169,6 +169,9 @@ def main(argv=None):
     if args.threads:
         nnc.set_num_threads(args.threads)
     threads = nnc.get_num_threads()
+    # before any case allocates: otherwise a library that allocates its
+    # outputs per call runs at a speed set by what the cases before it freed
+    malloc_note = malloc.apply_in_process()
     torch = None if args.no_torch else _torch(threads)
     dtype_arg = args.dtype or ("float32" if args.quick else "both")
     dtypes = ["float32", "float64"] if dtype_arg == "both" else [dtype_arg]
@@ -180,7 +183,8 @@ def main(argv=None):
 
     info = nnc.build_info()
     print(f"nnc {info['version']} | {info['blas']} | gemm {info['gemm']} | simd {info['simd']}"
-          f" | threads {threads} | torch {torch.__version__ if torch else 'not installed'}")
+          f" | threads {threads} | torch {torch.__version__ if torch else 'not installed'}"
+          f" | {malloc_note}")
     imp = import_overhead_ms()
     print(f"import nnc adds {imp:.1f} ms on top of import numpy (median of 5 fresh interpreters)")
     roof = roofline.measure(quick=args.quick)
@@ -224,7 +228,8 @@ def main(argv=None):
           f"run Winograd)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"build_info": info, "threads": threads, "gemm_gflops": gemm,
+            json.dump({"build_info": info, "threads": threads, "malloc": malloc_note,
+                       "gemm_gflops": gemm,
                        "peak_gflops": peak, "stream_gbytes_per_s": roof["stream_gbytes_per_s"],
                        "stream_array_mb": roof["stream_array_mb"], "import_ms": imp,
                        "torch": torch.__version__ if torch else None, "records": records}, f,

@@ -29,7 +29,7 @@ neither one's OpenMP or BLAS thread pool competes with the other's; the child
 gets nnc's idle-thread policy (OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=10000:
 a short spin, then sleep) in its environment before anything is imported,
 and glibc malloc settings that keep large blocks on the heap
-(``MALLOC_SETTINGS``: PyTorch allocates its activations at every call, and
+(``nnc.bench.malloc``: PyTorch allocates its activations at every call, and
 fresh pages cost it 15% of the convnet run).
 The parent loads and prepares the data once (``get_CIFAR10_data`` for the
 NCHW float64 splits the Solver models train on, as in CS231n; NHWC float32
@@ -58,6 +58,7 @@ import numpy as np
 # (importing nnc also sets this policy, where none is set, before a child
 # started by hand imports torch)
 from nnc._openmp import DEFAULT_POLICY
+from nnc.bench import malloc
 
 MODELS = ("convnet", "fcnet", "nn_cnn")
 DESCRIPTIONS = {
@@ -448,12 +449,6 @@ def _save_init(model, path):
              **{"sd/" + k: np.asarray(v) for k, v in torch_init(model, m).items()})
 
 
-# Blocks up to 32 MiB (glibc's largest mmap threshold) from the heap, and the
-# heap's top not returned to the system until 256 MiB are free.
-MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
-                   "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
-
-
 def run_child(lib, spec_path, out_path, threads):
     env = dict(os.environ)
     # nnc's idle-thread policy for both libraries, read once when libgomp
@@ -466,7 +461,7 @@ def run_child(lib, spec_path, out_path, threads):
     # its convnet run took 11.2 s without these settings, 9.5 s with them
     # (nnc keeps its outputs in a buffer cache and did not move). Both
     # libraries get them, so each runs at its best; a user's own win.
-    env.update({k: v for k, v in MALLOC_SETTINGS.items() if k not in os.environ})
+    env = malloc.child_env(env)
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", lib,
                            "--spec", spec_path, "--out", out_path],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
