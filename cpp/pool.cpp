@@ -120,8 +120,81 @@ struct PoolShape {
     i64 Ho, Wo;
 };
 
+// 32-byte vectors of values and the integer lanes their comparisons give
+// (GCC vector extensions; the clones compile them to ymm, or pairs of xmm).
+template <class T>
+struct PoolLanes;
+template <>
+struct PoolLanes<float> {
+    typedef float V __attribute__((vector_size(32)));
+    typedef int32_t M __attribute__((vector_size(32)));
+};
+template <>
+struct PoolLanes<double> {
+    typedef double V __attribute__((vector_size(32)));
+    typedef int64_t M __attribute__((vector_size(32)));
+};
+
+// The window's maximum and its index for K vectors of channels from first,
+// held in registers: each tap is one load and one select, out and argmax
+// are stored once. Written with vector types because GCC turned the plain
+// loop's `o[c] = take ? v[c] : o[c]` into masked stores (vmaskmovps),
+// microcoded on AMD: the NHWC 2x2 pool ran at 0.66-0.71x PyTorch's speed on
+// an AVX2 EPYC, a quarter of its time on one such store.
+template <class T, int K>
+inline __attribute__((always_inline)) void pool_window_nhwc_vec(T* o, int32_t* a, const T* first,
+                                                                int32_t first_at,
+                                                                const PoolShape& s) {
+    using V = typename PoolLanes<T>::V;
+    using M = typename PoolLanes<T>::M;
+    constexpr int L = 32 / sizeof(T);
+    V best[K];
+    M at[K];
+    for (int k = 0; k < K; k++) {
+        __builtin_memcpy(&best[k], first + k * L, sizeof(V));
+        at[k] = M{} + first_at;
+    }
+    for (i64 i = 0; i < s.ph; i++) {
+        for (i64 j = (i == 0 ? 1 : 0); j < s.pw; j++) {
+            const T* v = first + (i * s.W + j) * s.C;
+            const M tap_at = M{} + (first_at + (int32_t)(i * s.W + j));
+            for (int k = 0; k < K; k++) {
+                V x;
+                __builtin_memcpy(&x, v + k * L, sizeof(V));
+                // first maximum in window order; a NaN wins as in np.argmax
+                const M take = (x > best[k]) | ((x != x) & (best[k] == best[k]));
+                best[k] = take ? x : best[k];
+                at[k] = take ? tap_at : at[k];
+            }
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        __builtin_memcpy(o + k * L, &best[k], sizeof(V));
+        for (int l = 0; l < L; l++) a[k * L + l] = (int32_t)at[k][l];
+    }
+}
+
+// The same for the nc channels left after the vector blocks, one at a time.
+template <class T>
+void pool_window_nhwc_tail(T* o, int32_t* a, const T* first, int32_t first_at, i64 nc,
+                           const PoolShape& s) {
+    for (i64 c = 0; c < nc; c++) {
+        T best = first[c];
+        int32_t at = first_at;
+        for (i64 i = 0; i < s.ph; i++) {
+            for (i64 j = (i == 0 ? 1 : 0); j < s.pw; j++) {
+                const T v = first[(i * s.W + j) * s.C + c];
+                if (v > best || (v != v && best == best))
+                    best = v, at = first_at + (int32_t)(i * s.W + j);
+            }
+        }
+        o[c] = best, a[c] = at;
+    }
+}
+
 template <class T>
 NNC_CLONES void max_pool_nhwc_forward(T* out, int32_t* argmax, const T* x, const PoolShape& s) {
+    constexpr i64 L = 32 / sizeof(T);   // values per vector
     const i64 C = s.C;
 #pragma omp parallel for num_threads(threads()) schedule(static) if (s.N * s.H * s.W * C > 32768)
     for (i64 row = 0; row < s.N * s.Ho; row++) {  // one output row (n, oh) per iteration
@@ -132,19 +205,12 @@ NNC_CLONES void max_pool_nhwc_forward(T* out, int32_t* argmax, const T* x, const
             const i64 ih0 = oh * s.stride, iw0 = ow * s.stride;
             const T* first = x + ((n * s.H + ih0) * s.W + iw0) * C;
             const int32_t first_at = (int32_t)(ih0 * s.W + iw0);
-            for (i64 c = 0; c < C; c++) o[c] = first[c], a[c] = first_at;
-            for (i64 i = 0; i < s.ph; i++) {
-                for (i64 j = (i == 0 ? 1 : 0); j < s.pw; j++) {
-                    const T* v = x + ((n * s.H + ih0 + i) * s.W + iw0 + j) * C;
-                    const int32_t at = (int32_t)((ih0 + i) * s.W + iw0 + j);
-#pragma omp simd
-                    for (i64 c = 0; c < C; c++) {
-                        const bool take = v[c] > o[c] || (v[c] != v[c] && o[c] == o[c]);
-                        o[c] = take ? v[c] : o[c];
-                        a[c] = take ? at : a[c];
-                    }
-                }
-            }
+            i64 c = 0;
+            for (; c + 4 * L <= C; c += 4 * L)
+                pool_window_nhwc_vec<T, 4>(o + c, a + c, first + c, first_at, s);
+            for (; c + L <= C; c += L)
+                pool_window_nhwc_vec<T, 1>(o + c, a + c, first + c, first_at, s);
+            if (c < C) pool_window_nhwc_tail(o + c, a + c, first + c, first_at, C - c, s);
         }
     }
 }

@@ -78,7 +78,10 @@ CONV_SHAPES = [(1, 5, 5, 1, 5, 5, 2, 1, 0), (2, 7, 9, 3, 3, 3, 4, 1, 1),
 # (N, H, W, C, ph, pw, stride)
 POOL_SHAPES = [(1, 2, 2, 1, 2, 2, 2), (2, 8, 8, 3, 2, 2, 2), (3, 7, 9, 5, 3, 3, 2),
                (1, 8, 8, 1, 4, 4, 2), (2, 13, 11, 17, 5, 3, 4), (2, 6, 6, 4, 3, 3, 1),
-               (2, 9, 7, 3, 2, 3, 3)]
+               (2, 9, 7, 3, 2, 3, 3),
+               # the native forward's vector blocks: 4 vectors of channels (32 float32 or 16
+               # float64), then single vectors, then a scalar tail
+               (2, 6, 7, 37, 2, 2, 2), (1, 5, 5, 64, 3, 3, 1), (1, 4, 4, 45, 2, 2, 2)]
 EW_SHAPES = [(1,), (7,), (3, 5, 7), (1, 100003)]
 
 
@@ -213,6 +216,26 @@ def test_max_pool_nhwc_ties_go_to_the_first_maximum(backend):
                      np.ones((1, 1, 1, 2)))
     assert dx[0, 0, 1, 0] == 1 and dx[0, 1, 0, 0] == 0
     assert dx[0, 1, 0, 1] == 1 and dx[0, 1, 1, 1] == 0
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [8, 37, 64])
+def test_max_pool_nhwc_native_ties_and_nans_in_every_lane(C, dtype):
+    # few distinct values, so most windows tie, and NaNs scattered over the channels: the
+    # vector blocks must pick the first maximum (or first NaN) in window order in every lane
+    rng = np.random.default_rng(C)
+    x = rng.integers(0, 3, (3, 8, 8, C)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    for pp in ({"pool_height": 2, "pool_width": 2, "stride": 2},
+               {"pool_height": 3, "pool_width": 3, "stride": 1}):
+        Ho = (8 - pp["pool_height"]) // pp["stride"] + 1
+        # small integers: sums of overlapping windows are exact in any order
+        dout = rng.integers(-4, 5, (3, Ho, Ho, C)).astype(dtype)
+        ref = run_pool("numpy", x, pp, dout)
+        got = run_pool("cpp", x, pp, dout)
+        np.testing.assert_array_equal(got[0], ref[0])   # NaNs compare equal here
+        np.testing.assert_array_equal(got[1], ref[1])   # dx lands on the same taps
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
