@@ -1049,6 +1049,42 @@ def test_direct_conv_paths_by_size():
 
 
 @needs_cpp
+def test_direct_up_to_16_channels_on_avx2():
+    """On AVX2 CPUs (no AVX-512), auto takes the direct kernel for stride-1
+    kernels of 9 taps or more up to C = 16 where the rows fill its blocks of
+    4 filters x 2 vectors (16 float32 or 8 float64 columns, at most an
+    eighth of the last padding), in place of Winograd or im2col; NHWC in
+    float32 only, where F fills the filter blocks. dx follows the same rule
+    with C and F swapped."""
+    from nnc import _nnc
+    if not _nnc.simd_isa().startswith("x86-64-v3"):
+        pytest.skip("the rule is for AVX2 CPUs without AVX-512")
+    paths, nhwc = _nnc.conv_paths, _nnc.conv_nhwc_paths
+    f32, f64 = np.float32, np.float64
+
+    def nchw(N, C, W, F, k, dt):
+        return np.empty((N, C, 8, W), dt), np.empty((F, C, k, k), dt)
+
+    def channels_last(N, C, W, F, k, dt):
+        return np.empty((N, 8, W, C), dt), np.empty((k, k, C, F), dt)
+
+    # the course's conv2: direct forward; its dx (C 32) stays Winograd
+    assert paths(*nchw(100, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "winograd")
+    assert paths(*nchw(100, 16, 16, 32, 3, f64), 1, 1)[:2] == ("direct", "winograd")
+    assert paths(*nchw(100, 16, 32, 16, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert paths(*nchw(100, 32, 16, 32, 3, f32), 1, 1)[:2] == ("winograd", "winograd")
+    # 5x5 in place of im2col, at the block edge (28 of 32 columns full, 27 not)
+    assert paths(*nchw(8, 16, 28, 16, 5, f32), 1, 2)[:2] == ("direct", "direct")
+    assert paths(*nchw(8, 16, 27, 16, 5, f32), 1, 2)[:2] == ("im2col", "im2col")
+    assert paths(*nchw(8, 16, 12, 16, 3, f64), 1, 1)[0] == "winograd"   # 12 of 16
+    assert nhwc(*channels_last(100, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "winograd")
+    assert nhwc(*channels_last(100, 16, 16, 16, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert nhwc(*channels_last(100, 16, 16, 32, 3, f64), 1, 1)[:2] == ("winograd", "winograd")
+    assert nhwc(*channels_last(100, 16, 16, 20, 3, f32), 1, 1)[0] == "winograd"  # 20 of 24
+    assert nhwc(*channels_last(100, 32, 16, 32, 3, f32), 1, 1)[0] == "winograd"
+
+
+@needs_cpp
 def test_direct_for_rows_that_fill_the_blocks():
     """On AVX-512 CPUs, auto takes the direct kernel for any stride-1 kernel of
     9 taps or more whose output rows fill its blocks of 2 vectors (32 float32 or
