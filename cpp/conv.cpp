@@ -263,7 +263,8 @@ i64 direct_block_columns(const ConvShape& s) {
 
 // With auto: few channels and a row wide enough to fill a block (conv1 on
 // RGB images, where im2col's column matrix costs about as much as its
-// GEMM); on AVX2 CPUs up to 16 channels where the rows fill their blocks;
+// GEMM); on AVX2 CPUs up to 16 channels (32 beside few filters) where the
+// rows fill their blocks;
 // and on AVX-512 CPUs any kernel of 9 taps or more whose rows fill
 // their blocks (at most an eighth of the last one padding). Those ran at
 // 80-90% of the FMA peak, 1.6-2.9x faster than im2col, and than Winograd up
@@ -279,10 +280,14 @@ bool direct_applies(const ConvShape& s, ConvAlgo algo) {
     const i64 cols = direct_block_columns<T>(s);
     const bool full = (s.Wout + cols - 1) / cols * cols * 7 <= s.Wout * 8;
     // AVX2 CPUs: the blocks of 4 filters x 2 vectors beat Winograd on
-    // OpenBLAS's AVX2 GEMMs up to C = 16 (the course conv2 forward 0.78x
-    // its time, (100,16,32,32)x16 0.85x in float32 and 0.80x in float64 on
-    // a Zen 3 EPYC) and lost from C = 32 with F = 64 (1.46x).
-    if (!__builtin_cpu_supports("avx512f")) return full && s.C <= 16;
+    // OpenBLAS's AVX2 GEMMs up to C = 16 (the course conv2 forward 0.63x its
+    // time, (100,16,32,32)x16 0.56x in float32 and 0.80x in float64 on a
+    // Zen 3 EPYC), and up to C = 32 with F <= 16 (its dx: 0.56-0.74x), or
+    // F <= 32 in float32 (0.72-0.94x; 1.23x in float64); with F = 64 they
+    // lost (1.8x).
+    if (!__builtin_cpu_supports("avx512f"))
+        return full && (s.C <= 16 || (s.C <= 32 && (s.F <= 16 ||
+                                                    (s.F <= 32 && std::is_same<T, float>::value))));
     if (!full) return false;
     // Rows of one vector take blocks of 16 filters, which beat Winograd up to
     // C = 16, and up to C = 32 where F <= 16 too (Winograd's GEMMs are then F

@@ -659,8 +659,9 @@ bool nhwc_filters_fill(i64 F) {
     return (F + fb - 1) / fb * fb * 7 <= F * 8;
 }
 
-// Auto: a first layer's shape; on AVX2 CPUs, float32 up to 16 channels with
-// F filling the filter blocks; and on AVX-512 CPUs, up to 128 channels with
+// Auto: a first layer's shape; on AVX2 CPUs, up to 32 channels beside at
+// most 16 filters, or 16 channels in float32, with F filling the filter
+// blocks; and on AVX-512 CPUs, up to 128 channels with
 // F filling the filter blocks, in place of im2col, or of Winograd when
 // OpenBLAS runs AVX2 kernels (against Winograd on AVX-512 GEMMs it lost from
 // C = 32 on; benches/README.md, "The direct kernel beyond few channels").
@@ -670,11 +671,14 @@ bool nhwc_direct_applies(const NhwcConv& s, ConvAlgo algo) {
     if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
     if (algo == ConvAlgo::direct || nhwc_first_layer(s)) return true;
     if (s.Wo < 8 || s.HH * s.WW < 9) return false;
-    // AVX2 CPUs, float32: up to 16 channels the direct kernel beat Winograd
-    // on OpenBLAS's AVX2 GEMMs (the course conv2 forward 0.65x its time on a
-    // Zen 3 EPYC); in float64, and from C = 32 on, it did not.
+    // AVX2 CPUs: the direct kernel beat Winograd on OpenBLAS's AVX2 GEMMs up
+    // to C = 32 with F <= 16 (0.72-0.92x its time on a Zen 3 EPYC, both
+    // dtypes), and up to C = 16 with more filters in float32 (the course
+    // conv2 forward 0.70x); in float64 with F = 32, and from C = 32 with
+    // F = 32, it did not (1.0-1.4x).
     if (!__builtin_cpu_supports("avx512f"))
-        return std::is_same<T, float>::value && s.C <= 16 && nhwc_filters_fill<T>(s.F);
+        return nhwc_filters_fill<T>(s.F) &&
+               (s.F <= 16 ? s.C <= 32 : std::is_same<T, float>::value && s.C <= 16);
     if (s.C > 128 || !nhwc_filters_fill<T>(s.F)) return false;
     return !wino_forward_applies(s, algo) || !blas_runs_avx512();
 }

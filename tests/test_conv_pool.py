@@ -1051,11 +1051,12 @@ def test_direct_conv_paths_by_size():
 @needs_cpp
 def test_direct_up_to_16_channels_on_avx2():
     """On AVX2 CPUs (no AVX-512), auto takes the direct kernel for stride-1
-    kernels of 9 taps or more up to C = 16 where the rows fill its blocks of
-    4 filters x 2 vectors (16 float32 or 8 float64 columns, at most an
-    eighth of the last padding), in place of Winograd or im2col; NHWC in
-    float32 only, where F fills the filter blocks. dx follows the same rule
-    with C and F swapped."""
+    kernels of 9 taps or more where the rows fill its blocks of 4 filters x 2
+    vectors (16 float32 or 8 float64 columns, at most an eighth of the last
+    padding), in place of Winograd or im2col: NCHW up to C = 16, or C = 32
+    with F <= 16 (F <= 32 in float32); NHWC, where F fills the filter
+    blocks, up to C = 32 with F <= 16, or C = 16 in float32. dx follows the
+    same rule with C and F swapped."""
     from nnc import _nnc
     if not _nnc.simd_isa().startswith("x86-64-v3"):
         pytest.skip("the rule is for AVX2 CPUs without AVX-512")
@@ -1068,20 +1069,23 @@ def test_direct_up_to_16_channels_on_avx2():
     def channels_last(N, C, W, F, k, dt):
         return np.empty((N, 8, W, C), dt), np.empty((k, k, C, F), dt)
 
-    # the course's conv2: direct forward; its dx (C 32) stays Winograd
-    assert paths(*nchw(100, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "winograd")
-    assert paths(*nchw(100, 16, 16, 32, 3, f64), 1, 1)[:2] == ("direct", "winograd")
+    # the course's conv2 and its dx (C 32, F 16)
+    assert paths(*nchw(100, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert paths(*nchw(100, 16, 16, 32, 3, f64), 1, 1)[:2] == ("direct", "direct")
     assert paths(*nchw(100, 16, 32, 16, 3, f32), 1, 1)[:2] == ("direct", "direct")
-    assert paths(*nchw(100, 32, 16, 32, 3, f32), 1, 1)[:2] == ("winograd", "winograd")
+    assert paths(*nchw(100, 32, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert paths(*nchw(100, 32, 16, 32, 3, f64), 1, 1)[:2] == ("winograd", "winograd")
+    assert paths(*nchw(100, 32, 16, 64, 3, f32), 1, 1)[:2] == ("winograd", "winograd")
+    assert paths(*nchw(100, 48, 16, 16, 3, f32), 1, 1)[:2] == ("winograd", "direct")
     # 5x5 in place of im2col, at the block edge (28 of 32 columns full, 27 not)
     assert paths(*nchw(8, 16, 28, 16, 5, f32), 1, 2)[:2] == ("direct", "direct")
     assert paths(*nchw(8, 16, 27, 16, 5, f32), 1, 2)[:2] == ("im2col", "im2col")
     assert paths(*nchw(8, 16, 12, 16, 3, f64), 1, 1)[0] == "winograd"   # 12 of 16
-    assert nhwc(*channels_last(100, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "winograd")
-    assert nhwc(*channels_last(100, 16, 16, 16, 3, f32), 1, 1)[:2] == ("direct", "direct")
-    assert nhwc(*channels_last(100, 16, 16, 32, 3, f64), 1, 1)[:2] == ("winograd", "winograd")
+    assert nhwc(*channels_last(100, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert nhwc(*channels_last(100, 16, 16, 32, 3, f64), 1, 1)[:2] == ("winograd", "direct")
+    assert nhwc(*channels_last(100, 32, 16, 16, 3, f64), 1, 1)[:2] == ("direct", "winograd")
     assert nhwc(*channels_last(100, 16, 16, 20, 3, f32), 1, 1)[0] == "winograd"  # 20 of 24
-    assert nhwc(*channels_last(100, 32, 16, 32, 3, f32), 1, 1)[0] == "winograd"
+    assert nhwc(*channels_last(100, 32, 16, 32, 3, f32), 1, 1)[:2] == ("winograd", "winograd")
 
 
 @needs_cpp
