@@ -585,9 +585,9 @@ def test_conv_nhwc_paths_by_size():
     """(forward, dx, dw), float64. The size rule of the NCHW kernel: Winograd
     for 3x3 stride-1 filters with enough channels and tiles (the course's
     conv2, the deep conv), im2col else; the direct forward for few input
-    channels, and on AVX-512 CPUs up to 128 channels with F filling the
-    register blocks, in place of im2col, or of Winograd when OpenBLAS runs
-    AVX2 kernels; dx by the same kernel where that rule holds with C and F
+    channels, on AVX2 CPUs up to 32 beside at most 16 filters, and on AVX-512
+    CPUs up to 128 channels with F filling the register blocks, in place of
+    im2col, or of Winograd when OpenBLAS runs AVX2 kernels; dx by the same kernel where that rule holds with C and F
     swapped (a square kernel, pad below its size); the direct dw for stride 1,
     at least 48 taps and C*F up to 512 (where Winograd applies) or 2048
     (where it does not; 4096 on AVX-512 CPUs)."""
@@ -599,14 +599,18 @@ def test_conv_nhwc_paths_by_size():
     blas_avx512 = any(n in core for n in ("skylakex", "cooperlake", "sapphirerapids"))
     # where Winograd applies (3x3, enough channels and tiles)
     wino = ("direct",) * 2 if avx512 and not blas_avx512 else ("winograd",) * 2
-    assert paths(*shape(10, 16, 16, 3, 32), 1, 1) == wino + ("direct",)
+    # AVX2 CPUs: dx (C 32, F 16) is direct, as every AVX2 shape with C <= 32 and F <= 16
+    avx2 = _nnc.simd_isa().startswith("x86-64-v3")
+    assert paths(*shape(10, 16, 16, 3, 32), 1, 1) == \
+        (("winograd", "direct") if avx2 else wino) + ("direct",)
     assert paths(*shape(10, 16, 16, 3, 64), 1, 1) == wino + ("winograd",)
     assert paths(*shape(64, 32, 64, 3, 64), 1, 1) == wino + ("winograd",)
     assert paths(*shape(10, 16, 160, 3, 160), 1, 1) == ("winograd",) * 3  # C > 128
     assert paths(*shape(10, 16, 16, 3, 9), 1, 1)[0] == "winograd"  # 9 of 16 filters
     # where im2col is the other path
     other = "direct" if avx512 else "im2col"
-    assert paths(*shape(10, 32, 8, 5, 16), 1, 2) == (other, other, "direct")  # C = 8
+    few = "direct" if avx512 or avx2 else "im2col"
+    assert paths(*shape(10, 32, 8, 5, 16), 1, 2) == (few, few, "direct")  # C = 8
     assert paths(*shape(10, 32, 64, 5, 64), 1, 2) == (other, other, other)  # C*F 4096
     assert paths(*shape(10, 32, 64, 5, 128), 1, 2)[2] == "im2col"  # C*F 8192
     # few input channels, stride 1: the direct forward and dw; dx with 3 filters is im2col's
