@@ -34,7 +34,8 @@ def _checked_algorithm(name):
 def set_conv_algorithm(name):
     """How the cpp backend's convolutions run, in this thread/context:
     'auto' (the direct kernel for stride-1 convs with C <= 4 input channels,
-    and on AVX-512 CPUs for those whose output rows (NCHW) or filters (NHWC)
+    on AVX2 CPUs for those up to 16 channels, or 32 beside at most 16
+    filters, and on AVX-512 CPUs for those whose output rows (NCHW) or filters (NHWC)
     fill its register blocks; Winograd F(2x2,3x3) for other 3x3 stride-1
     kernels where it is faster; else im2col + GEMM), 'im2col' (always),
     'winograd' (for every 3x3 stride-1 kernel; its backward needs pad <= 2)
