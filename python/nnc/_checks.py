@@ -3,6 +3,8 @@
 Each raises TypeError/ValueError naming the argument and the shapes, before
 any work starts. Kept cheap: they run on every call.
 """
+import functools
+
 import numpy as np
 
 
@@ -69,6 +71,13 @@ def compute_dtype(*arrays):
 
 def promote(*arrays):
     """The arrays converted to their ``compute_dtype`` (no copy where they have it)."""
+    dt = arrays[0].dtype
+    if dt is _F32 or dt is _F64:   # the common call, as in compute_dtype: no generator
+        for a in arrays:
+            if a.dtype is not dt:
+                break
+        else:
+            return arrays
     dt = compute_dtype(*arrays)
     return tuple(a if a.dtype is dt else a.astype(dt, copy=False) for a in arrays)
 
@@ -210,3 +219,46 @@ def state_array(a, name, w):
     if isinstance(a, np.ndarray) and a.shape != w.shape:
         raise ValueError(f"{name} has shape {a.shape} but w has shape {w.shape}; they must match")
     return updated_in_place(a, name, w.dtype, w.shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _index_dtype_facts(dtype):
+    """(the unsigned dtype of the same width, the largest value) of an
+    integer dtype: looked up once per dtype (np.iinfo and a dtype from its
+    string took a third of a small lookup's time)."""
+    if dtype.kind == "u":
+        return dtype, np.inf  # unsigned indices have no negative end to check
+    return np.dtype(dtype.str.replace("i", "u")), np.iinfo(dtype).max
+
+
+def indices(fn, idx, name="idx", ndim=None):
+    """Integer indices as an ndarray (any integer dtype, not copied):
+    TypeError for anything but integers, ValueError for another ndim. The
+    range is ``index_range``'s."""
+    if not isinstance(idx, np.ndarray):
+        idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: {name} must hold integer indices, got dtype {idx.dtype}")
+    if ndim is not None and idx.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D (N, T), got shape {idx.shape}")
+    return idx
+
+
+def index_range(fn, idx, V, name="idx"):
+    """``idx`` (integers) unchanged, or IndexError naming the first value
+    outside [0, V) and where it is."""
+    # One pass instead of min() and max(): seen as unsigned integers of the
+    # same width, negative indices are huge, so max() >= V catches both ends.
+    # Not when V exceeds the dtype's largest value (int8 indices into 500
+    # rows: -10 is 246 unsigned): then only negative indices can be out of
+    # range, and min() < 0 finds them.
+    unsigned, largest = _index_dtype_facts(idx.dtype)
+    if V > largest:
+        out_of_range = idx.size and idx.min() < 0
+    else:
+        out_of_range = idx.size and idx.view(unsigned).max() >= V
+    if out_of_range:
+        where = tuple(int(i) for i in np.argwhere((idx < 0) | (idx >= V))[0])
+        raise IndexError(f"{fn}: {name}{list(where)} = {idx[where]} is out of range for V={V} "
+                         f"rows; indices must lie in [0, {V})")
+    return idx

@@ -11,7 +11,6 @@ float16 in float32. A backward converts ``dout`` to the forward output's
 dtype. Batchnorm's running statistics are updated in place and must already
 have the input's (promoted) dtype.
 """
-import functools
 
 import numpy as np
 
@@ -663,43 +662,6 @@ def mse_loss(x, y):
 # --- embeddings, binary cross-entropy, softmax ---
 
 
-@functools.lru_cache(maxsize=None)
-def _index_dtype_facts(dtype):
-    """(the unsigned dtype of the same width, the largest value) of an
-    integer dtype: looked up once per dtype (np.iinfo and a dtype from its
-    string took a third of a small lookup's time)."""
-    if dtype.kind == "u":
-        return dtype, np.inf  # unsigned indices have no negative end to check
-    return np.dtype(dtype.str.replace("i", "u")), np.iinfo(dtype).max
-
-
-def _indices(fn, idx, V, name="idx", ndim=None):
-    """Integer indices into V rows, as an ndarray (any integer dtype, not
-    copied): TypeError for anything but integers, IndexError naming the
-    first value outside [0, V) and where it is."""
-    if not isinstance(idx, np.ndarray):
-        idx = np.asarray(idx)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"{fn}: {name} must hold integer indices, got dtype {idx.dtype}")
-    if ndim is not None and idx.ndim != ndim:
-        raise ValueError(f"{fn}: {name} must be {ndim}-D (N, T), got shape {idx.shape}")
-    # One pass instead of min() and max(): seen as unsigned integers of the
-    # same width, negative indices are huge, so max() >= V catches both ends.
-    # Not when V exceeds the dtype's largest value (int8 indices into 500
-    # rows: -10 is 246 unsigned): then only negative indices can be out of
-    # range, and min() < 0 finds them.
-    unsigned, largest = _index_dtype_facts(idx.dtype)
-    if V > largest:
-        out_of_range = idx.size and idx.min() < 0
-    else:
-        out_of_range = idx.size and idx.view(unsigned).max() >= V
-    if out_of_range:
-        where = tuple(int(i) for i in np.argwhere((idx < 0) | (idx >= V))[0])
-        raise IndexError(f"{fn}: {name}{list(where)} = {idx[where]} is out of range for V={V} "
-                         f"rows; indices must lie in [0, {V})")
-    return idx
-
-
 def one_hot(idx, V, dtype=np.float64):
     """One-hot encoding of integer indices.
 
@@ -712,7 +674,7 @@ def one_hot(idx, V, dtype=np.float64):
     So one_hot(idx, V) @ W == embedding_forward(idx, W)[0] for W of shape (V, D).
     """
     V = ck.positive_int(V, "V")
-    idx = _indices("one_hot", idx, V)
+    idx = ck.index_range("one_hot", ck.indices("one_hot", idx), V)
     out = np.zeros(idx.shape + (V,), dtype=dtype)
     np.put_along_axis(out, idx[..., np.newaxis].astype(np.intp), 1, axis=-1)
     return out
@@ -733,7 +695,9 @@ def embedding_forward(idx, W):
     """
     W = ck.array(W, "W", ndim=2)
     W = ck.promote(W)[0]
-    idx = _indices("embedding_forward", idx, W.shape[0], ndim=2)
+    # the range [0, V) is checked by the backend (the cpp kernel checks it as it
+    # converts, so a second pass here would double a small lookup's checks)
+    idx = ck.indices("embedding_forward", idx, ndim=2)
     return _forward(embedding_forward, idx, W)
 
 

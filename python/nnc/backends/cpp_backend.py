@@ -23,7 +23,7 @@ def _preload_openblas():
 
 
 _preload_openblas()
-from .. import _nnc  # noqa: E402
+from .. import _checks, _nnc  # noqa: E402
 
 
 # x is reshaped to (N, D) with D = w.shape[0], not -1, which NumPy cannot
@@ -299,8 +299,15 @@ def adam(w, dw, config):
 # converted array for the backward pass).
 
 def embedding_forward(idx, W):
-    idx = idx.astype(np.int64, copy=False)
-    return _nnc.embedding_forward(idx, W), (idx, W.shape[0])
+    as_int64 = idx.astype(np.int64, copy=False)
+    try:   # the kernel checks the range [0, V) as it reads
+        out = _nnc.embedding_forward(as_int64, W)
+    except IndexError:
+        # the reference's message, which names the index in the caller's
+        # dtype (uint64 above 2**63 wraps to negative as int64)
+        _checks.index_range("embedding_forward", idx, W.shape[0])
+        raise
+    return out, (as_int64, W.shape[0])
 
 
 def embedding_backward(dout, cache):

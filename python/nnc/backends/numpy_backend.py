@@ -9,6 +9,8 @@ of array and NumPy scalar), and results are arrays, also of 0-d inputs
 """
 import numpy as np
 
+from .. import _checks as ck
+
 _a = np.asarray
 
 
@@ -585,6 +587,7 @@ def adam(w, dw, config):
 # --- embeddings, binary cross-entropy ---
 
 def embedding_forward(idx, W):
+    ck.index_range("embedding_forward", idx, W.shape[0])
     return W[idx], (idx, W.shape[0])
 
 
