@@ -47,6 +47,8 @@ def _reg_loss(params, reg, names):
     """0.5 * reg * sum of the squared entries of the named weights."""
     # a dot product reads each weight once; np.sum(w * w) first writes w * w
     # out, which for a ThreeLayerConvNet's W2 (8192 x 100) is 6x slower
+    if reg == 0:   # the models' default: no pass over the weights for a term of 0
+        return 0.0
     return 0.5 * reg * sum(np.vdot(params[n].ravel(), params[n].ravel()) for n in names)
 
 
@@ -56,7 +58,12 @@ def _add_reg_grad(grads, params, reg, names):
     updated in place, by optim.sgd with learning rate -reg: on the cpp backend
     one pass, where grads[n] + reg * params[n] makes two passes and two
     temporaries (3.3 MB each for a ThreeLayerConvNet's W2). On the numpy
-    backend both give the same bits."""
+    backend both give the same bits. With reg 0 the gradients stay as they
+    are (g + 0 * w is g for finite weights, up to the sign of a zero): the
+    no-op passes over a FullyConnectedNet's weights (W1 alone 1.2 MB) took
+    about 0.2 ms a step."""
+    if reg == 0:
+        return
     for n in names:
         g, w = grads[n], params[n]
         if g.dtype == w.dtype and g.flags.c_contiguous and g.flags.writeable:
