@@ -24,6 +24,16 @@ def restore_global_rng():
 
 
 
+@pytest.fixture(params=["views", "copies"])
+def state_path(request, monkeypatch):
+    """The cpp backend's two ways to the global MT19937 state: views of the
+    bit generator's memory (NumPy >= 1.25), or get_state/set_state copies."""
+    if request.param == "copies":
+        from nnc.backends import cpp_backend
+        monkeypatch.setattr(cpp_backend, "_global_mt19937_views", lambda: None)
+    return request.param
+
+
 def states_equal(a, b):
     return (a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2] and a[3] == b[3]
             and a[4] == b[4])
@@ -67,7 +77,7 @@ def run(backend, x, param):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seeded", [True, False])
-def test_masks_and_global_state_identical_across_backends(dtype, shape, seeded):
+def test_masks_and_global_state_identical_across_backends(dtype, shape, seeded, state_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
     x0 = x.copy()
@@ -91,7 +101,7 @@ def test_masks_and_global_state_identical_across_backends(dtype, shape, seeded):
 @needs_cpp
 @pytest.mark.parametrize("pos", [0, 1, 2, 311, 622, 623, 624])
 @pytest.mark.parametrize("size", [1, 2, 311, 312, 313, 2000])
-def test_any_generator_position(pos, size):
+def test_any_generator_position(pos, size, state_path):
     # An odd position (after randint, bytes, ...) makes draws straddle the
     # regeneration of the 624-word block; has_gauss must survive untouched.
     np.random.seed(99)
@@ -122,6 +132,32 @@ def test_native_generator_matches_random_sample():
         u, new_pos = _nnc.mt19937_random_sample(key, pos, n)
         np.testing.assert_array_equal(u, expected)
         assert new_pos == after[2] and np.array_equal(key, after[1])
+
+
+@needs_cpp
+@pytest.mark.skipif(not hasattr(np.random, "get_bit_generator"), reason="NumPy < 1.25")
+def test_state_views_follow_the_global_generator():
+    from nnc.backends import cpp_backend
+    original = np.random.get_bit_generator()
+    try:
+        for seed in (1, 2):  # a new MT19937 each time: the views must move to it
+            np.random.set_bit_generator(np.random.MT19937(seed))
+            bg, key, pos = cpp_backend._global_mt19937_views()
+            assert bg is np.random.get_bit_generator()
+            np.random.rand(5)
+            state = np.random.get_state()
+            np.testing.assert_array_equal(key, state[1])
+            assert pos.value == state[2]
+            x = np.ones(7)
+            with nnc.use_backend("numpy"):
+                ref = layers.dropout_forward(x, {"mode": "train", "p": 0.5})[0], np.random.rand(2)
+            np.random.set_state(state)
+            with nnc.use_backend("cpp"):
+                nat = layers.dropout_forward(x, {"mode": "train", "p": 0.5})[0], np.random.rand(2)
+            np.testing.assert_array_equal(nat[0], ref[0])
+            np.testing.assert_array_equal(nat[1], ref[1])
+    finally:
+        np.random.set_bit_generator(original)
 
 
 @needs_cpp
