@@ -15,22 +15,25 @@ constexpr i64 kParallelMin = 1 << 15;
 // out = max(0, x); NaN and -0.0 pass through as in np.maximum(0, x)
 template <class T>
 NNC_CLONES void relu_forward(T* out, const T* x, i64 n) {
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) out[i] = x[i] < T(0) ? T(0) : x[i];
 }
 
 // dx = dout where x > 0, else 0
 template <class T>
 NNC_CLONES void relu_backward(T* dx, const T* dout, const T* x, i64 n) {
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
-    for (i64 i = 0; i < n; i++) dx[i] = x[i] > T(0) ? dout[i] : T(0);
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
+    for (i64 i = 0; i < n; i++) {
+        const T d = dout[i];  // read unconditionally: a select, not a masked load
+        dx[i] = x[i] > T(0) ? d : T(0);
+    }
 }
 
 // tanh(x) = sign(x) * em / (em + 2) with em = expm1(2|x|): no cancellation
 // for small |x|, and |x| > 20 already rounds to +-1 in double.
 template <class T>
 NNC_CLONES void tanh_forward(T* out, const T* x, i64 n) {
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin / 8)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin / 8)
     for (i64 i = 0; i < n; i++) {
         T a = std::fabs(x[i]);
         a = a > T(20) ? T(20) : a;
@@ -42,7 +45,7 @@ NNC_CLONES void tanh_forward(T* out, const T* x, i64 n) {
 // dx = dout * (1 - out^2)
 template <class T>
 NNC_CLONES void tanh_backward(T* dx, const T* dout, const T* out, i64 n) {
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) dx[i] = dout[i] * (T(1) - out[i] * out[i]);
 }
 
@@ -50,7 +53,7 @@ NNC_CLONES void tanh_backward(T* dx, const T* dout, const T* out, i64 n) {
 // neither branch can overflow.
 template <class T>
 NNC_CLONES void sigmoid_forward(T* out, const T* x, i64 n) {
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin / 8)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin / 8)
     for (i64 i = 0; i < n; i++) {
         T z = vm::exp(-std::fabs(x[i]));
         out[i] = (x[i] >= T(0) ? T(1) : z) / (T(1) + z);
@@ -60,7 +63,7 @@ NNC_CLONES void sigmoid_forward(T* out, const T* x, i64 n) {
 // dx = dout * out * (1 - out)
 template <class T>
 NNC_CLONES void sigmoid_backward(T* dx, const T* dout, const T* out, i64 n) {
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) dx[i] = dout[i] * out[i] * (T(1) - out[i]);
 }
 
@@ -68,7 +71,7 @@ NNC_CLONES void sigmoid_backward(T* dx, const T* dout, const T* out, i64 n) {
 template <class T>
 NNC_CLONES void leaky_relu_forward(T* out, const T* x, double slope, i64 n) {
     const T a = (T)slope;
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) out[i] = x[i] > T(0) ? x[i] : x[i] * a;
 }
 
@@ -76,7 +79,7 @@ NNC_CLONES void leaky_relu_forward(T* out, const T* x, double slope, i64 n) {
 template <class T>
 NNC_CLONES void leaky_relu_backward(T* dx, const T* dout, const T* x, double slope, i64 n) {
     const T a = (T)slope;
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) dx[i] = x[i] > T(0) ? dout[i] : dout[i] * a;
 }
 
@@ -93,7 +96,7 @@ constexpr double kCubic = 0.044715;
 template <class T>
 NNC_CLONES void gelu_forward(T* out, const T* x, i64 n) {
     const T c = T(kSqrt2OverPi), a = T(kCubic);
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin / 8)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin / 8)
     for (i64 i = 0; i < n; i++) {
         const T xi = x[i];
         const T u = c * (xi + a * xi * xi * xi);
@@ -106,7 +109,7 @@ NNC_CLONES void gelu_forward(T* out, const T* x, i64 n) {
 template <class T>
 NNC_CLONES void gelu_backward(T* dx, const T* dout, const T* x, i64 n) {
     const T c = T(kSqrt2OverPi), a = T(kCubic);
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin / 8)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin / 8)
     for (i64 i = 0; i < n; i++) {
         // Beyond |x| = 1e4, s is exactly 0 or 1 and s (1 - s) exactly 0: the
         // clamp changes no result and keeps x^3 and x * du finite (no inf * 0).

@@ -125,7 +125,7 @@ NNC_CLONES void mt19937_random_sample(double* u, std::uint32_t* key, int* pos, i
 template <class T>
 NNC_CLONES void dropout_backward(T* dx, const T* dout, const std::uint8_t* keep, double p, i64 n) {
     const T scale = (T)(1.0 / p);
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > (1 << 15))
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > (1 << 15))
     for (i64 i = 0; i < n; i++) dx[i] = dout[i] * (keep[i] ? scale : T(0));
 }
 

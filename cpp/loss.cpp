@@ -154,7 +154,7 @@ template <class T>
 NNC_CLONES double bce_loss(T* dx, const T* x, const T* y, i64 n) {
     const T fn = (T)n;
     double loss = 0.0;
-#pragma omp parallel for simd num_threads(threads()) schedule(static) reduction(+ : loss) if (n > kParallelMin / 8)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) reduction(+ : loss) if (parallel: n > kParallelMin / 8)
     for (i64 i = 0; i < n; i++) {
         const T xi = x[i], yi = y[i];
         const T z = vm::exp(-std::fabs(xi));

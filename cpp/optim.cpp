@@ -16,7 +16,7 @@ constexpr i64 kParallelMin = 1 << 15;
 template <class T>
 NNC_CLONES void sgd(T* w, const T* dw, double lr, i64 n) {
     const T lr_ = (T)lr;
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) w[i] = w[i] - lr_ * dw[i];
 }
 
@@ -24,7 +24,7 @@ NNC_CLONES void sgd(T* w, const T* dw, double lr, i64 n) {
 template <class T>
 NNC_CLONES void sgd_momentum(T* w, T* v, const T* dw, double lr, double mu, i64 n) {
     const T lr_ = (T)lr, mu_ = (T)mu;
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) {
         const T vi = mu_ * v[i] - lr_ * dw[i];
         v[i] = vi;
@@ -36,7 +36,7 @@ NNC_CLONES void sgd_momentum(T* w, T* v, const T* dw, double lr, double mu, i64 
 template <class T>
 NNC_CLONES void sgd_nesterov_momentum(T* w, T* v, const T* dw, double lr, double mu, i64 n) {
     const T lr_ = (T)lr, mu_ = (T)mu;
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) {
         const T v_old = v[i];
         const T vi = mu_ * v_old - lr_ * dw[i];
@@ -49,7 +49,7 @@ NNC_CLONES void sgd_nesterov_momentum(T* w, T* v, const T* dw, double lr, double
 template <class T>
 NNC_CLONES void rmsprop(T* w, T* cache, const T* dw, double lr, double decay, double eps, i64 n) {
     const T lr_ = (T)lr, d_ = (T)decay, one_minus_d = (T)(1.0 - decay), eps_ = (T)eps;
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) {
         const T g = dw[i];
         const T c = d_ * cache[i] + one_minus_d * (g * g);
@@ -70,7 +70,7 @@ NNC_CLONES void adam(T* w, T* m, T* v, const T* dw, double lr, double beta1, dou
     const T lr_ = (T)lr, b1 = (T)beta1, b2 = (T)beta2, one_minus_b1 = (T)(1.0 - beta1),
             one_minus_b2 = (T)(1.0 - beta2), eps_ = (T)eps, inv_bc1 = (T)(1.0 / bc1),
             inv_bc2 = (T)(1.0 / bc2);
-#pragma omp parallel for simd num_threads(threads()) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd num_threads(threads()) schedule(static) if (parallel: n > kParallelMin)
     for (i64 i = 0; i < n; i++) {
         const T g = dw[i];
         const T mi = b1 * m[i] + one_minus_b1 * g;

@@ -263,7 +263,7 @@ namespace {
 // thread in baseline SSE2 code.
 NNC_CLONES void index_range(const int32_t* a, i64 n, int32_t* lo, int32_t* hi) {
     int32_t mn = n ? a[0] : 0, mx = mn;
-#pragma omp parallel for simd num_threads(threads()) if (n > 65536) \
+#pragma omp parallel for simd num_threads(threads()) if (parallel: n > 65536) \
     reduction(min : mn) reduction(max : mx)
     for (i64 i = 0; i < n; i++) {
         mn = std::min(mn, a[i]);
