@@ -224,11 +224,11 @@ std::unique_ptr<T[]> weights_with_bias(const T* w, const T* b, i64 F, i64 K) {
     return w_ext;
 }
 
-// ---- direct convolution, stride 1 ----
+// ---- direct convolution, stride 1 or 2 ----
 //
 // Each output row is computed in blocks of FB filters x OWB output columns
 // held in registers: for every tap (c, kh, kw), one run of OWB input values
-// (contiguous, since the stride is 1) is multiplied by FB filter weights and
+// (contiguous: see fill_window for stride 2) is multiplied by FB filter weights and
 // added to the FB x OWB accumulators, FB*OWB multiply-adds for OWB loads and
 // FB broadcasts. Each work item (a run of output rows) first copies the input
 // rows it reads into a zero-padded window whose rows are long enough for the
@@ -271,14 +271,20 @@ i64 direct_block_columns(const ConvShape& s) {
 // to C = 32 (rows of one vector: below); past that, Winograd's GEMMs win
 // when OpenBLAS runs its AVX-512 kernels, and lose when it runs AVX2 ones
 // (benches/README.md, "The direct kernel beyond few channels").
+// Stride 2 (the forward only; dx and dw stay im2col's): with auto, few
+// channels where the rows fill their blocks. On a Zen 3 EPYC (AVX2) that
+// took seed002's (100,3,31,31)x(25,3,3,3) 0.6-0.8x im2col's time in float32
+// and 0.6-0.95x in float64, a 7x7 stem on 225-pixel images 0.8-0.9x; rows
+// of 17 (a block of 16 and 1) ran 1.5x slower, hence the rule of full blocks.
 template <class T>
 bool direct_applies(const ConvShape& s, ConvAlgo algo) {
-    if (s.stride != 1 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
+    if (s.stride > 2 || algo == ConvAlgo::im2col || algo == ConvAlgo::winograd) return false;
     if (algo == ConvAlgo::direct) return true;
     if (s.HH * s.WW < 9) return false;
-    if (s.C <= 4 && s.Wout >= 16) return true;
     const i64 cols = direct_block_columns<T>(s);
     const bool full = (s.Wout + cols - 1) / cols * cols * 7 <= s.Wout * 8;
+    if (s.stride == 2) return s.C <= 4 && full;
+    if (s.C <= 4 && s.Wout >= 16) return true;
     // AVX2 CPUs: the blocks of 4 filters x 2 vectors beat Winograd on
     // OpenBLAS's AVX2 GEMMs up to C = 16 (the course conv2 forward 0.63x its
     // time, (100,16,32,32)x16 0.56x in float32 and 0.80x in float64 on a
@@ -325,66 +331,103 @@ bool direct_dw_applies(const ConvShape& s, ConvAlgo algo) {
     return direct_dw_pays(s.C, s.F, s.HH * s.WW, wide ? 4096 : 2048);
 }
 
-// xw (C, R, Lp) = rows [oh0, oh0 + R) (padded numbering) of image xn (C, H,
-// W) with zero padding: the window of input rows that output rows [oh0, oh0 +
-// R - HH + 1) read.
+// xw (C, R, Lp) = rows [oh0*stride, oh0*stride + R) (padded numbering) of
+// image xn (C, H, W) with zero padding: the window of input rows that output
+// rows from oh0 on read. With stride 2 each row is split by column parity
+// (direct_row_pitch): tap kw of output column ow then reads half kw % 2 at ow
+// + kw / 2, so a block's run of output columns reads a contiguous run again.
 template <class T>
 NNC_CLONES void fill_window(T* xw, const T* xn, const ConvShape& s, i64 Lp, i64 oh0, i64 R) {
     for (i64 c = 0; c < s.C; c++) {
         for (i64 r = 0; r < R; r++) {
             T* row = xw + (c * R + r) * Lp;
-            const i64 ih = oh0 + r - s.pad;
+            const i64 ih = oh0 * s.stride + r - s.pad;
             if (ih < 0 || ih >= s.H) {
                 std::fill(row, row + Lp, T(0));
                 continue;
             }
-            std::fill(row, row + s.pad, T(0));
-            std::copy(xn + (c * s.H + ih) * s.W, xn + (c * s.H + ih + 1) * s.W, row + s.pad);
-            std::fill(row + s.pad + s.W, row + Lp, T(0));
+            const T* src = xn + (c * s.H + ih) * s.W;
+            if (s.stride == 1) {
+                std::fill(row, row + s.pad, T(0));
+                std::copy(src, src + s.W, row + s.pad);
+                std::fill(row + s.pad + s.W, row + Lp, T(0));
+                continue;
+            }
+            // Half q holds padded columns 2k + q, input columns 2k + q - pad.
+            const i64 half = Lp / 2;
+            T* even = row;
+            T* odd = row + half;
+            std::fill(row, row + Lp, T(0));
+            const i64 e1 = std::min(half, (s.W + s.pad + 1) / 2);
+            const i64 o1 = std::min(half, (s.W + s.pad) / 2);
+#pragma omp simd
+            for (i64 k = (s.pad + 1) / 2; k < e1; k++) even[k] = src[2 * k - s.pad];
+#pragma omp simd
+            for (i64 k = s.pad / 2; k < o1; k++) odd[k] = src[2 * k + 1 - s.pad];
         }
     }
 }
 
 // Output rows [oh0, oh1) of one image from its window xw (C, R, Lp)
 // (fill_window at oh0), into out (F planes `plane` apart, row oh at (oh -
-// row0) * Wout). KW > 0: the kernel is KW wide, and its row of taps is unrolled.
-template <class T, int FB, int OWB, int KW>
+// row0) * Wout). KW > 0: the kernel is KW wide, and its row of taps is
+// unrolled; S is the stride (1 or 2, the window's layout as fill_window's).
+template <class T, int FB, int OWB, int KW, int S>
 NNC_CLONES void direct_rows(T* out, i64 plane, i64 row0, const T* xw, i64 R, const T* wp,
                             const T* b, const ConvShape& s, i64 Lp, i64 oh0, i64 oh1) {
-    const i64 taps = s.C * s.HH * s.WW, WW = KW > 0 ? KW : s.WW;
+    const i64 taps = s.C * s.HH * s.WW, WW = KW > 0 ? KW : s.WW, half = Lp / S;
     for (i64 oh = oh0; oh < oh1; oh++) {
         for (i64 f0 = 0; f0 < s.F; f0 += FB) {
             const T* wb = wp + (f0 / FB) * taps * FB;
             const int nf = (int)std::min<i64>(FB, s.F - f0);
             for (i64 ow0 = 0; ow0 < s.Wout; ow0 += OWB) {
+                // Every access to acc has constant indices once the loops over
+                // i unroll, so it lives in registers; a variable index (a loop
+                // to nf or nw) sent it through the stack, where 16-byte reloads
+                // of 32-byte stores missed store forwarding.
                 T acc[FB][OWB];
-                for (int i = 0; i < FB; i++)
-#pragma omp simd
-                    for (int j = 0; j < OWB; j++) acc[i][j] = i < nf ? b[f0 + i] : T(0);
-                const T* wt = wb;
-                for (i64 c = 0; c < s.C; c++) {
-                    for (i64 kh = 0; kh < s.HH; kh++) {
-                        const T* xr = xw + (c * R + oh - oh0 + kh) * Lp + ow0;
-#pragma GCC unroll 8
-                        for (i64 kw = 0; kw < WW; kw++, wt += FB) {
-                            const T* xv = xr + kw;
 #pragma GCC unroll 16
-                            for (int i = 0; i < FB; i++) {
-                                const T wv = wt[i];
+                for (int i = 0; i < FB; i++) {
+                    const T bias = i < nf ? b[f0 + i] : T(0);
 #pragma omp simd
-                                for (int j = 0; j < OWB; j++) acc[i][j] += wv * xv[j];
-                            }
+                    for (int j = 0; j < OWB; j++) acc[i][j] = bias;
+                }
+                // One loop over the (c, kh) rows of taps, not two nested
+                // ones: GCC then keeps acc in registers across all of them
+                // instead of storing and reloading it around the inner loop.
+                const T* wt = wb;
+                const T* xr = xw + (oh - oh0) * S * Lp + ow0;
+                i64 kh = 0;
+                for (i64 row = 0; row < s.C * s.HH; row++) {
+#pragma GCC unroll 8
+                    for (i64 kw = 0; kw < WW; kw++, wt += FB) {
+                        const T* xv = xr + (kw % S) * half + kw / S;
+#pragma GCC unroll 16
+                        for (int i = 0; i < FB; i++) {
+                            const T wv = wt[i];
+#pragma omp simd
+                            for (int j = 0; j < OWB; j++) acc[i][j] += wv * xv[j];
                         }
+                    }
+                    xr += Lp;
+                    if (++kh == s.HH) {  // the next channel's window rows
+                        kh = 0;
+                        xr += (R - s.HH) * Lp;
                     }
                 }
                 const int nw = (int)std::min<i64>(OWB, s.Wout - ow0);
-                for (int i = 0; i < nf; i++) {
+#pragma GCC unroll 16
+                for (int i = 0; i < FB; i++) {
+                    if (i >= nf) break;
                     T* o = out + (f0 + i) * plane + (oh - row0) * s.Wout + ow0;
                     if (nw == OWB) {  // whole vectors, not a scalar loop
 #pragma omp simd
                         for (int j = 0; j < OWB; j++) o[j] = acc[i][j];
                     } else {
-                        for (int j = 0; j < nw; j++) o[j] = acc[i][j];
+                        T last[OWB];
+#pragma omp simd
+                        for (int j = 0; j < OWB; j++) last[j] = acc[i][j];
+                        std::copy(last, last + nw, o);
                     }
                 }
             }
@@ -403,9 +446,11 @@ struct Pool2x2 {
 template <class T, int FB, int OWB>
 void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, const ConvShape& s,
                                  const Pool2x2<T>* pool = nullptr) {
-    // Window rows of Lp >= (Wout rounded up to OWB) + WW - 1 values, so the
-    // last block of a row reads its zeros without bounds checks.
-    const i64 Lp = (s.Wout + OWB - 1) / OWB * OWB + s.WW - 1;
+    // Window rows of Lp >= (Wout rounded up to OWB) + WW - 1 values (twice
+    // that + (WW - 1) / 2 with stride 2), so the last block of a row reads
+    // its zeros without bounds checks.
+    const i64 Wb = (s.Wout + OWB - 1) / OWB * OWB;
+    const i64 Lp = s.stride == 1 ? Wb + s.WW - 1 : 2 * (Wb + (s.WW - 1) / 2);
     const i64 taps = s.C * s.HH * s.WW, fblocks = (s.F + FB - 1) / FB;
     std::vector<T> wp((size_t)(fblocks * taps * FB), T(0));  // [fblock][c][kh][kw][FB]
     for (i64 f = 0; f < s.F; f++)
@@ -419,10 +464,11 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
     // rows, from a block of the thread's (F, rows, Wout) still in L2. Few
     // enough rows that the window fits kDirectWindowBytes, where one row
     // allows it.
-    const i64 fit = kDirectWindowBytes / (i64)sizeof(T) / (s.C * Lp) - s.HH + 1;
+    const i64 fit =
+        (kDirectWindowBytes / (i64)sizeof(T) / (s.C * Lp) - s.HH) / s.stride + 1;
     i64 rows = std::max<i64>(1, std::min<i64>({s.Hout, s.N * s.Hout / (4 * nt), fit}));
     if (pool) rows += rows % 2;
-    const i64 per_image = (s.Hout + rows - 1) / rows, R_max = rows + s.HH - 1;
+    const i64 per_image = (s.Hout + rows - 1) / rows, R_max = (rows - 1) * s.stride + s.HH;
     const i64 window_size = s.C * R_max * Lp, block_size = pool ? s.F * rows * s.Wout : 0;
     const i64 P = s.Hout * s.Wout, Wo = s.Wout / 2, Po = (s.Hout / 2) * Wo;
     std::vector<T> work((size_t)(nt * (window_size + block_size)));
@@ -433,13 +479,18 @@ void conv_forward_direct_blocked(T* out, const T* x, const T* w, const T* b, con
 #pragma omp for schedule(dynamic)
         for (i64 item = 0; item < s.N * per_image; item++) {
             const i64 n = item / per_image, oh0 = item % per_image * rows;
-            const i64 oh1 = std::min(s.Hout, oh0 + rows), R = oh1 - oh0 + s.HH - 1;
+            const i64 oh1 = std::min(s.Hout, oh0 + rows), R = (oh1 - oh0 - 1) * s.stride + s.HH;
             fill_window(xw, x + n * s.C * s.H * s.W, s, Lp, oh0, R);
             T* o = pool ? block : out + n * s.F * P;
             const i64 plane = pool ? rows * s.Wout : P, row0 = pool ? oh0 : 0;
             const auto rows_of = [&](auto kw) {
-                direct_rows<T, FB, OWB, decltype(kw)::value>(o, plane, row0, xw, R, wp.data(), b,
-                                                             s, Lp, oh0, oh1);
+                constexpr int KW = decltype(kw)::value;
+                if (s.stride == 1)
+                    direct_rows<T, FB, OWB, KW, 1>(o, plane, row0, xw, R, wp.data(), b, s, Lp,
+                                                   oh0, oh1);
+                else
+                    direct_rows<T, FB, OWB, KW, 2>(o, plane, row0, xw, R, wp.data(), b, s, Lp,
+                                                   oh0, oh1);
             };
             switch (s.WW) {  // the common widths with the tap row unrolled
                 case 3: rows_of(std::integral_constant<int, 3>()); break;

@@ -959,6 +959,40 @@ def test_direct_conv_matches_naive(case, dtype):
     assert_direct_outputs(out, grads, dw_only, ref, dtype)
 
 
+# stride 2 (N, C, H, W, F, HH, WW, 2, pad): seed002's conv, filters and rows
+# that are not a multiple of the block, pads 0-3, one image, a 1x1 kernel
+STRIDE2_CASES = [(100, 3, 31, 31, 25, 3, 3, 2, 1), (2, 3, 9, 9, 5, 3, 3, 2, 1),
+                 (3, 4, 21, 37, 19, 7, 5, 2, 0), (2, 2, 9, 40, 9, 3, 4, 2, 2),
+                 (1, 1, 17, 19, 5, 3, 3, 2, 1), (2, 8, 13, 13, 7, 5, 5, 2, 2),
+                 (2, 3, 9, 9, 4, 1, 1, 2, 0), (1, 5, 33, 71, 17, 7, 7, 2, 3)]
+
+
+@needs_cpp
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", STRIDE2_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_direct_stride2_forward_matches_naive(case, dtype, threads):
+    """The direct forward with stride 2 (its window rows split by column
+    parity) against the naive loops and im2col's forward, the same bits on
+    every call; the backward stays im2col's."""
+    from nnc import _nnc
+    x, w, b, cp, dout = conv_data(case, dtype, seed=sum(case))
+    ref = naive_conv_f64(x, w, b, cp, dout)
+    with native_threads(threads), nnc.use_backend("cpp"):
+        with nnc.conv_algorithm("direct"):
+            assert _nnc.conv_paths(x, w, 2, cp["pad"], 3) == ("direct", "im2col", "im2col")
+            out, cache = fl.conv_forward_fast(x, w, b, cp)
+            again = fl.conv_forward_fast(x, w, b, cp)[0]
+            grads = fl.conv_backward_fast(dout, cache)
+            dw_only = fl.conv_backward_weights(dout, cache)
+        with nnc.conv_algorithm("im2col"):
+            im2col_out = fl.conv_forward_fast(x, w, b, cp)[0]
+    np.testing.assert_array_equal(out, again)
+    r = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, im2col_out, rtol=10 * r, atol=r * np.abs(im2col_out).max())
+    assert_direct_outputs(out, grads, dw_only, ref, dtype)
+
+
 def assert_direct_outputs(out, grads, dw_only, ref, dtype):
     """dw and db of conv_backward_weights the same bits as the backward's, and
     (out, dx, dw, db) close to the naive loops' (ref)."""
@@ -1035,7 +1069,11 @@ def test_direct_conv_paths_by_size():
     assert paths(*shape(50, 3, 20, 32, 7), 1, 3) == ("direct", "im2col", "direct")
     assert paths(*shape(10, 4, 20, 16, 5), 1, 2) == ("direct", "im2col", "direct")
     assert paths(*shape(10, 3, 20, 16, 3), 1, 1) == ("direct", "im2col", "im2col")  # 27 taps
-    assert paths(*shape(10, 3, 32, 16, 5), 2, 2) == ("im2col", "im2col", "im2col")  # stride 2
+    # stride 2: the direct forward for C <= 4 where the rows fill the blocks
+    assert paths(*shape(10, 3, 31, 16, 5), 2, 2) == ("direct", "im2col", "im2col")  # rows of 16
+    assert paths(*shape(10, 3, 34, 16, 3), 2, 1) == ("im2col", "im2col", "im2col")  # rows of 17
+    assert paths(*shape(10, 8, 31, 16, 5), 2, 2) == ("im2col", "im2col", "im2col")  # C = 8
+    assert paths(*shape(10, 3, 31, 16, 3), 3, 1) == ("im2col", "im2col", "im2col")  # stride 3
     assert paths(*shape(10, 8, 20, 16, 5), 1, 2) == ("im2col", "im2col", "direct")  # C = 8
     assert paths(*shape(10, 3, 6, 16, 5), 1, 2) == ("im2col", "im2col", "direct")   # Wout 6
     # the course's conv2 on 20-pixel rows: Winograd's forward and dx, the direct dw
