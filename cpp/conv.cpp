@@ -16,9 +16,9 @@
 //
 // 3x3 kernels with stride 1 (most of a deep network) take the Winograd path
 // of winograd.cpp instead, for the forward, dx and dw, with 2.25x fewer FLOPs.
-// Forwards with few input channels (a first layer on RGB images) take the
-// direct kernel below: with C*HH*WW small, the column matrix costs as much
-// to build as the GEMM that reads it.
+// Forwards with few input channels (a first layer on RGB images, stride 1
+// or 2) take the direct kernel below: with C*HH*WW small, the column matrix
+// costs as much to build as the GEMM that reads it.
 #include <algorithm>
 #include <memory>
 #include <type_traits>
@@ -333,9 +333,10 @@ bool direct_dw_applies(const ConvShape& s, ConvAlgo algo) {
 
 // xw (C, R, Lp) = rows [oh0*stride, oh0*stride + R) (padded numbering) of
 // image xn (C, H, W) with zero padding: the window of input rows that output
-// rows from oh0 on read. With stride 2 each row is split by column parity
-// (direct_row_pitch): tap kw of output column ow then reads half kw % 2 at ow
-// + kw / 2, so a block's run of output columns reads a contiguous run again.
+// rows from oh0 on read. With stride 2 each row of Lp values is split by
+// column parity, padded columns 0, 2, 4, ... in its first half and 1, 3, ...
+// in its second: tap kw of output column ow then reads half kw % 2 at ow +
+// kw / 2, so a block's run of output columns reads a contiguous run again.
 template <class T>
 NNC_CLONES void fill_window(T* xw, const T* xn, const ConvShape& s, i64 Lp, i64 oh0, i64 R) {
     for (i64 c = 0; c < s.C; c++) {
@@ -381,10 +382,9 @@ NNC_CLONES void direct_rows(T* out, i64 plane, i64 row0, const T* xw, i64 R, con
             const T* wb = wp + (f0 / FB) * taps * FB;
             const int nf = (int)std::min<i64>(FB, s.F - f0);
             for (i64 ow0 = 0; ow0 < s.Wout; ow0 += OWB) {
-                // Every access to acc has constant indices once the loops over
-                // i unroll, so it lives in registers; a variable index (a loop
-                // to nf or nw) sent it through the stack, where 16-byte reloads
-                // of 32-byte stores missed store forwarding.
+                // The loops over i have constant bounds: a loop to nf (or nw)
+                // read acc back from the stack in 16-byte pieces of its 32-byte
+                // stores, which missed store forwarding.
                 T acc[FB][OWB];
 #pragma GCC unroll 16
                 for (int i = 0; i < FB; i++) {
@@ -567,6 +567,7 @@ NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const i64* tap
                 i64 off[TB];
                 for (int k = 0; k < TB; k++) off[k] = tap_off[tb + k < t1 ? tb + k : tb];
                 T acc[TB][FB];
+#pragma GCC unroll 32
                 for (int k = 0; k < TB; k++)
 #pragma omp simd
                     for (int j = 0; j < FB; j++) acc[k][j] = T(0);
@@ -582,10 +583,15 @@ NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const i64* tap
                         }
                     }
                 }
+                // Constant bounds, as in direct_rows: a loop to nk kept a copy
+                // of acc on the stack, zeroed by a memset at every block.
                 const int nk = (int)std::min<i64>(TB, t1 - tb);
-                for (int k = 0; k < nk; k++)
+#pragma GCC unroll 32
+                for (int k = 0; k < TB; k++) {
+                    if (k >= nk) break;
 #pragma omp simd
                     for (int j = 0; j < FB; j++) dwT[(tb + k) * Fp + f0 + j] += acc[k][j];
+                }
             }
         }
     }

@@ -853,6 +853,7 @@ NNC_CLONES void direct_dw_rows_nhwc(T* dwp, const T* xw, const T* g, const NhwcC
         for (i64 kh = 0; kh < s.HH; kh++) {
             for (i64 j0 = 0; j0 < run; j0 += TB) {
                 T acc[TB][FB];
+#pragma GCC unroll 32
                 for (int k = 0; k < TB; k++)
 #pragma omp simd
                     for (int j = 0; j < FB; j++) acc[k][j] = T(0);
@@ -868,11 +869,15 @@ NNC_CLONES void direct_dw_rows_nhwc(T* dwp, const T* xw, const T* g, const NhwcC
                         }
                     }
                 }
+                // Constant bounds (see direct_dw_image in conv.cpp).
                 const int nk = (int)std::min<i64>(TB, run - j0);
                 T* d = dwp + (kh * run + j0) * Fp + f0;
-                for (int k = 0; k < nk; k++)
+#pragma GCC unroll 32
+                for (int k = 0; k < TB; k++) {
+                    if (k >= nk) break;
 #pragma omp simd
                     for (int j = 0; j < FB; j++) d[k * Fp + j] += acc[k][j];
+                }
             }
         }
     }
