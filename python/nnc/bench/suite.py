@@ -142,10 +142,6 @@ def _conv_make(shape, dtype, seed):
                 dout=_randn(rng, _conv_out(shape), dtype))
 
 
-
-
-
-
 def _conv_torch(inp, backward):
     import torch.nn.functional as F
 
@@ -204,10 +200,6 @@ def _pool_make(shape, dtype, seed):
                 dout=_randn(rng, (N, C, Ho, Wo), dtype))
 
 
-
-
-
-
 def _pool_torch(inp, backward):
     import torch.nn.functional as F
 
@@ -231,10 +223,6 @@ def _bn_make(shape, dtype, seed):
                 dout=_randn(rng, shape, dtype))
 
 
-
-
-
-
 def _bn_torch(inp, backward):
     import torch.nn.functional as F
 
@@ -247,14 +235,6 @@ def _bn_torch(inp, backward):
 
 def _norm_bytes(shape, itemsize):
     return 2.0 * itemsize * float(np.prod(shape))   # read x, write out
-
-
-
-
-
-
-
-
 
 
 def _ln_torch(inp, backward):
@@ -274,10 +254,6 @@ def _gn_make(shape, dtype, seed):
     return inp
 
 
-
-
-
-
 # --- affine, activations, dropout, loss -------------------------------------------
 
 def _affine_make(shape, dtype, seed):
@@ -285,10 +261,6 @@ def _affine_make(shape, dtype, seed):
     rng = _rng(seed)
     return dict(x=_randn(rng, (N, D), dtype), w=_randn(rng, (D, M), dtype, D ** -0.5),
                 b=_randn(rng, (M,), dtype), dout=_randn(rng, (N, M), dtype))
-
-
-
-
 
 
 def _affine_torch(inp, backward):
@@ -303,10 +275,6 @@ def _ew_make(shape, dtype, seed):
                 param={"mode": "train", "p": 0.7, "seed": 42})
 
 
-
-
-
-
 def _relu_torch(inp, backward):
     import torch
 
@@ -315,10 +283,6 @@ def _relu_torch(inp, backward):
 
 def _ew_bytes(shape, itemsize):
     return 2.0 * itemsize * float(np.prod(shape))
-
-
-
-
 
 
 def _dropout_torch(inp, backward):
@@ -332,8 +296,6 @@ def _softmax_make(shape, dtype, seed):
     N, C = shape
     rng = _rng(seed)
     return dict(x=_randn(rng, (N, C), dtype), y=rng.integers(0, C, size=N))
-
-
 
 
 def _softmax_torch(inp, backward):
@@ -400,7 +362,6 @@ def _optim_make(shape, dtype, seed):
     (n,) = shape
     return dict(w=_randn(rng, (n,), dtype), dw=_randn(rng, (n,), dtype, 1e-2),
                 config={"learning_rate": 1e-3})
-
 
 
 def _make_optim_torch(rule):
