@@ -600,12 +600,14 @@ NNC_CLONES void direct_dw_image(T* dwT, const T* gT, const T* xp, const i64* tap
 // gT (P, Fp) = the conv output's gradient of one image, transposed, from
 // the gradient g (F, Po) of the 2x2 max pool after it and its argmax: zero
 // but at each window's maximum (the pool's backward and the transpose in one).
+// The windows of a pool_fuses pool do not overlap, so each maximum is stored,
+// not added: no load of the zero before each store (5% of the dw in perf).
 template <class T>
 NNC_CLONES void unpool_transpose(T* gT, const T* g, const int32_t* am, i64 F, i64 Po, i64 P,
                                  i64 Fp) {
     fill_value(gT, P * Fp, T(0));
     for (i64 f = 0; f < F; f++)
-        for (i64 o = 0; o < Po; o++) gT[am[f * Po + o] * Fp + f] += g[f * Po + o];
+        for (i64 o = 0; o < Po; o++) gT[am[f * Po + o] * Fp + f] = g[f * Po + o];
 }
 
 // gT (P, Fp) = dout_n (F, P) transposed, the columns past F zero. Pixel by

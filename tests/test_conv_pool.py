@@ -564,6 +564,27 @@ def test_native_bindings_validate_without_python_checks():
         _nnc.max_pool_backward(out, argmax[:, :, :2], 8, 8)
 
 
+@needs_cpp
+@pytest.mark.parametrize("where", [0, 16383, 16384, 65536, -1])
+def test_argmax_check_over_threads(where):
+    # past 65536 values the range check runs on all threads in chunks of
+    # 16384: a stray index at a chunk's edge or in the short last chunk
+    from nnc import _nnc
+    xp = np.zeros((3, 5, 140, 142), np.float32)  # argmax of 74550 values
+    out, argmax = _nnc.max_pool_forward(xp, 2, 2, 2)
+    assert argmax.size == 74550
+    bad = argmax.copy()
+    bad.reshape(-1)[where] = 140 * 142
+    with pytest.raises(ValueError, match=r"values in \[0, 19880\], outside the H\*W = 19880"):
+        _nnc.max_pool_backward(out, bad, 140, 142)
+    bad.reshape(-1)[where] = -3
+    assert argmax.max() == 138 * 142 + 140  # the last window's first pixel
+    with pytest.raises(ValueError, match=r"values in \[-3, 19736\]"):
+        _nnc.max_pool_backward(out, bad, 140, 142)
+    dx = _nnc.max_pool_backward(out + 1, argmax, 140, 142)
+    assert dx.sum() == argmax.size
+
+
 def test_inputs_not_modified(backend):
     x, w, b, cp = good_conv()
     dout = np.random.default_rng(2).standard_normal((2, 4, 3, 3))
