@@ -37,6 +37,11 @@ constexpr i64 kDirectWindowBytes = 512 * 1024;
 // The ISA that target_clones picked on this CPU ("x86-64-v3", ...).
 const char* simd_isa();
 
+// Whether this CPU runs each 256-bit FMA as two 128-bit halves (AMD's
+// Excavator, Zen and Zen+, Hygon's Dhyana): AVX2 code, but half the FMA rate
+// per instruction, which moves the conv kernels' break-even points.
+bool fma_splits_256bit();
+
 }  // namespace nnc
 
 // Elementwise loops are compiled three times and the loader picks the best

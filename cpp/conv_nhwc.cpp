@@ -676,9 +676,16 @@ bool nhwc_direct_applies(const NhwcConv& s, ConvAlgo algo) {
     // dtypes), and up to C = 16 with more filters in float32 (the course
     // conv2 forward 0.70x); in float64 with F = 32, and from C = 32 with
     // F = 32, it did not (1.0-1.4x).
-    if (!__builtin_cpu_supports("avx512f"))
+    // Where 256-bit FMAs run as two halves (Zen 1), Winograd won from C*F =
+    // 512 in float32 (the direct forward 1.17-1.25x its time; 0.95-1.00x up
+    // to C*F = 256); float64 was within +-10% either way and keeps the rule.
+    if (!__builtin_cpu_supports("avx512f")) {
+        if (std::is_same<T, float>::value && fma_splits_256bit() && s.C * s.F > 256 &&
+            wino_forward_applies(s, algo))
+            return false;
         return nhwc_filters_fill<T>(s.F) &&
                (s.F <= 16 ? s.C <= 32 : std::is_same<T, float>::value && s.C <= 16);
+    }
     if (s.C > 128 || !nhwc_filters_fill<T>(s.F)) return false;
     return !wino_forward_applies(s, algo) || !blas_runs_avx512();
 }

@@ -28,6 +28,9 @@ NB_MODULE(_nnc, m) {
     m.def("gemm_kernel", [] { return std::string(gemm_kernel_name()); },
           "The GEMM kernel ops run now: 'nnc' or 'openblas' (what 'auto' picks on this machine)");
     m.def("simd_isa", [] { return std::string(simd_isa()); });
+    m.def("fma_splits_256bit", [] { return fma_splits_256bit(); },
+          "Whether this CPU runs a 256-bit FMA as two 128-bit halves (Zen 1; the conv rules "
+          "take it into account)");
     m.def("openmp_version", [] { return (int)_OPENMP; });
     m.def("set_buffer_cache", [](std::int64_t max_bytes) {
         if (max_bytes < 0) fail_value("max_bytes must be >= 0, got " + std::to_string(max_bytes));

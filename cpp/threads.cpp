@@ -1,4 +1,7 @@
 #include <atomic>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 #include "blas.h"
 #include "common.h"
@@ -29,6 +32,27 @@ const char* simd_isa() {
     return "x86-64 (no run-time dispatch)";
 #else
     return "generic";
+#endif
+}
+
+// By vendor, family and model (cpuid leaves 0 and 1): no feature flag tells.
+// Zen 2 (family 17h from model 30h) and later have full-width FMA units.
+bool fma_splits_256bit() {
+#if defined(__x86_64__) && defined(__GNUC__)
+    static const bool split = [] {
+        unsigned a, b, c, d;
+        if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+        const bool amd = b == 0x68747541;    // "Auth" of AuthenticAMD
+        const bool hygon = b == 0x6f677948;  // "Hygo" of HygonGenuine
+        if (!(amd || hygon) || !__get_cpuid(1, &a, &b, &c, &d)) return false;
+        const unsigned family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+        const unsigned model = ((a >> 4) & 0xf) | (((a >> 16) & 0xf) << 4);
+        return (amd && (family == 0x15 || (family == 0x17 && model < 0x30))) ||
+               (hygon && family == 0x18);
+    }();
+    return split;
+#else
+    return false;
 #endif
 }
 

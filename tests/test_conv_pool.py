@@ -1114,8 +1114,9 @@ def test_direct_up_to_16_channels_on_avx2():
     vectors (16 float32 or 8 float64 columns, at most an eighth of the last
     padding), in place of Winograd or im2col: NCHW up to C = 16, or C = 32
     with F <= 16 (F <= 32 in float32); NHWC, where F fills the filter
-    blocks, up to C = 32 with F <= 16, or C = 16 in float32. dx follows the
-    same rule with C and F swapped."""
+    blocks, up to C = 32 with F <= 16, or C = 16 in float32; but in float32
+    not beyond C*F = 256 where Winograd applies, on CPUs that split 256-bit
+    FMAs in two (Zen 1). dx follows the same rule with C and F swapped."""
     from nnc import _nnc
     if not _nnc.simd_isa().startswith("x86-64-v3"):
         pytest.skip("the rule is for AVX2 CPUs without AVX-512")
@@ -1140,7 +1141,14 @@ def test_direct_up_to_16_channels_on_avx2():
     assert paths(*nchw(8, 16, 28, 16, 5, f32), 1, 2)[:2] == ("direct", "direct")
     assert paths(*nchw(8, 16, 27, 16, 5, f32), 1, 2)[:2] == ("im2col", "im2col")
     assert paths(*nchw(8, 16, 12, 16, 3, f64), 1, 1)[0] == "winograd"   # 12 of 16
-    assert nhwc(*channels_last(100, 16, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    # the course's conv2 in NHWC (C*F 512) and its dx
+    split = _nnc.fma_splits_256bit()
+    nhwc_wide = ("winograd", "winograd") if split else ("direct", "direct")
+    assert nhwc(*channels_last(100, 16, 16, 32, 3, f32), 1, 1)[:2] == nhwc_wide
+    assert nhwc(*channels_last(100, 32, 16, 16, 3, f32), 1, 1)[:2] == nhwc_wide
+    assert nhwc(*channels_last(100, 16, 16, 16, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert nhwc(*channels_last(100, 8, 16, 32, 3, f32), 1, 1)[:2] == ("direct", "direct")
+    assert nhwc(*channels_last(100, 16, 16, 32, 5, f32), 1, 2)[:2] == ("direct", "direct")
     assert nhwc(*channels_last(100, 16, 16, 32, 3, f64), 1, 1)[:2] == ("winograd", "direct")
     assert nhwc(*channels_last(100, 32, 16, 16, 3, f64), 1, 1)[:2] == ("direct", "winograd")
     assert nhwc(*channels_last(100, 16, 16, 20, 3, f32), 1, 1)[0] == "winograd"  # 20 of 24
