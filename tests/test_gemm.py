@@ -51,6 +51,7 @@ AFFINE_SHAPES = [
     (14, 32, 32),         # exactly one float32 tile
     (15, 33, 17),         # one past a tile in every direction
     (29, 385, 65),        # depth one past a float32 KC block
+    (112, 70, 64),        # the most rows whose call reads a row-major B unpacked
     (113, 257, 31),       # rows one past an A block; depth past a float64 KC block
     (50, 700, 100),       # the seeds' thin hidden layers
     (5, 3, 2100),         # columns past a B block (forward) and dx's depth
@@ -82,6 +83,7 @@ def test_affine_matches_the_reference(kernel, dtype, shape):
 @pytest.mark.parametrize("shape", [(50, 700, 100), (300, 900, 40), (6, 40, 4500)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_nnc_kernel_same_bits_at_any_thread_count(dtype, shape):
+    # (300, 900, 40): one thread packs w, three threads' 100 rows read it unpacked.
     N, D, M = shape
     rng = np.random.default_rng(7)
     x = rng.standard_normal((N, D)).astype(dtype)
