@@ -132,9 +132,8 @@ __attribute__((always_inline)) inline void copy_panel(T* p, const T* src, i64 ld
     for (i64 k = 0; k < kc; k++) {
         const T* s = src + k * ld;
         T* q = p + k * W;
-        if (n == W) {
-#pragma omp simd
-            for (int j = 0; j < W; j++) q[j] = s[j];
+        if (n == W) {  // a fixed-size copy: A's 14 values in three moves, not 14
+            std::memcpy(q, s, W * sizeof(T));
         } else {  // masked loads: none past the last column, which may end B's memory
 #pragma omp simd
             for (int j = 0; j < W; j++) q[j] = j < n ? s[j] : T(0);
