@@ -6,7 +6,7 @@
 //   for each block of KC of the depth:          (B's KC x NC block packed, in L3)
 //     for each block of MC rows of C:           (A's MC x KC block packed, in L2)
 //       for each NR-wide panel of B, each MR-tall panel of A:
-//         C[MR, NR] (+)= Apanel[MR, KC] Bpanel[KC, NR]   (B's panel stays in L1)
+//         C[MR, NR] (+)= Apanel[MR, KC] Bpanel[KC, NR]   (B's panel in L1/L2)
 // The packs lay each panel out in the order the tile reads it (A by column
 // of MR values, B by row of NR), zero-padded to whole panels, so the tile
 // runs the same code on every panel and transposed operands cost nothing
@@ -40,16 +40,19 @@ struct Tile;
 template <>
 struct Tile<float> {
     static constexpr int MR = 14, NR = 32;
-    static constexpr i64 KC = 384;
+    static constexpr i64 KC = 1024;
 };
 template <>
 struct Tile<double> {
     static constexpr int MR = 14, NR = 16;
-    static constexpr i64 KC = 256;
+    static constexpr i64 KC = 512;
 };
-// Rows of C per packed block of A (MC x KC: 172 KB float32, 229 KB float64,
-// within a 1 MB L2) and columns per packed block of B.
-constexpr i64 kMC = 112, kNC = 2048;
+// Rows of C per packed block of A (MC x KC: 458 KB, within a 1 MB L2) and
+// columns per packed block of B (KC x NC: 4 MB). A deep KC adds each tile
+// to C fewer times: on the Zen 5, C's updates went from 5% of a 2048^3
+// product's time at KC 384 to under 1% at 1024, 2-3% faster in all
+// (benches/README.md, "nnc's own GEMM kernel").
+constexpr i64 kMC = 112, kNC = 1024;
 // Up to this many tiles of rows, whole panels of a row-major B are not packed.
 constexpr i64 kDirectBTiles = 8;
 

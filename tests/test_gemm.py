@@ -50,9 +50,9 @@ AFFINE_SHAPES = [
     (3, 5, 7),            # one partial tile everywhere
     (14, 32, 32),         # exactly one float32 tile
     (15, 33, 17),         # one past a tile in every direction
-    (29, 385, 65),        # depth one past a float32 KC block
+    (29, 1025, 65),       # depth one past a float32 KC block
     (112, 70, 64),        # the most rows whose call reads a row-major B unpacked
-    (113, 257, 31),       # rows one past an A block; depth past a float64 KC block
+    (113, 513, 31),       # rows one past an A block; depth past a float64 KC block
     (50, 700, 100),       # the seeds' thin hidden layers
     (5, 3, 2100),         # columns past a B block (forward) and dx's depth
     (7, 0, 9),            # empty depth: out = b, dw empty
@@ -80,10 +80,12 @@ def test_affine_matches_the_reference(kernel, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(50, 700, 100), (300, 900, 40), (6, 40, 4500)],
+@pytest.mark.parametrize("shape", [(50, 700, 100), (300, 900, 40), (6, 40, 4500),
+                                   (60, 2100, 70)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_nnc_kernel_same_bits_at_any_thread_count(dtype, shape):
-    # (300, 900, 40): one thread packs w, three threads' 100 rows read it unpacked.
+    # (300, 900, 40): one thread packs w, three threads' 100 rows read it unpacked;
+    # (60, 2100, 70): the depth in three KC blocks of float32, five of float64.
     N, D, M = shape
     rng = np.random.default_rng(7)
     x = rng.standard_normal((N, D)).astype(dtype)
