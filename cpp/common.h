@@ -41,6 +41,10 @@ const char* simd_isa();
 // Excavator, Zen and Zen+, Hygon's Dhyana): AVX2 code, but half the FMA rate
 // per instruction, which moves the conv kernels' break-even points.
 bool fma_splits_256bit();
+// Whether this CPU runs each 512-bit FMA on 256-bit units (Zen 4, mobile Zen
+// 5): AVX-512 code at the FMA rate of AVX2, so the loads of a register block
+// weigh less beside its FMAs.
+bool fma_splits_512bit();
 
 }  // namespace nnc
 

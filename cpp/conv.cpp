@@ -689,21 +689,27 @@ void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s
 
 // Blocks for the widest vectors the CPU has. AVX-512: 12 taps x 2 vectors of
 // filters (24 of the 32 registers), or 21, 24 or 25 taps x 1 vector, the one
-// that pads the taps and filters least: a tap block past the last tap costs
-// as much as a full one, and conv1's 3 x 7 x 7 = 147 taps are 13 blocks of 12
-// (6% padding) but 7 of 21 (none), course conv1's 75 are 4 blocks of 24 (22%)
-// but 3 of 25. AVX2: 12 of the 16 256-bit registers; filter blocks one vector
-// wide when two would be mostly padding.
+// that costs least: a tap block past the last tap costs as much as a full
+// one, and conv1's 3 x 7 x 7 = 147 taps are 13 blocks of 12 (6% padding) but
+// 7 of 21 (none), course conv1's 75 are 4 blocks of 24 (22%) but 3 of 25.
+// A one-vector block loads a broadcast per FMA, a two-vector one per two:
+// where 512-bit FMAs run at full width (Zen 5, Xeons) the loads set the pace,
+// and conv1's dw ran 0.85-0.98x the time in 12 x 2 despite the padding, so
+// one-vector products count 7/6 there; on 256-bit units (Zen 4) the FMAs do,
+// and 21 x 1 ran 0.90x (benches/README.md, items 15 and 27). AVX2: 12 of the
+// 16 256-bit registers; filter blocks one vector wide when two would be
+// mostly padding.
 struct DwBlock {
     int taps, vectors;
 };
-inline DwBlock dw_block_avx512(i64 taps, i64 F, int V) {
+inline DwBlock dw_block_avx512(i64 taps, i64 F, int V, bool fma_halves) {
     DwBlock best{12, 2};
-    i64 best_work = -1;
+    i64 best_cost = -1;
     for (DwBlock b : {DwBlock{12, 2}, DwBlock{24, 1}, DwBlock{21, 1}, DwBlock{25, 1}}) {
         const i64 fb = (i64)b.vectors * V;
         const i64 work = (taps + b.taps - 1) / b.taps * b.taps * ((F + fb - 1) / fb * fb);
-        if (best_work < 0 || work < best_work) best = b, best_work = work;  // ties: the earlier
+        const i64 cost = b.vectors == 1 && !fma_halves ? work * 7 : work * 6;
+        if (best_cost < 0 || cost < best_cost) best = b, best_cost = cost;  // ties: the earlier
     }
     return best;
 }
@@ -714,7 +720,7 @@ void conv_dw_direct(T* dw, const T* dout, const T* x, const ConvShape& s,
     constexpr int V512 = 64 / sizeof(T), V256 = 32 / sizeof(T);
     const auto narrow = [&](int v) { return s.F <= v || (s.F + v - 1) / v % 2 == 1; };
     if (__builtin_cpu_supports("avx512f")) {
-        const DwBlock b = dw_block_avx512(s.C * s.HH * s.WW, s.F, V512);
+        const DwBlock b = dw_block_avx512(s.C * s.HH * s.WW, s.F, V512, fma_splits_512bit());
         if (b.vectors == 2) return conv_dw_direct_blocked<T, 12, 2 * V512>(dw, dout, x, s, argmax, Po);
         if (b.taps == 21) return conv_dw_direct_blocked<T, 21, V512>(dw, dout, x, s, argmax, Po);
         if (b.taps == 25) return conv_dw_direct_blocked<T, 25, V512>(dw, dout, x, s, argmax, Po);

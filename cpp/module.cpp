@@ -31,6 +31,9 @@ NB_MODULE(_nnc, m) {
     m.def("fma_splits_256bit", [] { return fma_splits_256bit(); },
           "Whether this CPU runs a 256-bit FMA as two 128-bit halves (Zen 1; the conv rules "
           "take it into account)");
+    m.def("fma_splits_512bit", [] { return fma_splits_512bit(); },
+          "Whether this CPU runs a 512-bit FMA on 256-bit units (Zen 4; the conv rules take "
+          "it into account)");
     m.def("openmp_version", [] { return (int)_OPENMP; });
     m.def("set_buffer_cache", [](std::int64_t max_bytes) {
         if (max_bytes < 0) fail_value("max_bytes must be >= 0, got " + std::to_string(max_bytes));

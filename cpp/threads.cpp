@@ -35,25 +35,47 @@ const char* simd_isa() {
 #endif
 }
 
-// By vendor, family and model (cpuid leaves 0 and 1): no feature flag tells.
+// By vendor, family and model (cpuid leaves 0 and 1): no feature flag tells
+// how wide the FMA units are.
+struct CpuModel {
+    bool amd = false, hygon = false;
+    unsigned family = 0, model = 0;
+};
+static CpuModel cpu_model() {
+    CpuModel m;
+#if defined(__x86_64__) && defined(__GNUC__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return m;
+    m.amd = b == 0x68747541;    // "Auth" of AuthenticAMD
+    m.hygon = b == 0x6f677948;  // "Hygo" of HygonGenuine
+    if (!(m.amd || m.hygon) || !__get_cpuid(1, &a, &b, &c, &d)) return m;
+    m.family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+    m.model = ((a >> 4) & 0xf) | (((a >> 16) & 0xf) << 4);
+#endif
+    return m;
+}
+
 // Zen 2 (family 17h from model 30h) and later have full-width FMA units.
 bool fma_splits_256bit() {
-#if defined(__x86_64__) && defined(__GNUC__)
     static const bool split = [] {
-        unsigned a, b, c, d;
-        if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
-        const bool amd = b == 0x68747541;    // "Auth" of AuthenticAMD
-        const bool hygon = b == 0x6f677948;  // "Hygo" of HygonGenuine
-        if (!(amd || hygon) || !__get_cpuid(1, &a, &b, &c, &d)) return false;
-        const unsigned family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
-        const unsigned model = ((a >> 4) & 0xf) | (((a >> 16) & 0xf) << 4);
-        return (amd && (family == 0x15 || (family == 0x17 && model < 0x30))) ||
-               (hygon && family == 0x18);
+        const CpuModel m = cpu_model();
+        return (m.amd && (m.family == 0x15 || (m.family == 0x17 && m.model < 0x30))) ||
+               (m.hygon && m.family == 0x18);
     }();
     return split;
-#else
-    return false;
-#endif
+}
+
+// Zen 4 (family 19h) runs AVX-512 on 256-bit units, and so do the mobile
+// Zen 5 parts (family 1Ah, models 20h-2Fh and 60h-7Fh); the Zen 5 of servers
+// and desktops has 512-bit units.
+bool fma_splits_512bit() {
+    static const bool split = [] {
+        const CpuModel m = cpu_model();
+        return m.amd && (m.family == 0x19 ||
+                         (m.family == 0x1a && ((m.model >= 0x20 && m.model < 0x30) ||
+                                               (m.model >= 0x60 && m.model < 0x80))));
+    }();
+    return split;
 }
 
 }  // namespace nnc

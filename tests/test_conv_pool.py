@@ -1107,6 +1107,38 @@ def test_direct_conv_paths_by_size():
         paths(*shape(10, 3, 32, 16, 7), 1, 3, 4)
 
 
+def _cpuinfo_vendor_family_model():
+    """(vendor, family, model) of the first CPU in /proc/cpuinfo, or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                          if ":" in line)
+    except OSError:
+        return None
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    if not {"vendor_id", "cpu family", "model"} <= fields.keys():
+        return None
+    return fields["vendor_id"], int(fields["cpu family"]), int(fields["model"])
+
+
+@needs_cpp
+def test_fma_width_predicates_match_the_cpu_model():
+    """The conv rules' two CPU predicates read cpuid's family and model (the
+    extended fields added in); /proc/cpuinfo prints the same numbers."""
+    from nnc import _nnc
+    cpu = _cpuinfo_vendor_family_model()
+    if cpu is None:
+        pytest.skip("no x86 /proc/cpuinfo")
+    vendor, family, model = cpu
+    amd, hygon = vendor == "AuthenticAMD", vendor == "HygonGenuine"
+    assert _nnc.fma_splits_256bit() == (
+        (amd and (family == 0x15 or (family == 0x17 and model < 0x30))) or
+        (hygon and family == 0x18))
+    assert _nnc.fma_splits_512bit() == (
+        amd and (family == 0x19 or
+                 (family == 0x1A and (0x20 <= model < 0x30 or 0x60 <= model < 0x80))))
+
+
 @needs_cpp
 def test_direct_up_to_16_channels_on_avx2():
     """On AVX2 CPUs (no AVX-512), auto takes the direct kernel for stride-1
