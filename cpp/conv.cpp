@@ -693,8 +693,9 @@ void conv_dw_direct_blocked(T* dw, const T* dout, const T* x, const ConvShape& s
 // one, and conv1's 3 x 7 x 7 = 147 taps are 13 blocks of 12 (6% padding) but
 // 7 of 21 (none), course conv1's 75 are 4 blocks of 24 (22%) but 3 of 25.
 // A one-vector block loads a broadcast per FMA, a two-vector one per two:
-// where 512-bit FMAs run at full width (Zen 5, Xeons) the loads set the pace,
-// and conv1's dw ran 0.85-0.98x the time in 12 x 2 despite the padding, so
+// where 512-bit FMAs run at full width (measured on a Zen 5; Xeons with two
+// FMA units are taken to be alike) the loads set the pace, and conv1's dw
+// ran 0.85-0.98x the time in 12 x 2 despite the padding, so
 // one-vector products count 7/6 there; on 256-bit units (Zen 4) the FMAs do,
 // and 21 x 1 ran 0.90x (benches/README.md, items 15 and 27). AVX2: 12 of the
 // 16 256-bit registers; filter blocks one vector wide when two would be
